@@ -1,0 +1,421 @@
+//! [`Health`], the handle through which an application reports its health, and its
+//! [`Builder`].
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{Request, Response, StatusCode};
+
+use crate::future::{Answer, ResponseFuture};
+use crate::layer::HealthLayer;
+use crate::lifecycle::{Lifecycle, Phase, State};
+use crate::probe::{Format, MethodKind, Paths, Probe, Query};
+use crate::render::{self, Answers, Detail, Scope, Style};
+use crate::report::Report;
+use crate::shutdown::{self, InFlight};
+
+const DEFAULT_DRAIN_DELAY: Duration = Duration::from_secs(5);
+
+/// The handle through which an application reports its health.
+///
+/// Cheap to clone (an `Arc` inside); every clone, and every [`HealthLayer`] made from
+/// one, shares the same state. Build one with [`Health::builder`], wrap the service with
+/// [`Health::layer`], call [`Health::ready`] when start-up is done, and hand
+/// [`Health::shutdown_signal`] to the server.
+///
+/// ```
+/// use tower_health::{Health, State};
+///
+/// let health = Health::builder().build();
+/// assert_eq!(health.state(), State::Starting);
+/// health.ready();
+/// assert_eq!(health.state(), State::Ready);
+/// health.drain();
+/// health.ready(); // too late: draining is one-way
+/// assert_eq!(health.state(), State::Draining);
+/// ```
+#[derive(Clone)]
+pub struct Health {
+    shared: Arc<Shared>,
+}
+
+/// Configures a [`Health`]. Made by [`Health::builder`].
+#[derive(Debug, Clone)]
+#[must_use = "a Builder does nothing until .build() is called"]
+pub struct Builder {
+    paths: Paths,
+    drain_delay: Duration,
+    close_when_draining: bool,
+    track_in_flight: bool,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            paths: Paths::default(),
+            drain_delay: DEFAULT_DRAIN_DELAY,
+            close_when_draining: true,
+            track_in_flight: false,
+        }
+    }
+}
+
+impl Builder {
+    /// The probe paths; [`Paths::kubernetes`] (`/livez`, `/readyz`, `/startupz`) unless
+    /// set.
+    pub fn paths(mut self, paths: Paths) -> Self {
+        self.paths = paths;
+        self
+    }
+
+    /// How long [`Health::shutdown_signal`] keeps serving after the signal, with readiness
+    /// failing, before it resolves and the server stops accepting connections. It is the
+    /// time the orchestrator needs to take the replica out of every load balancer; 5 s
+    /// unless set. Keep the pod's `terminationGracePeriodSeconds` above this delay plus
+    /// the longest request.
+    pub fn drain_delay(mut self, delay: Duration) -> Self {
+        self.drain_delay = delay;
+        self
+    }
+
+    /// Whether HTTP/1 responses carry `Connection: close` while draining, so that
+    /// keep-alive clients reconnect to another replica before the listener closes. On
+    /// unless turned off.
+    pub fn close_connections_when_draining(mut self, close: bool) -> Self {
+        self.close_when_draining = close;
+        self
+    }
+
+    /// Counts requests that pass through until their response body has ended or been
+    /// dropped, for [`Health::in_flight`] and [`Health::drained`]. Off unless turned on,
+    /// because it costs two atomic operations per request.
+    pub fn track_in_flight(mut self, track: bool) -> Self {
+        self.track_in_flight = track;
+        self
+    }
+
+    /// Builds the [`Health`].
+    ///
+    /// # Panics
+    ///
+    /// If the probe paths are unusable: one that does not start with `/`, ends with `/`,
+    /// holds anything but visible ASCII or `?`/`#`, or two probes on the same path. The
+    /// message says which.
+    pub fn build(self) -> Health {
+        if let Err(problem) = self.paths.validate() {
+            panic!("tower-health: {problem}");
+        }
+        let lifecycle = Lifecycle::new();
+        let phase = lifecycle.phase();
+        let report = Report {
+            phase,
+            checks: Vec::new(),
+        };
+        let shared = Shared {
+            answers: ArcSwap::from_pointee(Cached {
+                phase,
+                answers: Answers::new(&report),
+            }),
+            render_lock: Mutex::new(()),
+            lifecycle,
+            paths: self.paths,
+            drain_delay: self.drain_delay,
+            close_when_draining: self.close_when_draining,
+            in_flight: self.track_in_flight.then(Default::default),
+        };
+        Health {
+            shared: Arc::new(shared),
+        }
+    }
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health::new()
+    }
+}
+
+impl Health {
+    /// A `Health` with the default configuration and no checks.
+    pub fn new() -> Self {
+        Builder::default().build()
+    }
+
+    /// Starts configuring a `Health`.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// The layer that makes any HTTP service answer this `Health`'s probes.
+    pub fn layer(&self) -> HealthLayer {
+        HealthLayer::new(self.shared.clone())
+    }
+
+    /// The probe paths.
+    pub fn paths(&self) -> &Paths {
+        &self.shared.paths
+    }
+
+    /// The lifecycle state.
+    pub fn state(&self) -> State {
+        self.shared.lifecycle.phase().state()
+    }
+
+    /// Marks start-up as done: `Starting → Ready`, so readiness and startup probes pass
+    /// (given passing checks). Returns whether this call made the change; it makes none
+    /// when already ready or draining.
+    pub fn ready(&self) -> bool {
+        self.shared.lifecycle.ready()
+    }
+
+    /// Starts draining: readiness fails from now on while liveness and startup keep
+    /// passing. One-way. Returns whether this call made the change.
+    ///
+    /// [`Health::shutdown_signal`] calls this on SIGTERM; call it yourself when shutdown
+    /// starts some other way.
+    pub fn drain(&self) -> bool {
+        self.shared.lifecycle.drain()
+    }
+
+    /// Whether liveness passes (it does unless [`Health::fail_liveness`] was called).
+    pub fn is_live(&self) -> bool {
+        self.shared.lifecycle.phase().is_live()
+    }
+
+    /// Marks the process broken beyond repair, so that the orchestrator restarts it:
+    /// liveness and readiness fail until [`Health::recover_liveness`]. Returns whether
+    /// this call made the change.
+    ///
+    /// Use it for states only a restart fixes (a deadlock detected, a poisoned cache),
+    /// never for a dependency being down: that is what readiness checks are for.
+    pub fn fail_liveness(&self) -> bool {
+        self.shared.lifecycle.set_live(false)
+    }
+
+    /// Undoes [`Health::fail_liveness`]. Returns whether this call made the change.
+    pub fn recover_liveness(&self) -> bool {
+        self.shared.lifecycle.set_live(true)
+    }
+
+    /// Resolves at the next change of the lifecycle state or the liveness flag, with the
+    /// state after it.
+    pub fn changed(&self) -> impl Future<Output = State> + Send + 'static {
+        let mut changes = self.shared.lifecycle.subscribe();
+        async move {
+            // The sender lives as long as the Health; if it is gone nothing changes again.
+            match changes.changed().await {
+                Ok(()) => changes.borrow_and_update().state(),
+                Err(_) => std::future::pending().await,
+            }
+        }
+    }
+
+    /// Resolves once the lifecycle has reached `state` or gone past it (`Starting`, then
+    /// `Ready`, then `Draining`): `wait_for(State::Ready)` also resolves when the
+    /// application drains without ever becoming ready.
+    pub fn wait_for(&self, state: State) -> impl Future<Output = State> + Send + 'static {
+        let mut changes = self.shared.lifecycle.subscribe();
+        async move {
+            let reached = changes
+                .wait_for(|phase| phase.state() >= state)
+                .await
+                .map(|phase| phase.state());
+            match reached {
+                Ok(state) => state,
+                Err(_) => std::future::pending().await,
+            }
+        }
+    }
+
+    /// An owned snapshot of the lifecycle and of every check's last result.
+    pub fn report(&self) -> Report {
+        self.shared.report(self.shared.lifecycle.phase())
+    }
+
+    /// The future to hand to the server's graceful shutdown
+    /// (`axum::serve(..).with_graceful_shutdown(..)`, tonic's `serve_with_shutdown`,
+    /// hyper-util's `GracefulShutdown`).
+    ///
+    /// On SIGTERM or Ctrl-C it [drains](Health::drain) at once, keeps the server serving
+    /// for the [drain delay](Builder::drain_delay) so that the orchestrator can stop
+    /// sending traffic, then resolves: the server stops accepting and finishes the
+    /// requests in flight. A second signal during the delay makes it resolve at once.
+    pub fn shutdown_signal(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.shutdown_on(shutdown::os_signal())
+    }
+
+    /// [`Health::shutdown_signal`] started by `trigger` instead of the first signal
+    /// (SIGTERM or Ctrl-C still cut the drain delay short).
+    pub fn shutdown_on(
+        &self,
+        trigger: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        shutdown::sequence(
+            self.clone(),
+            self.shared.drain_delay,
+            trigger,
+            shutdown::os_signal(),
+        )
+    }
+
+    /// How many requests that passed through have a response still in flight (their body
+    /// has not ended or been dropped). `None` unless
+    /// [`Builder::track_in_flight`] was turned on.
+    pub fn in_flight(&self) -> Option<usize> {
+        self.shared.in_flight.as_ref().map(|c| c.count())
+    }
+
+    /// Resolves once the application is draining and no request is in flight. Without
+    /// [`Builder::track_in_flight`] it resolves as soon as the application drains.
+    pub fn drained(&self) -> impl Future<Output = ()> + Send + 'static {
+        let health = self.clone();
+        async move {
+            health.wait_for(State::Draining).await;
+            if let Some(in_flight) = &health.shared.in_flight {
+                in_flight.idle().await;
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let phase = self.shared.lifecycle.phase();
+        f.debug_struct("Health")
+            .field("state", &phase.state())
+            .field("live", &phase.is_live())
+            .field("paths", &self.shared.paths)
+            .finish_non_exhaustive()
+    }
+}
+
+// === impl Shared ===
+
+/// The state every clone of a [`Health`] and every layer and service made from it share.
+pub(crate) struct Shared {
+    pub(crate) lifecycle: Lifecycle,
+    pub(crate) paths: Paths,
+    pub(crate) close_when_draining: bool,
+    pub(crate) in_flight: Option<Arc<InFlight>>,
+    drain_delay: Duration,
+    /// The answers for the phase they were rendered for.
+    answers: ArcSwap<Cached>,
+    render_lock: Mutex<()>,
+}
+
+struct Cached {
+    phase: Phase,
+    answers: Answers,
+}
+
+impl Shared {
+    fn report(&self, phase: Phase) -> Report {
+        Report {
+            phase,
+            checks: Vec::new(),
+        }
+    }
+
+    /// The rendered answers for the current phase, rendering them if the cached ones are
+    /// for another.
+    fn current(&self) -> arc_swap::Guard<Arc<Cached>> {
+        let cached = self.answers.load();
+        if cached.phase == self.lifecycle.phase() {
+            return cached;
+        }
+        drop(cached);
+        let _lock = self.render_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let cached = self.answers.load();
+        let phase = self.lifecycle.phase();
+        if cached.phase == phase {
+            return cached;
+        }
+        self.answers.store(Arc::new(Cached {
+            phase,
+            answers: Answers::new(&self.report(phase)),
+        }));
+        self.answers.load()
+    }
+
+    /// The answer to a request whose path matched `probe` (with `rest` after a `/`), or
+    /// `None` when it is not a probe after all and goes to the inner service.
+    pub(crate) fn answer<B, F>(
+        &self,
+        probe: Probe,
+        rest: Option<&str>,
+        req: &Request<B>,
+    ) -> Option<ResponseFuture<F>> {
+        // With no checks yet, nothing below a probe path is a probe.
+        if rest.is_some() {
+            return None;
+        }
+        let method = MethodKind::of(req.method());
+        if method == MethodKind::Other {
+            return Some(ResponseFuture::answer(method_not_allowed()));
+        }
+        let query = Query::parse(req.uri().query());
+        let style = Style {
+            format: Format::negotiate(req.headers()),
+            verbose: query.verbose,
+            detail: Detail::Withheld,
+        };
+        let cached = self.current();
+        let (status, body) = if query.has_excludes {
+            let excluded = |name: &str| query.excludes(name);
+            render::render(
+                &self.report(cached.phase),
+                probe,
+                Scope::Probe {
+                    excluded: &excluded,
+                },
+                style,
+            )
+        } else {
+            let rendered = cached.answers.probe(probe);
+            (rendered.status, rendered.body(style).clone())
+        };
+        Some(ResponseFuture::answer(respond(
+            status,
+            style.format,
+            body,
+            method == MethodKind::Head,
+        )))
+    }
+}
+
+const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
+const HEALTH_JSON: HeaderValue = HeaderValue::from_static("application/health+json");
+const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+
+/// A probe's response: the same status and headers for `GET` and `HEAD`, and the body for
+/// `GET` only.
+fn respond(status: StatusCode, format: Format, body: Bytes, head: bool) -> Answer {
+    let content_type = match format {
+        Format::Json => HEALTH_JSON,
+        Format::Text => TEXT,
+    };
+    let mut response = Response::new((!head).then(|| body.clone()));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, content_type);
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+    headers.insert(CACHE_CONTROL, NO_STORE);
+    headers.insert(http::header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
+    response
+}
+
+fn method_not_allowed() -> Answer {
+    let mut response = Response::new(None);
+    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    let headers = response.headers_mut();
+    headers.insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(0));
+    headers.insert(CACHE_CONTROL, NO_STORE);
+    headers.insert(http::header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
+    response
+}

@@ -1,0 +1,39 @@
+//! [`HealthLayer`]: the `tower_layer::Layer` that wraps a service in a [`HealthService`].
+
+use std::sync::Arc;
+
+use tower_layer::Layer;
+
+use crate::health::Shared;
+use crate::service::HealthService;
+
+/// Wraps a service so that it answers the probes of the [`Health`](crate::Health) it came
+/// from, made with [`Health::layer`](crate::Health::layer).
+///
+/// Cloning it is cheap, and every service it makes shares the one `Health`'s state.
+#[derive(Clone)]
+pub struct HealthLayer {
+    shared: Arc<Shared>,
+}
+
+impl HealthLayer {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        HealthLayer { shared }
+    }
+}
+
+impl<S> Layer<S> for HealthLayer {
+    type Service = HealthService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        HealthService::new(inner, self.shared.clone())
+    }
+}
+
+impl std::fmt::Debug for HealthLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HealthLayer")
+            .field("paths", &self.shared.paths)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,559 @@
+//! Which requests are probes: the configured [`Paths`], request matching, and the few
+//! query parameters and headers a probe answer depends on.
+//!
+//! Matching compares path bytes only; the query string is read only once the path has
+//! matched, and nothing here allocates.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use http::{HeaderMap, Method};
+
+/// One of the three Kubernetes probes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Probe {
+    /// "Is the process alive?" A failure makes the orchestrator restart the container.
+    Liveness,
+    /// "Should this replica receive traffic?" A failure takes it out of the load balancer.
+    Readiness,
+    /// "Has start-up finished?" Until it passes, the other two probes are not run.
+    Startup,
+}
+
+impl Probe {
+    /// All three probes, in the order liveness, readiness, startup.
+    pub const ALL: [Probe; 3] = [Probe::Liveness, Probe::Readiness, Probe::Startup];
+
+    /// The Kubernetes API server's name for the probe (`livez`, `readyz`, `startupz`), used
+    /// in the closing line of text answers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Probe::Liveness => "livez",
+            Probe::Readiness => "readyz",
+            Probe::Startup => "startupz",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Probe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The paths the three probes answer on.
+///
+/// The default is the Kubernetes components' own convention, [`Paths::kubernetes`]:
+/// `/livez`, `/readyz`, `/startupz`. Each path also answers for a single check below it:
+/// `/readyz/postgres` is the readiness answer of the `postgres` check alone.
+///
+/// ```
+/// use tower_health::{Health, Paths};
+///
+/// let health = Health::builder()
+///     .paths(Paths::health().readiness("/health/ready"))
+///     .build();
+/// assert_eq!(health.paths().readiness_path(), "/health/ready");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paths {
+    by_probe: [Cow<'static, str>; 3],
+}
+
+impl Default for Paths {
+    fn default() -> Self {
+        Paths::kubernetes()
+    }
+}
+
+impl Paths {
+    /// `/livez`, `/readyz` and `/startupz`, as the Kubernetes API server names them.
+    pub fn kubernetes() -> Self {
+        Paths {
+            by_probe: [
+                Cow::Borrowed("/livez"),
+                Cow::Borrowed("/readyz"),
+                Cow::Borrowed("/startupz"),
+            ],
+        }
+    }
+
+    /// `/health` (liveness), `/health/ready` and `/health/started`: the layout many
+    /// FastAPI and Spring-style services use.
+    pub fn health() -> Self {
+        Paths {
+            by_probe: [
+                Cow::Borrowed("/health"),
+                Cow::Borrowed("/health/ready"),
+                Cow::Borrowed("/health/started"),
+            ],
+        }
+    }
+
+    /// Sets the liveness path.
+    pub fn liveness(self, path: impl Into<Cow<'static, str>>) -> Self {
+        self.with(Probe::Liveness, path)
+    }
+
+    /// Sets the readiness path.
+    pub fn readiness(self, path: impl Into<Cow<'static, str>>) -> Self {
+        self.with(Probe::Readiness, path)
+    }
+
+    /// Sets the startup path.
+    pub fn startup(self, path: impl Into<Cow<'static, str>>) -> Self {
+        self.with(Probe::Startup, path)
+    }
+
+    /// The path of `probe`.
+    pub fn path(&self, probe: Probe) -> &str {
+        &self.by_probe[probe.index()]
+    }
+
+    /// The liveness path.
+    pub fn liveness_path(&self) -> &str {
+        self.path(Probe::Liveness)
+    }
+
+    /// The readiness path.
+    pub fn readiness_path(&self) -> &str {
+        self.path(Probe::Readiness)
+    }
+
+    /// The startup path.
+    pub fn startup_path(&self) -> &str {
+        self.path(Probe::Startup)
+    }
+
+    fn with(mut self, probe: Probe, path: impl Into<Cow<'static, str>>) -> Self {
+        self.by_probe[probe.index()] = path.into();
+        self
+    }
+
+    /// Why these paths cannot be used, if they cannot.
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        for probe in Probe::ALL {
+            let path = self.path(probe);
+            let valid = path.starts_with('/')
+                && path.len() > 1
+                && !path.ends_with('/')
+                && !path.contains(['?', '#'])
+                && path.bytes().all(|b| b.is_ascii_graphic());
+            if !valid {
+                return Err(format!(
+                    "the {probe} path {path:?} must start with '/', not end with '/', and hold \
+                     only visible ASCII without '?' or '#'"
+                ));
+            }
+        }
+        for (i, a) in Probe::ALL.iter().enumerate() {
+            for b in &Probe::ALL[i + 1..] {
+                if self.path(*a) == self.path(*b) {
+                    return Err(format!(
+                        "the {a} and {b} probes share the path {:?}",
+                        self.path(*a)
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The probe whose path is exactly `path`, or the probe and the rest of `path` when it
+    /// is a probe path followed by `/` and something more.
+    #[inline]
+    pub(crate) fn match_path<'p>(&self, path: &'p str) -> Option<(Probe, Option<&'p str>)> {
+        for probe in Probe::ALL {
+            if path == self.path(probe) {
+                return Some((probe, None));
+            }
+        }
+        for probe in Probe::ALL {
+            let prefix = self.path(probe);
+            if let Some(rest) = path
+                .strip_prefix(prefix)
+                .and_then(|rest| rest.strip_prefix('/'))
+            {
+                if !rest.is_empty() {
+                    return Some((probe, Some(rest)));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// What the request asks of the probe's answer, read from the method, the query string
+/// and the `Accept` header once the path has matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MethodKind {
+    Get,
+    Head,
+    Other,
+}
+
+impl MethodKind {
+    #[inline]
+    pub(crate) fn of(method: &Method) -> MethodKind {
+        if method == Method::GET {
+            MethodKind::Get
+        } else if method == Method::HEAD {
+            MethodKind::Head
+        } else {
+            MethodKind::Other
+        }
+    }
+}
+
+/// The body formats a probe can answer in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Format {
+    /// `application/health+json`.
+    Json,
+    /// The Kubernetes API server's `text/plain`.
+    Text,
+}
+
+impl Format {
+    /// JSON unless the client prefers `text/plain`: a `text/plain` (or `text/*`) range
+    /// whose quality is higher than every JSON-capable range's, or equal and listed first.
+    pub(crate) fn negotiate(headers: &HeaderMap) -> Format {
+        let mut best_json: Option<(u16, usize)> = None;
+        let mut best_text: Option<(u16, usize)> = None;
+        let mut position = 0usize;
+        for value in headers.get_all(http::header::ACCEPT) {
+            let Ok(value) = value.to_str() else { continue };
+            for range in value.split(',') {
+                position += 1;
+                let mut parts = range.split(';');
+                let media = parts.next().unwrap_or("").trim();
+                let quality = parts
+                    .filter_map(|p| p.trim().strip_prefix("q="))
+                    .map(parse_quality)
+                    .next()
+                    .unwrap_or(1000);
+                if quality == 0 {
+                    continue;
+                }
+                let slot = if media.eq_ignore_ascii_case("text/plain")
+                    || media.eq_ignore_ascii_case("text/*")
+                {
+                    &mut best_text
+                } else if media.eq_ignore_ascii_case("application/health+json")
+                    || media.eq_ignore_ascii_case("application/json")
+                    || media.eq_ignore_ascii_case("application/*")
+                    || media == "*/*"
+                {
+                    &mut best_json
+                } else {
+                    continue;
+                };
+                if slot.is_none_or(|(q, _)| quality > q) {
+                    *slot = Some((quality, position));
+                }
+            }
+        }
+        match (best_text, best_json) {
+            (Some(_), None) => Format::Text,
+            (Some((tq, tp)), Some((jq, jp))) if tq > jq || (tq == jq && tp < jp) => Format::Text,
+            _ => Format::Json,
+        }
+    }
+}
+
+/// A quality value as thousandths; anything unreadable counts as 1.
+fn parse_quality(q: &str) -> u16 {
+    let q = q.trim();
+    let (int, frac) = q.split_once('.').unwrap_or((q, ""));
+    let whole = match int {
+        "0" => 0u16,
+        "1" => 1000,
+        _ => return 1000,
+    };
+    let mut thousandths = 0u16;
+    for (i, b) in frac.bytes().take(3).enumerate() {
+        if !b.is_ascii_digit() {
+            return 1000;
+        }
+        thousandths += u16::from(b - b'0') * [100, 10, 1][i];
+    }
+    (whole + thousandths).min(1000)
+}
+
+/// The recognised query parameters: `verbose` and any number of `exclude=NAME`.
+///
+/// Unknown parameters are ignored and malformed percent-encoding is taken literally, so
+/// no query string is an error.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Query<'q> {
+    raw: &'q str,
+    pub(crate) verbose: bool,
+    pub(crate) has_excludes: bool,
+}
+
+impl<'q> Query<'q> {
+    pub(crate) fn parse(raw: Option<&'q str>) -> Query<'q> {
+        let raw = raw.unwrap_or("");
+        let mut query = Query {
+            raw,
+            verbose: false,
+            has_excludes: false,
+        };
+        for (key, value) in pairs(raw) {
+            if key == "verbose" {
+                query.verbose = !matches!(value, Some("0" | "false" | "no" | "off"));
+            } else if key == "exclude" && value.is_some_and(|v| !v.is_empty()) {
+                query.has_excludes = true;
+            }
+        }
+        query
+    }
+
+    /// Whether `name` is among the `exclude=` values, compared after percent-decoding.
+    pub(crate) fn excludes(&self, name: &str) -> bool {
+        self.has_excludes
+            && pairs(self.raw).any(|(key, value)| {
+                key == "exclude" && value.is_some_and(|v| PercentDecoded(v).eq_str(name))
+            })
+    }
+}
+
+fn pairs(raw: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
+    raw.split('&').filter(|p| !p.is_empty()).map(|pair| {
+        match pair.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (pair, None),
+        }
+    })
+}
+
+/// Percent-decoding (with `+` as a space) compared byte by byte, with no buffer. A `%`
+/// that is not followed by two hex digits stands for itself.
+struct PercentDecoded<'a>(&'a str);
+
+impl PercentDecoded<'_> {
+    fn bytes(&self) -> impl Iterator<Item = u8> + '_ {
+        let raw = self.0.as_bytes();
+        let mut i = 0;
+        std::iter::from_fn(move || {
+            let b = *raw.get(i)?;
+            i += 1;
+            Some(match b {
+                b'+' => b' ',
+                b'%' => match (raw.get(i).and_then(hex), raw.get(i + 1).and_then(hex)) {
+                    (Some(h), Some(l)) => {
+                        i += 2;
+                        h << 4 | l
+                    }
+                    _ => b'%',
+                },
+                b => b,
+            })
+        })
+    }
+
+    fn eq_str(&self, other: &str) -> bool {
+        self.bytes().eq(other.bytes())
+    }
+}
+
+fn hex(b: &u8) -> Option<u8> {
+    (*b as char).to_digit(16).map(|d| d as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn k8s() -> Paths {
+        Paths::kubernetes()
+    }
+
+    #[test]
+    fn exact_paths_match_their_probe() {
+        assert_eq!(k8s().match_path("/livez"), Some((Probe::Liveness, None)));
+        assert_eq!(k8s().match_path("/readyz"), Some((Probe::Readiness, None)));
+        assert_eq!(k8s().match_path("/startupz"), Some((Probe::Startup, None)));
+    }
+
+    #[test]
+    fn sub_paths_carry_the_rest() {
+        assert_eq!(
+            k8s().match_path("/readyz/postgres"),
+            Some((Probe::Readiness, Some("postgres")))
+        );
+        assert_eq!(
+            k8s().match_path("/livez/a/b"),
+            Some((Probe::Liveness, Some("a/b")))
+        );
+    }
+
+    #[test]
+    fn look_alikes_do_not_match() {
+        for path in [
+            "/readyzz",
+            "/readyz/",
+            "/ready",
+            "/READYZ",
+            "/readyz%2Fx",
+            "readyz",
+            "/",
+            "",
+            "//readyz",
+            "/x/readyz",
+            "/ready%7A",
+        ] {
+            assert_eq!(k8s().match_path(path), None, "{path:?}");
+        }
+    }
+
+    #[test]
+    fn nested_preset_paths_prefer_the_exact_match() {
+        let paths = Paths::health();
+        assert_eq!(paths.match_path("/health"), Some((Probe::Liveness, None)));
+        assert_eq!(
+            paths.match_path("/health/ready"),
+            Some((Probe::Readiness, None))
+        );
+        assert_eq!(
+            paths.match_path("/health/started"),
+            Some((Probe::Startup, None))
+        );
+        assert_eq!(
+            paths.match_path("/health/db"),
+            Some((Probe::Liveness, Some("db")))
+        );
+        assert_eq!(
+            paths.match_path("/health/ready/db"),
+            Some((Probe::Liveness, Some("ready/db")))
+        );
+    }
+
+    #[test]
+    fn invalid_paths_are_refused_with_a_reason() {
+        assert!(k8s().validate().is_ok());
+        assert!(Paths::health().validate().is_ok());
+        for bad in ["", "/", "livez", "/livez/", "/a b", "/a?b", "/a#b", "/é"] {
+            let err = k8s().liveness(bad).validate().unwrap_err();
+            assert!(err.contains("livez"), "{err}");
+        }
+        let err = k8s().readiness("/livez").validate().unwrap_err();
+        assert!(err.contains("share the path"), "{err}");
+    }
+
+    #[test]
+    fn methods() {
+        assert_eq!(MethodKind::of(&Method::GET), MethodKind::Get);
+        assert_eq!(MethodKind::of(&Method::HEAD), MethodKind::Head);
+        assert_eq!(MethodKind::of(&Method::POST), MethodKind::Other);
+        let odd = Method::from_bytes(b"BREW").unwrap();
+        assert_eq!(MethodKind::of(&odd), MethodKind::Other);
+    }
+
+    #[test]
+    fn query_verbose() {
+        assert!(!Query::parse(None).verbose);
+        assert!(!Query::parse(Some("")).verbose);
+        assert!(Query::parse(Some("verbose")).verbose);
+        assert!(Query::parse(Some("verbose=")).verbose);
+        assert!(Query::parse(Some("verbose=1")).verbose);
+        assert!(Query::parse(Some("a=b&verbose&c")).verbose);
+        assert!(!Query::parse(Some("verbose=false")).verbose);
+        assert!(!Query::parse(Some("verbosee")).verbose);
+        assert!(!Query::parse(Some("&&&=&")).verbose);
+    }
+
+    #[test]
+    fn query_excludes() {
+        let q = Query::parse(Some("exclude=a&exclude=b%2Dc&verbose"));
+        assert!(q.verbose);
+        assert!(q.excludes("a"));
+        assert!(q.excludes("b-c"));
+        assert!(!q.excludes("c"));
+        assert!(!q.excludes(""));
+        let q = Query::parse(Some("exclude="));
+        assert!(!q.has_excludes);
+        assert!(!q.excludes(""));
+        assert!(Query::parse(Some("exclude=two+words")).excludes("two words"));
+    }
+
+    #[test]
+    fn malformed_percent_encoding_is_taken_literally() {
+        let q = Query::parse(Some("exclude=%zz&exclude=%&exclude=%4&exclude=%E2%82"));
+        assert!(q.excludes("%zz"));
+        assert!(q.excludes("%"));
+        assert!(q.excludes("%4"));
+        assert!(!q.excludes("€"));
+    }
+
+    #[test]
+    fn very_long_queries_are_fine() {
+        let long = "x=".to_string() + &"y".repeat(100_000) + "&verbose&exclude=db";
+        let q = Query::parse(Some(&long));
+        assert!(q.verbose);
+        assert!(q.excludes("db"));
+        let many = "exclude=a&".repeat(10_000);
+        assert!(Query::parse(Some(&many)).excludes("a"));
+    }
+
+    fn accept(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for v in values {
+            headers.append(http::header::ACCEPT, HeaderValue::from_str(v).unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn negotiation_prefers_json_unless_text_is_asked_for() {
+        assert_eq!(Format::negotiate(&accept(&[])), Format::Json);
+        assert_eq!(Format::negotiate(&accept(&["*/*"])), Format::Json);
+        assert_eq!(Format::negotiate(&accept(&["text/plain"])), Format::Text);
+        assert_eq!(Format::negotiate(&accept(&["TEXT/PLAIN"])), Format::Text);
+        assert_eq!(
+            Format::negotiate(&accept(&["text/plain, */*"])),
+            Format::Text
+        );
+        assert_eq!(
+            Format::negotiate(&accept(&["application/json, text/plain"])),
+            Format::Json
+        );
+        assert_eq!(
+            Format::negotiate(&accept(&["application/json;q=0.5, text/plain;q=0.9"])),
+            Format::Text
+        );
+        assert_eq!(
+            Format::negotiate(&accept(&["text/plain;q=0"])),
+            Format::Json
+        );
+        assert_eq!(
+            Format::negotiate(&accept(&["text/html", "text/plain; charset=utf-8"])),
+            Format::Text
+        );
+        assert_eq!(
+            Format::negotiate(&accept(&["image/png"])),
+            Format::Json,
+            "nothing we can give: JSON"
+        );
+    }
+
+    #[test]
+    fn odd_accept_headers_do_not_panic() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::ACCEPT,
+            HeaderValue::from_bytes(b"text/plain;q=\xff").unwrap(),
+        );
+        assert_eq!(Format::negotiate(&headers), Format::Json);
+        for v in [";;;", ",,,", "text/plain;q=abc", "text/plain;q=1.5", "q=0"] {
+            let _ = Format::negotiate(&accept(&[v]));
+        }
+        let huge = "text/html,".repeat(10_000) + "text/plain";
+        assert_eq!(Format::negotiate(&accept(&[&huge])), Format::Text);
+    }
+}

@@ -1,0 +1,539 @@
+//! Probe answers as bytes: `application/health+json` (the IETF draft "Health Check
+//! Response Format for HTTP APIs") and the Kubernetes API server's `text/plain`.
+//!
+//! Every answer a plain probe can get is rendered once, when the lifecycle or a check's
+//! result changes, and kept as shared [`Bytes`]; answering a probe then only picks one.
+
+use std::fmt::Write as _;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::StatusCode;
+
+use crate::probe::{Format, Probe};
+use crate::report::{verdict, CheckReport, Report, Status, Verdict};
+
+/// What to say about why a check failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Detail {
+    Withheld,
+    Shown,
+}
+
+/// The shape of one answer body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Style {
+    pub(crate) format: Format,
+    pub(crate) verbose: bool,
+    pub(crate) detail: Detail,
+}
+
+impl Style {
+    const ALL: [Style; 8] = {
+        let mut all = [Style {
+            format: Format::Json,
+            verbose: false,
+            detail: Detail::Withheld,
+        }; 8];
+        let mut i = 0;
+        while i < 8 {
+            all[i] = Style {
+                format: if i & 4 == 0 { Format::Json } else { Format::Text },
+                verbose: i & 2 != 0,
+                detail: if i & 1 == 0 {
+                    Detail::Withheld
+                } else {
+                    Detail::Shown
+                },
+            };
+            i += 1;
+        }
+        all
+    };
+
+    fn index(self) -> usize {
+        (matches!(self.format, Format::Text) as usize) << 2
+            | (self.verbose as usize) << 1
+            | matches!(self.detail, Detail::Shown) as usize
+    }
+}
+
+/// Which part of the report an answer covers.
+#[derive(Clone, Copy)]
+pub(crate) enum Scope<'a> {
+    /// The probe as a whole, minus the checks `excluded` names.
+    Probe { excluded: &'a dyn Fn(&str) -> bool },
+    /// One check alone (`/readyz/<name>`).
+    Check(usize),
+}
+
+/// One probe's answer in every style.
+#[derive(Debug, Clone)]
+pub(crate) struct Rendered {
+    pub(crate) status: StatusCode,
+    bodies: [Bytes; 8],
+}
+
+impl Rendered {
+    pub(crate) fn new(report: &Report, probe: Probe, scope: Scope<'_>) -> Rendered {
+        let mut status = StatusCode::OK;
+        let bodies = Style::ALL.map(|style| {
+            let (code, body) = render(report, probe, scope, style);
+            status = code;
+            body
+        });
+        Rendered { status, bodies }
+    }
+
+    pub(crate) fn body(&self, style: Style) -> &Bytes {
+        &self.bodies[style.index()]
+    }
+}
+
+/// Every plain probe's answer, and each check's own answer on each probe it gates.
+#[derive(Debug)]
+pub(crate) struct Answers {
+    probes: [Rendered; 3],
+    checks: Vec<[Option<Rendered>; 3]>,
+}
+
+impl Answers {
+    pub(crate) fn new(report: &Report) -> Answers {
+        let none = |_: &str| false;
+        Answers {
+            probes: Probe::ALL
+                .map(|probe| Rendered::new(report, probe, Scope::Probe { excluded: &none })),
+            checks: (0..report.checks.len())
+                .map(|i| {
+                    Probe::ALL.map(|probe| {
+                        report.checks[i]
+                            .gates(probe)
+                            .then(|| Rendered::new(report, probe, Scope::Check(i)))
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    pub(crate) fn probe(&self, probe: Probe) -> &Rendered {
+        &self.probes[probe.index()]
+    }
+
+    pub(crate) fn check(&self, index: usize, probe: Probe) -> Option<&Rendered> {
+        self.checks.get(index)?[probe.index()].as_ref()
+    }
+}
+
+/// One entry of an answer: a lifecycle line or a check.
+struct Entry<'a> {
+    name: &'a str,
+    /// The status shown on the entry itself.
+    status: Status,
+    /// Shown whatever the detail policy: the lifecycle is no secret.
+    public: Option<&'static str>,
+    check: Option<&'a CheckReport>,
+    excluded: bool,
+}
+
+fn entries<'a>(report: &'a Report, probe: Probe, scope: Scope<'a>) -> (Verdict, Vec<Entry<'a>>) {
+    let mut out = Vec::new();
+    match scope {
+        Scope::Check(i) => {
+            let check = &report.checks[i];
+            out.push(check_entry(check, false));
+            let verdict = Verdict {
+                status: check.gating_status(),
+                blocker: None,
+            };
+            (verdict, out)
+        }
+        Scope::Probe { excluded } => {
+            let phase = report.phase;
+            if matches!(probe, Probe::Liveness | Probe::Readiness) {
+                let live = phase.is_live();
+                out.push(Entry {
+                    name: "liveness",
+                    status: if live { Status::Pass } else { Status::Fail },
+                    public: (!live).then_some("marked failed"),
+                    check: None,
+                    excluded: false,
+                });
+            }
+            if matches!(probe, Probe::Readiness | Probe::Startup) {
+                let blocked = match probe {
+                    Probe::Readiness => phase.state() != crate::State::Ready,
+                    _ => phase.state() == crate::State::Starting,
+                };
+                out.push(Entry {
+                    name: "lifecycle",
+                    status: if blocked { Status::Fail } else { Status::Pass },
+                    public: Some(phase.state().as_str()),
+                    check: None,
+                    excluded: false,
+                });
+            }
+            let gating = report.checks.iter().filter(|c| c.gates(probe));
+            for check in gating.clone() {
+                out.push(check_entry(check, excluded(check.name())));
+            }
+            let verdict = verdict(phase, probe, gating.filter(|c| !excluded(c.name())));
+            (verdict, out)
+        }
+    }
+}
+
+fn check_entry(check: &CheckReport, excluded: bool) -> Entry<'_> {
+    Entry {
+        name: check.name(),
+        status: check.status(),
+        public: (check.status() == Status::Unknown).then_some("no result yet"),
+        check: Some(check),
+        excluded,
+    }
+}
+
+/// The status code and body of one answer.
+pub(crate) fn render(
+    report: &Report,
+    probe: Probe,
+    scope: Scope<'_>,
+    style: Style,
+) -> (StatusCode, Bytes) {
+    let (verdict, entries) = entries(report, probe, scope);
+    let code = if verdict.status.is_passing() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = match style.format {
+        Format::Json => json(probe, &verdict, &entries, style),
+        Format::Text => text(probe, &verdict, &entries, style),
+    };
+    (code, Bytes::from(body))
+}
+
+/// Names of the checks that make the verdict what it is, for a plain answer's `output`.
+fn summary(verdict: &Verdict, entries: &[Entry<'_>]) -> Option<String> {
+    if let Some(blocker) = verdict.blocker {
+        return Some(blocker.as_str().to_owned());
+    }
+    let (word, culprits): (&str, Vec<&str>) = match verdict.status {
+        Status::Pass => return None,
+        Status::Warn => (
+            "degraded",
+            entries
+                .iter()
+                .filter(|e| !e.excluded)
+                .filter_map(|e| e.check)
+                .filter(|c| c.gating_status() == Status::Warn)
+                .map(CheckReport::name)
+                .collect(),
+        ),
+        Status::Fail | Status::Unknown => (
+            "failed",
+            entries
+                .iter()
+                .filter(|e| !e.excluded)
+                .filter_map(|e| e.check)
+                .filter(|c| c.gating_status() == Status::Fail)
+                .map(CheckReport::name)
+                .collect(),
+        ),
+    };
+    Some(format!("{word}: {}", culprits.join(", ")))
+}
+
+fn json(_probe: Probe, verdict: &Verdict, entries: &[Entry<'_>], style: Style) -> String {
+    let mut out = String::with_capacity(64);
+    out.push_str("{\"status\":");
+    push_json_str(&mut out, verdict.status.as_str());
+    if let Some(summary) = summary(verdict, entries) {
+        out.push_str(",\"output\":");
+        push_json_str(&mut out, &summary);
+    }
+    if style.verbose {
+        out.push_str(",\"checks\":{");
+        for (i, entry) in entries.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            push_json_str(&mut out, entry.name);
+            out.push_str(":[{\"status\":");
+            push_json_str(&mut out, entry.status.as_str());
+            match entry.check {
+                None => {
+                    out.push_str(",\"componentType\":\"system\"");
+                    if let Some(value) = entry.public {
+                        out.push_str(",\"observedValue\":");
+                        push_json_str(&mut out, value);
+                    }
+                }
+                Some(check) => push_check_fields(&mut out, entry, check, style.detail),
+            }
+            if entry.excluded {
+                out.push_str(",\"excluded\":true");
+            }
+            out.push_str("}]");
+        }
+        out.push('}');
+    }
+    out.push('}');
+    out
+}
+
+fn push_check_fields(out: &mut String, entry: &Entry<'_>, check: &CheckReport, detail: Detail) {
+    if !check.is_critical() {
+        out.push_str(",\"critical\":false");
+    }
+    if let Some(time) = check.time() {
+        out.push_str(",\"time\":");
+        push_json_str(out, &rfc3339(time));
+    }
+    match (check.observed(), check.duration()) {
+        (Some(observed), _) => {
+            out.push_str(",\"observedValue\":");
+            out.push_str(&observed.value().to_string());
+            if let Some(unit) = observed.unit() {
+                out.push_str(",\"observedUnit\":");
+                push_json_str(out, unit);
+            }
+        }
+        (None, Some(duration)) => {
+            let ms = duration.as_secs_f64() * 1000.0;
+            let _ = write!(
+                out,
+                ",\"observedValue\":{},\"observedUnit\":\"ms\"",
+                (ms * 1000.0).round() / 1000.0
+            );
+        }
+        (None, None) => {}
+    }
+    if let Some(output) = entry.public.or_else(|| match detail {
+        Detail::Shown => check.output(),
+        Detail::Withheld => None,
+    }) {
+        out.push_str(",\"output\":");
+        push_json_str(out, output);
+    }
+}
+
+fn text(probe: Probe, verdict: &Verdict, entries: &[Entry<'_>], style: Style) -> String {
+    let passing = verdict.status.is_passing();
+    if passing && !style.verbose {
+        return "ok".to_owned();
+    }
+    // Like the API server, a failing answer always lists its entries.
+    let mut out = String::with_capacity(128);
+    for entry in entries {
+        let reason = |out: &mut String| {
+            let why = entry.public.or(match (style.detail, entry.check) {
+                (Detail::Shown, Some(check)) => check.output(),
+                _ => None,
+            });
+            push_one_line(out, why.unwrap_or("reason withheld"));
+        };
+        let soft = entry.check.is_some_and(|c| !c.is_critical());
+        match (entry.excluded, entry.status) {
+            (true, status) => {
+                let word = if status == Status::Pass {
+                    "ok"
+                } else {
+                    "failed"
+                };
+                let _ = writeln!(out, "[+]{} excluded: {word}", entry.name);
+            }
+            (false, Status::Pass) => {
+                let _ = writeln!(out, "[+]{} ok", entry.name);
+            }
+            (false, Status::Warn) => {
+                let _ = write!(out, "[+]{} warn: ", entry.name);
+                reason(&mut out);
+                out.push('\n');
+            }
+            (false, Status::Fail | Status::Unknown) => {
+                let _ = write!(out, "[-]{} failed: ", entry.name);
+                reason(&mut out);
+                if soft {
+                    out.push_str(" (non-critical)");
+                }
+                out.push('\n');
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "{probe} check {}",
+        if passing { "passed" } else { "failed" }
+    );
+    out
+}
+
+fn push_json_str(out: &mut String, s: &str) {
+    // Serialising a str into a String cannot fail.
+    out.push_str(&serde_json::Value::from(s).to_string());
+}
+
+/// Text lines stay one line each, whatever a check's error says.
+fn push_one_line(out: &mut String, s: &str) {
+    out.extend(s.chars().map(|c| if c.is_control() { ' ' } else { c }));
+}
+
+fn rfc3339(time: SystemTime) -> String {
+    humantime::format_rfc3339_millis(time).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lifecycle::Phase;
+    use crate::report::Gates;
+    use crate::State;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn style(format: Format, verbose: bool, detail: Detail) -> Style {
+        Style {
+            format,
+            verbose,
+            detail,
+        }
+    }
+
+    fn body(report: &Report, probe: Probe, style: Style) -> (u16, String) {
+        let none = |_: &str| false;
+        let (code, bytes) = render(report, probe, Scope::Probe { excluded: &none }, style);
+        (code.as_u16(), String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    fn report(state: State, live: bool, checks: Vec<CheckReport>) -> Report {
+        Report {
+            phase: Phase::new(state, live),
+            checks,
+        }
+    }
+
+    fn failing(name: &str, critical: bool) -> CheckReport {
+        CheckReport {
+            name: Arc::from(name),
+            status: Status::Fail,
+            critical,
+            gates: Gates::READINESS,
+            time: Some(SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123)),
+            duration: Some(Duration::from_micros(2_500)),
+            observed: None,
+            output: Some(Arc::from("connection refused\nsecret")),
+        }
+    }
+
+    #[test]
+    fn style_indices_are_a_bijection() {
+        let mut seen = [false; 8];
+        for s in Style::ALL {
+            assert!(!seen[s.index()]);
+            seen[s.index()] = true;
+        }
+    }
+
+    #[test]
+    fn plain_json_answers() {
+        let j = style(Format::Json, false, Detail::Withheld);
+        let r = report(State::Ready, true, vec![]);
+        assert_eq!(body(&r, Probe::Readiness, j), (200, r#"{"status":"pass"}"#.into()));
+        let r = report(State::Starting, true, vec![]);
+        assert_eq!(
+            body(&r, Probe::Readiness, j),
+            (503, r#"{"status":"fail","output":"starting"}"#.into())
+        );
+        let r = report(State::Draining, true, vec![]);
+        assert_eq!(
+            body(&r, Probe::Readiness, j),
+            (503, r#"{"status":"fail","output":"draining"}"#.into())
+        );
+        assert_eq!(body(&r, Probe::Startup, j).0, 200);
+    }
+
+    #[test]
+    fn failures_name_the_check_and_withhold_the_reason() {
+        let r = report(
+            State::Ready,
+            true,
+            vec![failing("db", true), failing("cache", false)],
+        );
+        let (code, b) = body(&r, Probe::Readiness, style(Format::Json, false, Detail::Withheld));
+        assert_eq!(code, 503);
+        assert_eq!(b, r#"{"status":"fail","output":"failed: db"}"#);
+        let (_, b) = body(&r, Probe::Readiness, style(Format::Json, true, Detail::Withheld));
+        assert!(!b.contains("refused"), "{b}");
+        assert!(b.contains(r#""time":"2023-11-14T22:13:20.123Z""#), "{b}");
+        assert!(b.contains(r#""observedValue":2.5,"observedUnit":"ms""#), "{b}");
+        let (_, b) = body(&r, Probe::Readiness, style(Format::Json, true, Detail::Shown));
+        assert!(b.contains(r#""output":"connection refused\nsecret""#), "{b}");
+
+        let (_, t) = body(&r, Probe::Readiness, style(Format::Text, false, Detail::Withheld));
+        assert_eq!(
+            t,
+            "[+]liveness ok\n[+]lifecycle ok\n[-]db failed: reason withheld\n\
+             [-]cache failed: reason withheld (non-critical)\nreadyz check failed\n"
+        );
+        let (_, t) = body(&r, Probe::Readiness, style(Format::Text, true, Detail::Shown));
+        assert!(t.contains("[-]db failed: connection refused secret\n"), "{t}");
+    }
+
+    #[test]
+    fn non_critical_failures_warn() {
+        let r = report(State::Ready, true, vec![failing("cache", false)]);
+        let (code, b) = body(&r, Probe::Readiness, style(Format::Json, false, Detail::Withheld));
+        assert_eq!((code, b.as_str()), (200, r#"{"status":"warn","output":"degraded: cache"}"#));
+        let (code, t) = body(&r, Probe::Readiness, style(Format::Text, false, Detail::Withheld));
+        assert_eq!((code, t.as_str()), (200, "ok"));
+    }
+
+    #[test]
+    fn text_answers_follow_the_api_server() {
+        let r = report(State::Ready, true, vec![]);
+        let t = style(Format::Text, false, Detail::Withheld);
+        let v = style(Format::Text, true, Detail::Withheld);
+        assert_eq!(body(&r, Probe::Liveness, t), (200, "ok".into()));
+        assert_eq!(
+            body(&r, Probe::Readiness, v),
+            (
+                200,
+                "[+]liveness ok\n[+]lifecycle ok\nreadyz check passed\n".into()
+            )
+        );
+        let r = report(State::Starting, true, vec![]);
+        assert_eq!(
+            body(&r, Probe::Startup, t),
+            (
+                503,
+                "[-]lifecycle failed: starting\nstartupz check failed\n".into()
+            )
+        );
+        let r = report(State::Ready, false, vec![]);
+        assert_eq!(
+            body(&r, Probe::Liveness, t),
+            (
+                503,
+                "[-]liveness failed: marked failed\nlivez check failed\n".into()
+            )
+        );
+    }
+
+    #[test]
+    fn excluded_checks_are_listed_but_do_not_count() {
+        let r = report(State::Ready, true, vec![failing("db", true)]);
+        let excluded = |name: &str| name == "db";
+        let (code, b) = render(
+            &r,
+            Probe::Readiness,
+            Scope::Probe {
+                excluded: &excluded,
+            },
+            style(Format::Text, true, Detail::Withheld),
+        );
+        assert_eq!(code, 200);
+        assert!(std::str::from_utf8(&b)
+            .unwrap()
+            .contains("[+]db excluded: failed\n"));
+    }
+}

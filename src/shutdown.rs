@@ -1,0 +1,113 @@
+//! Shutdown: the drain timeline that turns SIGTERM into a stop that loses no request, and
+//! the opt-in count of requests in flight.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::Health;
+
+// === impl InFlight ===
+
+/// The number of requests passed to the inner service whose response has not ended.
+#[derive(Debug, Default)]
+pub(crate) struct InFlight {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+impl InFlight {
+    #[inline]
+    pub(crate) fn enter(self: &Arc<Self>) -> InFlightGuard {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        InFlightGuard(self.clone())
+    }
+
+    pub(crate) fn count(&self) -> usize {
+        self.count.load(Ordering::Acquire)
+    }
+
+    /// Resolves once the count is zero (at once if it already is).
+    pub(crate) async fn idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.count() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// One request in flight; dropping it (when the response body ends or is dropped) ends it.
+#[derive(Debug)]
+pub(crate) struct InFlightGuard(Arc<InFlight>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+// === the drain timeline ===
+
+/// SIGTERM or Ctrl-C, whichever comes first. If a handler cannot be installed, that
+/// signal is logged and never arrives, rather than stopping the server at once.
+pub(crate) async fn os_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "health: cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut sigterm) => {
+                sigterm.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "health: cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("health: Ctrl-C received"),
+        () = terminate => tracing::info!("health: SIGTERM received"),
+    }
+}
+
+/// The timeline: wait for `first`, drain at once, keep serving for `delay` unless `second`
+/// arrives sooner, then resolve so that the server stops accepting.
+pub(crate) async fn sequence(
+    health: Health,
+    delay: Duration,
+    first: impl Future<Output = ()>,
+    second: impl Future<Output = ()>,
+) {
+    first.await;
+    health.drain();
+    tracing::info!(
+        delay_ms = delay.as_millis() as u64,
+        "health: draining; readiness now fails, traffic is still served until the delay ends"
+    );
+    tokio::select! {
+        () = tokio::time::sleep(delay) => {
+            tracing::info!("health: drain delay over; stopping the listener");
+        }
+        () = second => {
+            tracing::warn!("health: second signal during the drain delay; stopping now");
+        }
+    }
+}
