@@ -323,12 +323,12 @@ impl<'q> Query<'q> {
 }
 
 fn pairs(raw: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
-    raw.split('&').filter(|p| !p.is_empty()).map(|pair| {
-        match pair.split_once('=') {
+    raw.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| match pair.split_once('=') {
             Some((k, v)) => (k, Some(v)),
             None => (pair, None),
-        }
-    })
+        })
 }
 
 /// Percent-decoding (with `+` as a space) compared byte by byte, with no buffer. A `%`

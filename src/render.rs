@@ -38,7 +38,11 @@ impl Style {
         let mut i = 0;
         while i < 8 {
             all[i] = Style {
-                format: if i & 4 == 0 { Format::Json } else { Format::Text },
+                format: if i & 4 == 0 {
+                    Format::Json
+                } else {
+                    Format::Text
+                },
                 verbose: i & 2 != 0,
                 detail: if i & 1 == 0 {
                     Detail::Withheld
@@ -438,7 +442,10 @@ mod tests {
     fn plain_json_answers() {
         let j = style(Format::Json, false, Detail::Withheld);
         let r = report(State::Ready, true, vec![]);
-        assert_eq!(body(&r, Probe::Readiness, j), (200, r#"{"status":"pass"}"#.into()));
+        assert_eq!(
+            body(&r, Probe::Readiness, j),
+            (200, r#"{"status":"pass"}"#.into())
+        );
         let r = report(State::Starting, true, vec![]);
         assert_eq!(
             body(&r, Probe::Readiness, j),
@@ -459,32 +466,72 @@ mod tests {
             true,
             vec![failing("db", true), failing("cache", false)],
         );
-        let (code, b) = body(&r, Probe::Readiness, style(Format::Json, false, Detail::Withheld));
+        let (code, b) = body(
+            &r,
+            Probe::Readiness,
+            style(Format::Json, false, Detail::Withheld),
+        );
         assert_eq!(code, 503);
         assert_eq!(b, r#"{"status":"fail","output":"failed: db"}"#);
-        let (_, b) = body(&r, Probe::Readiness, style(Format::Json, true, Detail::Withheld));
+        let (_, b) = body(
+            &r,
+            Probe::Readiness,
+            style(Format::Json, true, Detail::Withheld),
+        );
         assert!(!b.contains("refused"), "{b}");
         assert!(b.contains(r#""time":"2023-11-14T22:13:20.123Z""#), "{b}");
-        assert!(b.contains(r#""observedValue":2.5,"observedUnit":"ms""#), "{b}");
-        let (_, b) = body(&r, Probe::Readiness, style(Format::Json, true, Detail::Shown));
-        assert!(b.contains(r#""output":"connection refused\nsecret""#), "{b}");
+        assert!(
+            b.contains(r#""observedValue":2.5,"observedUnit":"ms""#),
+            "{b}"
+        );
+        let (_, b) = body(
+            &r,
+            Probe::Readiness,
+            style(Format::Json, true, Detail::Shown),
+        );
+        assert!(
+            b.contains(r#""output":"connection refused\nsecret""#),
+            "{b}"
+        );
 
-        let (_, t) = body(&r, Probe::Readiness, style(Format::Text, false, Detail::Withheld));
+        let (_, t) = body(
+            &r,
+            Probe::Readiness,
+            style(Format::Text, false, Detail::Withheld),
+        );
         assert_eq!(
             t,
             "[+]liveness ok\n[+]lifecycle ok\n[-]db failed: reason withheld\n\
              [-]cache failed: reason withheld (non-critical)\nreadyz check failed\n"
         );
-        let (_, t) = body(&r, Probe::Readiness, style(Format::Text, true, Detail::Shown));
-        assert!(t.contains("[-]db failed: connection refused secret\n"), "{t}");
+        let (_, t) = body(
+            &r,
+            Probe::Readiness,
+            style(Format::Text, true, Detail::Shown),
+        );
+        assert!(
+            t.contains("[-]db failed: connection refused secret\n"),
+            "{t}"
+        );
     }
 
     #[test]
     fn non_critical_failures_warn() {
         let r = report(State::Ready, true, vec![failing("cache", false)]);
-        let (code, b) = body(&r, Probe::Readiness, style(Format::Json, false, Detail::Withheld));
-        assert_eq!((code, b.as_str()), (200, r#"{"status":"warn","output":"degraded: cache"}"#));
-        let (code, t) = body(&r, Probe::Readiness, style(Format::Text, false, Detail::Withheld));
+        let (code, b) = body(
+            &r,
+            Probe::Readiness,
+            style(Format::Json, false, Detail::Withheld),
+        );
+        assert_eq!(
+            (code, b.as_str()),
+            (200, r#"{"status":"warn","output":"degraded: cache"}"#)
+        );
+        let (code, t) = body(
+            &r,
+            Probe::Readiness,
+            style(Format::Text, false, Detail::Withheld),
+        );
         assert_eq!((code, t.as_str()), (200, "ok"));
     }
 

@@ -294,7 +294,10 @@ mod tests {
         let unknown = check("d", Status::Unknown, true);
         let warn = check("e", Status::Warn, true);
         assert_eq!(status(ready, true, r, &[pass.clone()]), Status::Pass);
-        assert_eq!(status(ready, true, r, &[pass.clone(), soft.clone()]), Status::Warn);
+        assert_eq!(
+            status(ready, true, r, &[pass.clone(), soft.clone()]),
+            Status::Warn
+        );
         assert_eq!(status(ready, true, r, &[soft.clone(), crit]), Status::Fail);
         assert_eq!(status(ready, true, r, &[unknown]), Status::Fail);
         assert_eq!(status(ready, true, r, &[warn]), Status::Warn);
