@@ -41,6 +41,7 @@ impl State {
         }
     }
 
+    #[cfg_attr(not(test), allow(dead_code))]
     fn bits(self) -> u8 {
         match self {
             State::Starting => STARTING,
