@@ -67,7 +67,8 @@ where
             KindProj::Answer { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
             KindProj::Inner { body, guard } => {
                 let frame = body.poll_frame(cx);
-                if guard.is_some() && matches!(frame, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
+                if guard.is_some() && matches!(frame, Poll::Ready(None) | Poll::Ready(Some(Err(_))))
+                {
                     guard.take();
                 }
                 frame

@@ -113,6 +113,8 @@ impl<F> std::fmt::Debug for ResponseFuture<F> {
             Kind::Pending { .. } => "Pending",
             Kind::Inner { .. } => "Inner",
         };
-        f.debug_struct("ResponseFuture").field("kind", &kind).finish()
+        f.debug_struct("ResponseFuture")
+            .field("kind", &kind)
+            .finish()
     }
 }

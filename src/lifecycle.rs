@@ -41,6 +41,7 @@ impl State {
         }
     }
 
+    #[cfg(test)]
     fn bits(self) -> u8 {
         match self {
             State::Starting => STARTING,

@@ -43,6 +43,7 @@ pub(crate) struct Gates([bool; 3]);
 
 impl Gates {
     pub(crate) const READINESS: Gates = Gates([false, true, false]);
+    pub(crate) const NONE: Gates = Gates([false; 3]);
 
     pub(crate) fn with(mut self, probe: Probe, on: bool) -> Gates {
         self.0[probe.index()] = on;
@@ -293,8 +294,14 @@ mod tests {
         let soft = check("c", Status::Fail, false);
         let unknown = check("d", Status::Unknown, true);
         let warn = check("e", Status::Warn, true);
-        assert_eq!(status(ready, true, r, &[pass.clone()]), Status::Pass);
-        assert_eq!(status(ready, true, r, &[pass.clone(), soft.clone()]), Status::Warn);
+        assert_eq!(
+            status(ready, true, r, std::slice::from_ref(&pass)),
+            Status::Pass
+        );
+        assert_eq!(
+            status(ready, true, r, &[pass.clone(), soft.clone()]),
+            Status::Warn
+        );
         assert_eq!(status(ready, true, r, &[soft.clone(), crit]), Status::Fail);
         assert_eq!(status(ready, true, r, &[unknown]), Status::Fail);
         assert_eq!(status(ready, true, r, &[warn]), Status::Warn);
