@@ -2,6 +2,7 @@
 //! [`Builder`].
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,15 +11,18 @@ use bytes::Bytes;
 use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Request, Response, StatusCode};
 
+use crate::check::{Check, Engine};
 use crate::future::{Answer, ResponseFuture};
 use crate::layer::HealthLayer;
 use crate::lifecycle::{Lifecycle, Phase, State};
-use crate::probe::{Format, MethodKind, Paths, Probe, Query};
+use crate::probe::{Format, MethodKind, Paths, Probe, ProbeRequest, Query, Reasons};
 use crate::render::{self, Answers, Detail, Scope, Style};
 use crate::report::Report;
 use crate::shutdown::{self, InFlight};
 
 const DEFAULT_DRAIN_DELAY: Duration = Duration::from_secs(5);
+const DEFAULT_BUDGET: Duration = Duration::from_millis(900);
+const DEFAULT_TTL: Duration = Duration::from_secs(1);
 
 /// The handle through which an application reports its health.
 ///
@@ -48,6 +52,11 @@ pub struct Health {
 #[must_use = "a Builder does nothing until .build() is called"]
 pub struct Builder {
     paths: Paths,
+    checks: Vec<Check>,
+    budget: Duration,
+    ttl: Duration,
+    refresh_every: Option<Duration>,
+    reasons: Reasons,
     drain_delay: Duration,
     close_when_draining: bool,
     track_in_flight: bool,
@@ -57,6 +66,11 @@ impl Default for Builder {
     fn default() -> Self {
         Builder {
             paths: Paths::default(),
+            checks: Vec::new(),
+            budget: DEFAULT_BUDGET,
+            ttl: DEFAULT_TTL,
+            refresh_every: None,
+            reasons: Reasons::default(),
             drain_delay: DEFAULT_DRAIN_DELAY,
             close_when_draining: true,
             track_in_flight: false,
@@ -65,6 +79,44 @@ impl Default for Builder {
 }
 
 impl Builder {
+    /// Adds a dependency check. It gates readiness unless it says otherwise
+    /// ([`Check::probes`]).
+    pub fn check(mut self, check: Check) -> Self {
+        self.checks.push(check);
+        self
+    }
+
+    /// The most time one refresh of the checks may take, and so the longest a probe on a
+    /// cold cache waits; every check's timeout is capped by it. 900 ms unless set, so
+    /// that even a first probe answers inside the kubelet's default 1 s `timeoutSeconds`.
+    pub fn budget(mut self, budget: Duration) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// How long a check's result stays fresh unless the check sets its own
+    /// ([`Check::cache_for`]); 1 s unless set. A probe that finds a stale result is
+    /// answered from it at once and starts one refresh behind it.
+    pub fn cache_for(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Runs every check on this interval in the background as well, so that results are
+    /// warm before the first probe and probes never find them stale. The task starts
+    /// with the first Tokio runtime that sees this `Health` (at `build`, or at the first
+    /// probe) and ends when the last `Health`, layer and service made from it are gone.
+    pub fn refresh_every(mut self, interval: Duration) -> Self {
+        self.refresh_every = Some(interval.max(Duration::from_millis(1)));
+        self
+    }
+
+    /// Whether probe answers say why a check failed: [`Reasons::withheld`] unless set.
+    pub fn reasons(mut self, reasons: Reasons) -> Self {
+        self.reasons = reasons;
+        self
+    }
+
     /// The probe paths; [`Paths::kubernetes`] (`/livez`, `/readyz`, `/startupz`) unless
     /// set.
     pub fn paths(mut self, paths: Paths) -> Self {
@@ -102,34 +154,51 @@ impl Builder {
     ///
     /// # Panics
     ///
-    /// If the probe paths are unusable: one that does not start with `/`, ends with `/`,
-    /// holds anything but visible ASCII or `?`/`#`, or two probes on the same path. The
-    /// message says which.
+    /// If the configuration is unusable, with a message that says why: a probe path that
+    /// does not start with `/`, ends with `/`, or holds anything but visible ASCII, or
+    /// `?` or `#`; two probes on one path; a check name that is not letters, digits,
+    /// `-`, `_` and `.`; two checks with one name.
     pub fn build(self) -> Health {
-        if let Err(problem) = self.paths.validate() {
+        if let Err(problem) = self.validate() {
             panic!("tower-health: {problem}");
         }
         let lifecycle = Lifecycle::new();
         let phase = lifecycle.phase();
+        let engine = Engine::new(self.checks, self.budget, self.ttl);
         let report = Report {
             phase,
-            checks: Vec::new(),
+            checks: engine.snapshot(),
         };
-        let shared = Shared {
+        let shared = Arc::new(Shared {
             answers: ArcSwap::from_pointee(Cached {
                 phase,
+                generation: engine.generation(),
                 answers: Answers::new(&report),
             }),
             render_lock: Mutex::new(()),
             lifecycle,
+            engine,
+            reasons: self.reasons,
+            refresh_every: self.refresh_every,
+            background: AtomicBool::new(false),
             paths: self.paths,
             drain_delay: self.drain_delay,
             close_when_draining: self.close_when_draining,
             in_flight: self.track_in_flight.then(Default::default),
-        };
-        Health {
-            shared: Arc::new(shared),
+        });
+        shared.start_background();
+        Health { shared }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        self.paths.validate()?;
+        for (i, check) in self.checks.iter().enumerate() {
+            check.validate_name()?;
+            if self.checks[..i].iter().any(|c| c.name() == check.name()) {
+                return Err(format!("two checks are named {:?}", check.name()));
+            }
         }
+        Ok(())
     }
 }
 
@@ -236,6 +305,21 @@ impl Health {
         self.shared.report(self.shared.lifecycle.phase())
     }
 
+    /// Runs every check now (those already running are not started twice), waits at most
+    /// the budget for them to finish, and returns the report. Useful at start-up, to
+    /// have results before calling [`Health::ready`], and in tests.
+    pub async fn refresh(&self) -> Report {
+        let shared = &self.shared;
+        if !shared.engine.is_empty() {
+            let deadline = tokio::time::Instant::now() + shared.engine.budget();
+            shared
+                .engine
+                .claim(None, None, true, |i| shared.spawn_run(i));
+            shared.engine.wait_idle(deadline).await;
+        }
+        self.report()
+    }
+
     /// The future to hand to the server's graceful shutdown
     /// (`axum::serve(..).with_graceful_shutdown(..)`, tonic's `serve_with_shutdown`,
     /// hyper-util's `GracefulShutdown`).
@@ -302,88 +386,188 @@ pub(crate) struct Shared {
     pub(crate) close_when_draining: bool,
     pub(crate) in_flight: Option<Arc<InFlight>>,
     drain_delay: Duration,
-    /// The answers for the phase they were rendered for.
+    engine: Engine,
+    reasons: Reasons,
+    refresh_every: Option<Duration>,
+    background: AtomicBool,
+    /// The answers for the phase and results they were rendered from.
     answers: ArcSwap<Cached>,
     render_lock: Mutex<()>,
 }
 
 struct Cached {
     phase: Phase,
+    generation: u64,
     answers: Answers,
+}
+
+/// What a probe request asks for, owned, so that a probe on a cold cache can carry it
+/// while it waits.
+struct Ask {
+    probe: Probe,
+    only: Option<usize>,
+    style: Style,
+    head: bool,
+    excluded: Option<Box<[bool]>>,
 }
 
 impl Shared {
     fn report(&self, phase: Phase) -> Report {
         Report {
             phase,
-            checks: Vec::new(),
+            checks: self.engine.snapshot(),
         }
     }
 
-    /// The rendered answers for the current phase, rendering them if the cached ones are
-    /// for another.
+    /// The rendered answers for the current phase and results, rendering them if the
+    /// cached ones are older.
     fn current(&self) -> arc_swap::Guard<Arc<Cached>> {
+        let is_current = |c: &Cached| {
+            c.phase == self.lifecycle.phase() && c.generation == self.engine.generation()
+        };
         let cached = self.answers.load();
-        if cached.phase == self.lifecycle.phase() {
+        if is_current(&cached) {
             return cached;
         }
         drop(cached);
         let _lock = self.render_lock.lock().unwrap_or_else(|e| e.into_inner());
         let cached = self.answers.load();
-        let phase = self.lifecycle.phase();
-        if cached.phase == phase {
+        if is_current(&cached) {
             return cached;
         }
+        // Read the generation before the results, so that a run finishing meanwhile
+        // makes the next probe render again rather than be missed.
+        let generation = self.engine.generation();
+        let phase = self.lifecycle.phase();
         self.answers.store(Arc::new(Cached {
             phase,
+            generation,
             answers: Answers::new(&self.report(phase)),
         }));
         self.answers.load()
     }
 
+    /// Starts the `refresh_every` task once, if configured and a runtime is at hand.
+    fn start_background(self: &Arc<Self>) {
+        let Some(every) = self.refresh_every else {
+            return;
+        };
+        if self.background.load(Ordering::Acquire) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.background.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        runtime.spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                // Hold the state only while starting runs, so that dropping the last
+                // handle ends this task.
+                let Some(shared) = weak.upgrade() else {
+                    tracing::debug!("health: background refresh stopped");
+                    return;
+                };
+                shared
+                    .engine
+                    .claim(None, None, true, |i| shared.spawn_run(i));
+            }
+        });
+    }
+
+    fn spawn_run(self: &Arc<Self>, index: usize) {
+        let shared = self.clone();
+        tokio::spawn(async move {
+            shared.engine.run(index).await;
+            // Render now, so that the next probe finds the answers ready.
+            let _ = shared.current();
+        });
+    }
+
+    fn respond(&self, ask: &Ask) -> Answer {
+        let cached = self.current();
+        let (status, body) = match (&ask.excluded, ask.only) {
+            (_, Some(index)) => match cached.answers.check(index, ask.probe) {
+                Some(r) => (r.status, r.body(ask.style).clone()),
+                None => render::render(
+                    &self.report(cached.phase),
+                    ask.probe,
+                    Scope::Check(index),
+                    ask.style,
+                ),
+            },
+            (Some(excluded), None) => render::render(
+                &self.report(cached.phase),
+                ask.probe,
+                Scope::Probe { excluded },
+                ask.style,
+            ),
+            (None, None) => {
+                let rendered = cached.answers.probe(ask.probe);
+                (rendered.status, rendered.body(ask.style).clone())
+            }
+        };
+        respond(status, ask.style.format, body, ask.head)
+    }
+
     /// The answer to a request whose path matched `probe` (with `rest` after a `/`), or
     /// `None` when it is not a probe after all and goes to the inner service.
     pub(crate) fn answer<B, F>(
-        &self,
+        self: &Arc<Self>,
         probe: Probe,
         rest: Option<&str>,
         req: &Request<B>,
     ) -> Option<ResponseFuture<F>> {
-        // With no checks yet, nothing below a probe path is a probe.
-        if rest.is_some() {
-            return None;
-        }
+        // Below a probe path only a check that gates that probe is a probe; anything
+        // else belongs to the application.
+        let only = match rest {
+            None => None,
+            Some(name) => Some(self.engine.find(probe, name)?),
+        };
         let method = MethodKind::of(req.method());
         if method == MethodKind::Other {
             return Some(ResponseFuture::answer(method_not_allowed()));
         }
         let query = Query::parse(req.uri().query());
-        let style = Style {
-            format: Format::negotiate(req.headers()),
-            verbose: query.verbose,
-            detail: Detail::Withheld,
-        };
-        let cached = self.current();
-        let (status, body) = if query.has_excludes {
-            let excluded = |name: &str| query.excludes(name);
-            render::render(
-                &self.report(cached.phase),
-                probe,
-                Scope::Probe {
-                    excluded: &excluded,
+        let shown = self.reasons.allow(&ProbeRequest::new(req));
+        let ask = Ask {
+            probe,
+            only,
+            style: Style {
+                format: Format::negotiate(req.headers()),
+                verbose: query.verbose,
+                detail: if shown {
+                    Detail::Shown
+                } else {
+                    Detail::Withheld
                 },
-                style,
-            )
-        } else {
-            let rendered = cached.answers.probe(probe);
-            (rendered.status, rendered.body(style).clone())
+            },
+            head: method == MethodKind::Head,
+            excluded: (query.has_excludes && only.is_none())
+                .then(|| self.engine.names().map(|n| query.excludes(n)).collect()),
         };
-        Some(ResponseFuture::answer(respond(
-            status,
-            style.format,
-            body,
-            method == MethodKind::Head,
-        )))
+        if self.engine.is_empty() || tokio::runtime::Handle::try_current().is_err() {
+            return Some(ResponseFuture::answer(self.respond(&ask)));
+        }
+        self.start_background();
+        let complete = self
+            .engine
+            .claim(Some(probe), only, false, |i| self.spawn_run(i));
+        if complete {
+            return Some(ResponseFuture::answer(self.respond(&ask)));
+        }
+        // Nothing cached for a check this probe needs: wait for it, at most the budget.
+        let shared = self.clone();
+        let deadline = tokio::time::Instant::now() + self.engine.budget();
+        Some(ResponseFuture::pending(Box::pin(async move {
+            shared.engine.wait_for_results(probe, only, deadline).await;
+            shared.respond(&ask)
+        })))
     }
 }
 

@@ -57,6 +57,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod body;
+mod check;
 mod future;
 mod health;
 mod layer;
@@ -68,10 +69,11 @@ mod service;
 mod shutdown;
 
 pub use crate::body::HealthBody;
+pub use crate::check::{Check, HealthCheck, Outcome};
 pub use crate::future::ResponseFuture;
 pub use crate::health::{Builder, Health};
 pub use crate::layer::HealthLayer;
 pub use crate::lifecycle::State;
-pub use crate::probe::{Paths, Probe};
+pub use crate::probe::{Paths, Probe, ProbeRequest, Reasons};
 pub use crate::report::{CheckReport, Observed, Report, Status};
 pub use crate::service::HealthService;

@@ -41,7 +41,7 @@ impl State {
         }
     }
 
-    #[cfg_attr(not(test), allow(dead_code))]
+    #[cfg(test)]
     fn bits(self) -> u8 {
         match self {
             State::Starting => STARTING,

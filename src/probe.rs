@@ -365,6 +365,116 @@ fn hex(b: &u8) -> Option<u8> {
     (*b as char).to_digit(16).map(|d| d as u8)
 }
 
+/// The parts of a probe request that a [`Reasons`] predicate can look at.
+#[derive(Debug, Clone, Copy)]
+pub struct ProbeRequest<'a> {
+    method: &'a Method,
+    uri: &'a http::Uri,
+    headers: &'a HeaderMap,
+    extensions: &'a http::Extensions,
+}
+
+impl<'a> ProbeRequest<'a> {
+    pub(crate) fn new<B>(req: &'a http::Request<B>) -> Self {
+        ProbeRequest {
+            method: req.method(),
+            uri: req.uri(),
+            headers: req.headers(),
+            extensions: req.extensions(),
+        }
+    }
+
+    /// The request method.
+    pub fn method(&self) -> &'a Method {
+        self.method
+    }
+
+    /// The request URI.
+    pub fn uri(&self) -> &'a http::Uri {
+        self.uri
+    }
+
+    /// The request headers.
+    pub fn headers(&self) -> &'a HeaderMap {
+        self.headers
+    }
+
+    /// The request extensions, where servers put the peer's address (axum's
+    /// `ConnectInfo`, tonic's `TcpConnectInfo`).
+    pub fn extensions(&self) -> &'a http::Extensions {
+        self.extensions
+    }
+}
+
+type Predicate = std::sync::Arc<dyn Fn(&ProbeRequest<'_>) -> bool + Send + Sync>;
+
+/// Whether probe answers say why a check failed.
+///
+/// By default they do not: an answer names the failing check and says "reason withheld",
+/// and the reason goes to the log, because an error's text (a host name, a user name, a
+/// driver's message) is no business of whoever can reach the probe port. Allow reasons
+/// where the asker is trusted:
+///
+/// ```
+/// use std::net::SocketAddr;
+/// use tower_health::{Health, Reasons};
+///
+/// // With axum's `into_make_service_with_connect_info::<SocketAddr>()`:
+/// let health = Health::builder()
+///     .reasons(Reasons::loopback_peer(|ext| {
+///         ext.get::<axum::extract::ConnectInfo<SocketAddr>>().map(|info| info.0.ip())
+///     }))
+///     .build();
+/// # drop(health);
+/// ```
+#[derive(Clone, Default)]
+pub struct Reasons {
+    predicate: Option<Predicate>,
+}
+
+impl Reasons {
+    /// Never show reasons (the default).
+    pub fn withheld() -> Self {
+        Reasons { predicate: None }
+    }
+
+    /// Always show reasons.
+    pub fn always() -> Self {
+        Reasons::when(|_| true)
+    }
+
+    /// Show reasons to requests that `predicate` accepts (a header carrying a token, an
+    /// internal network...).
+    pub fn when(predicate: impl Fn(&ProbeRequest<'_>) -> bool + Send + Sync + 'static) -> Self {
+        Reasons {
+            predicate: Some(std::sync::Arc::new(predicate)),
+        }
+    }
+
+    /// Show reasons to requests from a loopback address (`127.0.0.0/8`, `::1`), such as
+    /// `kubectl port-forward` or `curl` inside the pod. `peer` reads the peer's address
+    /// from the request's extensions, where the server put it; a request whose peer is
+    /// unknown gets no reasons.
+    pub fn loopback_peer(
+        peer: impl Fn(&http::Extensions) -> Option<std::net::IpAddr> + Send + Sync + 'static,
+    ) -> Self {
+        Reasons::when(move |req| peer(req.extensions()).is_some_and(|ip| ip.is_loopback()))
+    }
+
+    pub(crate) fn allow(&self, req: &ProbeRequest<'_>) -> bool {
+        self.predicate.as_ref().is_some_and(|p| p(req))
+    }
+}
+
+impl fmt::Debug for Reasons {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.predicate {
+            None => "Reasons::withheld()",
+            Some(_) => "Reasons::when(..)",
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

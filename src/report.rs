@@ -45,6 +45,7 @@ pub(crate) struct Gates([bool; 3]);
 #[allow(dead_code)]
 impl Gates {
     pub(crate) const READINESS: Gates = Gates([false, true, false]);
+    pub(crate) const NONE: Gates = Gates([false; 3]);
 
     pub(crate) fn with(mut self, probe: Probe, on: bool) -> Gates {
         self.0[probe.index()] = on;

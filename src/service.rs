@@ -59,7 +59,7 @@ where
 
     #[inline]
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let shared = &*self.shared;
+        let shared = &self.shared;
         if let Some((probe, rest)) = shared.paths.match_path(req.uri().path()) {
             if let Some(future) = shared.answer(probe, rest, &req) {
                 return future;

@@ -1,0 +1,323 @@
+//! Dependency checks: [`Check`], the [`HealthCheck`] trait and its [`Outcome`].
+//!
+//! A check is a named, cheap question about one dependency ("does `SELECT 1` work?").
+//! The layer runs every check a probe needs concurrently, each under its own timeout and
+//! all under one budget, and caches the results: a probe is answered from the cache at
+//! once, a stale result triggers one refresh in the background, and however many probes
+//! arrive a check has at most one run in flight.
+//!
+//! # Choosing the options
+//!
+//! - **Critical or not.** A critical check (the default) fails readiness: the replica
+//!   leaves the load balancer while the dependency is down. Mark a check
+//!   [`non_critical`](Check::non_critical) when the service still does useful work
+//!   without it (a cache, a recommendations API): readiness then answers 200 with status
+//!   `warn`, so a flaky extra does not take every replica out of service at once.
+//! - **Which probes.** Checks gate readiness only. Put one on liveness
+//!   ([`probes`](Check::probes)) almost never: a liveness failure restarts the container,
+//!   and a shared dependency that is down would restart every replica together without
+//!   fixing anything. Liveness checks are for faults a restart fixes (a wedged worker
+//!   thread). A check on startup holds back the other probes until it first passes (a
+//!   model or a cache that must be loaded before anything else makes sense).
+//! - **Timeouts and the budget.** A probe on a cold cache waits for results at most the
+//!   [budget](crate::Builder::budget) (900 ms by default, inside the kubelet's default
+//!   1 s probe timeout); every check's timeout is capped by it. Raise the budget only
+//!   together with the probe's `timeoutSeconds`, or warm the cache with
+//!   [`refresh_every`](crate::Builder::refresh_every) so probes never wait.
+//! - **Damping.** [`fail_after`](Check::fail_after) and [`pass_after`](Check::pass_after)
+//!   keep one lost packet from flapping readiness; the kubelet's own
+//!   `failureThreshold` does the same per probe, so use damping for checks shared by
+//!   several probes or read through [`Health::report`](crate::Health::report).
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use tower_health::{Check, Health};
+//!
+//! # async fn ping() -> Result<(), std::io::Error> { Ok(()) }
+//! let health = Health::builder()
+//!     .check(Check::new("database", || async { ping().await }).timeout(Duration::from_secs(2)))
+//!     .check(Check::new("cache", || async { ping().await }).non_critical())
+//!     .build();
+//! # drop(health);
+//! ```
+
+mod engine;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::probe::Probe;
+use crate::report::{Gates, Observed, Status};
+
+pub(crate) use engine::Engine;
+
+type BoxFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
+type Runner = Arc<dyn Fn() -> BoxFuture + Send + Sync>;
+
+/// What one run of a check found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub(crate) status: Status,
+    pub(crate) output: Option<Arc<str>>,
+    pub(crate) observed: Option<Observed>,
+}
+
+impl Outcome {
+    /// The dependency is healthy.
+    pub fn pass() -> Self {
+        Outcome {
+            status: Status::Pass,
+            output: None,
+            observed: None,
+        }
+    }
+
+    /// The dependency works but is degraded; probes it gates still answer 200, with
+    /// status `warn`.
+    pub fn warn(output: impl fmt::Display) -> Self {
+        Outcome {
+            status: Status::Warn,
+            output: Some(Arc::from(output.to_string())),
+            observed: None,
+        }
+    }
+
+    /// The dependency is not healthy, and why. The reason goes to the log and into probe
+    /// answers only where the detail policy allows.
+    pub fn fail(output: impl fmt::Display) -> Self {
+        Outcome {
+            status: Status::Fail,
+            output: Some(Arc::from(output.to_string())),
+            observed: None,
+        }
+    }
+
+    /// Reports a value the check observed (a queue length, a replication lag) as
+    /// `observedValue`/`observedUnit` instead of the run's duration in milliseconds.
+    pub fn observed(mut self, value: impl Into<serde_json::Value>, unit: Option<&str>) -> Self {
+        self.observed = Some(Observed::new(value, unit));
+        self
+    }
+
+    /// The status.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+}
+
+impl<E: fmt::Display> From<Result<(), E>> for Outcome {
+    fn from(result: Result<(), E>) -> Self {
+        match result {
+            Ok(()) => Outcome::pass(),
+            Err(error) => Outcome::fail(error),
+        }
+    }
+}
+
+/// A check that reports more than pass or fail: a `warn`, or a value it observed.
+///
+/// ```
+/// use tower_health::{Check, HealthCheck, Outcome};
+///
+/// struct QueueDepth;
+///
+/// impl HealthCheck for QueueDepth {
+///     async fn check(&self) -> Outcome {
+///         let depth = 1_200; // ask the broker
+///         let outcome = if depth > 1_000 {
+///             Outcome::warn("queue is backing up")
+///         } else {
+///             Outcome::pass()
+///         };
+///         outcome.observed(depth, Some("messages"))
+///     }
+/// }
+///
+/// let check = Check::from_health_check("queue", QueueDepth).non_critical();
+/// # drop(check);
+/// ```
+pub trait HealthCheck: Send + Sync + 'static {
+    /// Runs the check once. It is run under the check's timeout; there is no need to add
+    /// one inside.
+    fn check(&self) -> impl Future<Output = Outcome> + Send;
+}
+
+/// A named dependency check and the options that say how it gates the probes.
+///
+/// A name is what probe answers, `/readyz/<name>` and `?exclude=<name>` use: ASCII
+/// letters, digits, `-`, `_` and `.`.
+#[must_use = "a Check does nothing until it is added with Builder::check"]
+#[derive(Clone)]
+pub struct Check {
+    pub(crate) name: Arc<str>,
+    pub(crate) run: Runner,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) critical: bool,
+    pub(crate) gates: Gates,
+    pub(crate) ttl: Option<Duration>,
+    pub(crate) fail_after: u32,
+    pub(crate) pass_after: u32,
+}
+
+impl Check {
+    /// A check from an async function or closure that returns `Result<(), E>`; an `Err`
+    /// fails the check with the error's text as the reason.
+    pub fn new<F, Fut, E>(name: impl Into<Cow<'static, str>>, check: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: fmt::Display + 'static,
+    {
+        Check::with_runner(
+            name,
+            Arc::new(move || {
+                let run = check();
+                Box::pin(async move { Outcome::from(run.await) }) as BoxFuture
+            }),
+        )
+    }
+
+    /// A check from a [`HealthCheck`], for checks that report `warn` or a value.
+    pub fn from_health_check<C: HealthCheck>(name: impl Into<Cow<'static, str>>, check: C) -> Self {
+        let check = Arc::new(check);
+        Check::with_runner(
+            name,
+            Arc::new(move || {
+                let check = check.clone();
+                Box::pin(async move { check.check().await }) as BoxFuture
+            }),
+        )
+    }
+
+    /// A check from a blocking function (a synchronous client), run on Tokio's blocking
+    /// thread pool so that it never stalls the async runtime. A run that overruns its
+    /// timeout is reported as failed at once, though its thread finishes in its own time.
+    pub fn blocking<F, E>(name: impl Into<Cow<'static, str>>, check: F) -> Self
+    where
+        F: Fn() -> Result<(), E> + Send + Sync + 'static,
+        E: fmt::Display + 'static,
+    {
+        let check = Arc::new(check);
+        Check::with_runner(
+            name,
+            Arc::new(move || {
+                let check = check.clone();
+                Box::pin(async move {
+                    match tokio::task::spawn_blocking(move || Outcome::from(check())).await {
+                        Ok(outcome) => outcome,
+                        Err(error) if error.is_panic() => Outcome::fail("panicked"),
+                        Err(_) => Outcome::fail("cancelled"),
+                    }
+                }) as BoxFuture
+            }),
+        )
+    }
+
+    fn with_runner(name: impl Into<Cow<'static, str>>, run: Runner) -> Self {
+        Check {
+            name: Arc::from(name.into().as_ref()),
+            run,
+            timeout: None,
+            critical: true,
+            gates: Gates::READINESS,
+            ttl: None,
+            fail_after: 1,
+            pass_after: 1,
+        }
+    }
+
+    /// The check's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// How long one run may take before it counts as failed ("timed out after N ms") and
+    /// is dropped. Capped by the [budget](crate::Builder::budget), which is also the
+    /// default.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Its failure degrades the probes it gates (200, status `warn`) instead of failing
+    /// them.
+    pub fn non_critical(mut self) -> Self {
+        self.critical = false;
+        self
+    }
+
+    /// The probes this check gates, instead of readiness alone.
+    ///
+    /// ```
+    /// use tower_health::{Check, Probe};
+    /// # async fn model_loaded() -> Result<(), &'static str> { Ok(()) }
+    /// let check = Check::new("model", model_loaded).probes([Probe::Startup, Probe::Readiness]);
+    /// # drop(check);
+    /// ```
+    pub fn probes(mut self, probes: impl IntoIterator<Item = Probe>) -> Self {
+        let mut gates = Gates::NONE;
+        for probe in probes {
+            gates = gates.with(probe, true);
+        }
+        self.gates = gates;
+        self
+    }
+
+    /// How long a result stays fresh; after that the next probe is answered from it and
+    /// starts one refresh. Defaults to the builder's [`cache_for`](crate::Builder::cache_for).
+    pub fn cache_for(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// Reports failure only after `n` consecutive failed runs (at least 1, the default).
+    /// The first result a check ever has is taken as it is.
+    pub fn fail_after(mut self, n: u32) -> Self {
+        self.fail_after = n.max(1);
+        self
+    }
+
+    /// Reports a failed check as passing again only after `n` consecutive successful runs
+    /// (at least 1, the default).
+    pub fn pass_after(mut self, n: u32) -> Self {
+        self.pass_after = n.max(1);
+        self
+    }
+
+    pub(crate) fn validate_name(&self) -> Result<(), String> {
+        let valid = !self.name.is_empty()
+            && self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if valid && !matches!(&*self.name, "liveness" | "lifecycle") {
+            Ok(())
+        } else {
+            Err(format!(
+                "the check name {:?} must be non-empty ASCII letters, digits, '-', '_' or '.', \
+                 and not \"liveness\" or \"lifecycle\"",
+                self.name
+            ))
+        }
+    }
+}
+
+impl fmt::Debug for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Check")
+            .field("name", &self.name)
+            .field("timeout", &self.timeout)
+            .field("critical", &self.critical)
+            .field("gates", &self.gates)
+            .field("ttl", &self.ttl)
+            .field("fail_after", &self.fail_after)
+            .field("pass_after", &self.pass_after)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,623 @@
+//! The checks engine through the service: timeouts and the budget, panics, the cache,
+//! single flight, damping, aggregation, per-check paths, exclusions and the detail policy.
+//! Time is Tokio's paused clock wherever it matters.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use tokio::time::Instant;
+use tower::{Layer, Service, ServiceExt};
+use tower_health::{Check, Health, HealthCheck, Outcome, Probe, Reasons, Status};
+
+type Svc = tower_health::HealthService<
+    tower::util::ServiceFn<
+        fn(Request<Full<Bytes>>) -> std::future::Ready<Result<Response<Full<Bytes>>, Infallible>>,
+    >,
+>;
+
+fn inner(
+    _req: Request<Full<Bytes>>,
+) -> std::future::Ready<Result<Response<Full<Bytes>>, Infallible>> {
+    std::future::ready(Ok(Response::new(Full::new(Bytes::from_static(b"inner")))))
+}
+
+fn service(health: &Health) -> Svc {
+    health.layer().layer(tower::service_fn(inner as fn(_) -> _))
+}
+
+async fn get(svc: &Svc, uri: &str) -> (StatusCode, String) {
+    get_with(svc, Request::get(uri)).await
+}
+
+async fn get_with(svc: &Svc, req: http::request::Builder) -> (StatusCode, String) {
+    let req = req.body(Full::default()).unwrap();
+    let response = svc.clone().oneshot(req).await.unwrap();
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+/// A check that counts its runs and passes or fails as `ok` says, after `delay`.
+fn counted(
+    name: &'static str,
+    runs: &Arc<AtomicUsize>,
+    ok: &Arc<AtomicBool>,
+    delay: Duration,
+) -> Check {
+    let (runs, ok) = (runs.clone(), ok.clone());
+    Check::new(name, move || {
+        let (runs, ok) = (runs.clone(), ok.clone());
+        async move {
+            runs.fetch_add(1, Ordering::SeqCst);
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            if ok.load(Ordering::SeqCst) {
+                Ok(())
+            } else {
+                Err("connection refused")
+            }
+        }
+    })
+}
+
+fn flags(ok: bool) -> (Arc<AtomicUsize>, Arc<AtomicBool>) {
+    (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(ok)))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hanging_check_fails_after_its_timeout_within_the_budget() {
+    let health = Health::builder()
+        .check(
+            Check::new("stuck", std::future::pending::<Result<(), String>>)
+                .timeout(Duration::from_millis(200)),
+        )
+        .reasons(Reasons::always())
+        .build();
+    health.ready();
+    let svc = service(&health);
+    let start = Instant::now();
+    let (status, body) = get(&svc, "/readyz?verbose").await;
+    let waited = start.elapsed();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(waited <= Duration::from_millis(900), "waited {waited:?}");
+    assert!(
+        body.contains(r#""output":"timed out after 200 ms""#),
+        "{body}"
+    );
+    assert!(
+        body.starts_with(r#"{"status":"fail","output":"failed: stuck""#),
+        "{body}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_budget_caps_every_check_timeout() {
+    let health = Health::builder()
+        .budget(Duration::from_millis(300))
+        .check(
+            Check::new("slow", std::future::pending::<Result<(), String>>)
+                .timeout(Duration::from_secs(5)),
+        )
+        .reasons(Reasons::always())
+        .build();
+    health.ready();
+    let svc = service(&health);
+    let start = Instant::now();
+    let (status, body) = get(&svc, "/readyz?verbose").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        start.elapsed() <= Duration::from_millis(300),
+        "{:?}",
+        start.elapsed()
+    );
+    // The probe's wait and the run end together; either way the check never passes.
+    let report = health.refresh().await;
+    assert_eq!(
+        report.check("slow").unwrap().output(),
+        Some("timed out after 300 ms"),
+        "{body}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_check_is_reported_and_nothing_else_is_disturbed() {
+    let (runs, ok) = flags(true);
+    let health = Health::builder()
+        .check(Check::new("boom", || async {
+            if true {
+                panic!("check exploded");
+            }
+            Ok::<(), String>(())
+        }))
+        .check(Check::new(
+            "sync-boom",
+            || -> std::future::Ready<Result<(), String>> { panic!("before the future") },
+        ))
+        .check(counted("db", &runs, &ok, Duration::ZERO))
+        .reasons(Reasons::always())
+        .build();
+    health.ready();
+    let svc = service(&health);
+    let (status, body) = get(&svc, "/readyz?verbose").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.contains(r#""boom":[{"status":"fail""#), "{body}");
+    assert!(body.contains(r#""output":"panicked""#), "{body}");
+    assert!(body.contains(r#""db":[{"status":"pass""#), "{body}");
+    assert_eq!(
+        health.report().check("sync-boom").unwrap().output(),
+        Some("panicked")
+    );
+    // The service and the other paths still work.
+    assert_eq!(get(&svc, "/other").await, (StatusCode::OK, "inner".into()));
+    assert_eq!(get(&svc, "/readyz/db").await.0, StatusCode::OK);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_check_is_unknown_until_its_first_run_finishes() {
+    let (runs, ok) = flags(true);
+    let health = Health::builder()
+        .check(counted("db", &runs, &ok, Duration::from_millis(50)))
+        .build();
+    health.ready();
+    let report = health.report();
+    assert_eq!(report.check("db").unwrap().status(), Status::Unknown);
+    assert_eq!(report.status(Probe::Readiness), Status::Fail);
+    assert_eq!(runs.load(Ordering::SeqCst), 0, "building runs nothing");
+    let report = health.refresh().await;
+    assert_eq!(report.check("db").unwrap().status(), Status::Pass);
+    assert_eq!(report.status(Probe::Readiness), Status::Pass);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stale_result_is_answered_at_once_and_one_refresh_starts() {
+    let (runs, ok) = flags(true);
+    let health = Health::builder()
+        .check(counted("db", &runs, &ok, Duration::from_millis(100)))
+        .cache_for(Duration::from_secs(1))
+        .build();
+    health.ready();
+    let svc = service(&health);
+    assert_eq!(get(&svc, "/readyz").await.0, StatusCode::OK);
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+
+    // Fresh: no new run.
+    tokio::time::advance(Duration::from_millis(500)).await;
+    get(&svc, "/readyz").await;
+    tokio::task::yield_now().await;
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+
+    // Stale, and the dependency is now down: the cached pass is answered at once.
+    ok.store(false, Ordering::SeqCst);
+    tokio::time::advance(Duration::from_millis(600)).await;
+    let start = Instant::now();
+    for _ in 0..20 {
+        assert_eq!(get(&svc, "/readyz").await.0, StatusCode::OK);
+    }
+    assert_eq!(start.elapsed(), Duration::ZERO, "answered from cache");
+    tokio::task::yield_now().await;
+    assert_eq!(runs.load(Ordering::SeqCst), 2, "exactly one refresh");
+
+    // Once the refresh lands, the failure shows.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(
+        get(&svc, "/readyz").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_thousand_probes_on_a_cold_cache_run_each_check_once() {
+    let (db_runs, ok) = flags(true);
+    let cache_runs = Arc::new(AtomicUsize::new(0));
+    let health = Health::builder()
+        .check(counted("db", &db_runs, &ok, Duration::from_millis(10)))
+        .check(counted(
+            "cache",
+            &cache_runs,
+            &ok,
+            Duration::from_millis(10),
+        ))
+        .build();
+    health.ready();
+    let svc = service(&health);
+    let probes = (0..1_000).map(|i| {
+        let svc = svc.clone();
+        let uri = if i % 2 == 0 {
+            "/readyz"
+        } else {
+            "/readyz?verbose"
+        };
+        tokio::spawn(async move { get(&svc, uri).await.0 })
+    });
+    let start = Instant::now();
+    for probe in futures_util::future::join_all(probes).await {
+        assert_eq!(probe.unwrap(), StatusCode::OK);
+    }
+    assert_eq!(db_runs.load(Ordering::SeqCst), 1);
+    assert_eq!(cache_runs.load(Ordering::SeqCst), 1);
+    assert!(start.elapsed() < Duration::from_millis(900));
+}
+
+#[tokio::test(start_paused = true)]
+async fn damping_fails_after_n_and_recovers_after_m() {
+    let (runs, ok) = flags(true);
+    let health = Health::builder()
+        .check(
+            counted("db", &runs, &ok, Duration::ZERO)
+                .fail_after(3)
+                .pass_after(2),
+        )
+        .build();
+    let status = |r: tower_health::Report| r.check("db").unwrap().status();
+    assert_eq!(status(health.refresh().await), Status::Pass);
+    ok.store(false, Ordering::SeqCst);
+    assert_eq!(status(health.refresh().await), Status::Pass);
+    assert_eq!(status(health.refresh().await), Status::Pass);
+    assert_eq!(
+        status(health.refresh().await),
+        Status::Fail,
+        "third failure in a row"
+    );
+    ok.store(true, Ordering::SeqCst);
+    assert_eq!(status(health.refresh().await), Status::Fail);
+    // A failure in between starts the count again.
+    ok.store(false, Ordering::SeqCst);
+    assert_eq!(status(health.refresh().await), Status::Fail);
+    ok.store(true, Ordering::SeqCst);
+    assert_eq!(status(health.refresh().await), Status::Fail);
+    assert_eq!(
+        status(health.refresh().await),
+        Status::Pass,
+        "second success in a row"
+    );
+    // An isolated failure is absorbed.
+    ok.store(false, Ordering::SeqCst);
+    assert_eq!(status(health.refresh().await), Status::Pass);
+    ok.store(true, Ordering::SeqCst);
+    assert_eq!(status(health.refresh().await), Status::Pass);
+    ok.store(false, Ordering::SeqCst);
+    assert_eq!(status(health.refresh().await), Status::Pass);
+    assert_eq!(status(health.refresh().await), Status::Pass);
+    assert_eq!(runs.load(Ordering::SeqCst), 12);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_non_critical_failure_degrades_readiness_to_warn() {
+    let (runs, down) = flags(false);
+    let up = Arc::new(AtomicBool::new(true));
+    let health = Health::builder()
+        .check(counted("db", &runs, &up, Duration::ZERO))
+        .check(counted("cache", &runs, &down, Duration::ZERO).non_critical())
+        .build();
+    health.ready();
+    let svc = service(&health);
+    assert_eq!(
+        get(&svc, "/readyz").await,
+        (
+            StatusCode::OK,
+            r#"{"status":"warn","output":"degraded: cache"}"#.into()
+        )
+    );
+    let (status, text) = get_with(
+        &svc,
+        Request::get("/readyz?verbose").header("accept", "text/plain"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        text,
+        "[+]liveness ok\n[+]lifecycle ok\n[+]db ok\n\
+         [-]cache failed: reason withheld (non-critical)\nreadyz check passed\n"
+    );
+    // Readiness checks never reach liveness or startup.
+    assert_eq!(get(&svc, "/livez").await.0, StatusCode::OK);
+    assert_eq!(get(&svc, "/startupz").await.0, StatusCode::OK);
+}
+
+#[tokio::test(start_paused = true)]
+async fn per_check_paths_and_exclusions() {
+    let (runs, up) = flags(true);
+    let down = Arc::new(AtomicBool::new(false));
+    let health = Health::builder()
+        .check(counted("db", &runs, &down, Duration::ZERO))
+        .check(counted("cache", &runs, &up, Duration::ZERO))
+        .build();
+    health.ready();
+    let svc = service(&health);
+    assert_eq!(
+        get(&svc, "/readyz").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(
+        get(&svc, "/readyz/db").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(
+        get(&svc, "/readyz/cache").await,
+        (StatusCode::OK, r#"{"status":"pass"}"#.into())
+    );
+    let (status, body) = get(&svc, "/readyz?exclude=db").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::OK, r#"{"status":"pass"}"#)
+    );
+    let (_, text) = get_with(
+        &svc,
+        Request::get("/readyz?exclude=db&verbose").header("accept", "text/plain"),
+    )
+    .await;
+    assert!(text.contains("[+]db excluded: failed\n"), "{text}");
+    assert_eq!(
+        get(&svc, "/readyz?exclude=cache").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(
+        get(&svc, "/readyz?exclude=nope&exclude=%zz").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    // Names that are not checks of that probe belong to the application.
+    assert_eq!(
+        get(&svc, "/readyz/nope").await,
+        (StatusCode::OK, "inner".into())
+    );
+    assert_eq!(
+        get(&svc, "/livez/db").await,
+        (StatusCode::OK, "inner".into())
+    );
+    assert_eq!(
+        get(&svc, "/readyz/db/x").await,
+        (StatusCode::OK, "inner".into())
+    );
+    // A per-check path takes the same methods as the probe.
+    let post = Request::post("/readyz/db").body(Full::default()).unwrap();
+    let response = svc.clone().oneshot(post).await.unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    // The lifecycle still governs the whole probe, but not one check's answer.
+    health.drain();
+    assert_eq!(
+        get(&svc, "/readyz?exclude=db").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(get(&svc, "/readyz/cache").await.0, StatusCode::OK);
+}
+
+#[tokio::test(start_paused = true)]
+async fn reasons_are_withheld_unless_the_policy_allows_them() {
+    let (runs, down) = flags(false);
+    let build = |reasons: Option<Reasons>| {
+        let mut builder = Health::builder().check(counted("db", &runs, &down, Duration::ZERO));
+        if let Some(reasons) = reasons {
+            builder = builder.reasons(reasons);
+        }
+        let health = builder.build();
+        health.ready();
+        health
+    };
+    let text = |req: http::request::Builder| req.header("accept", "text/plain");
+
+    let health = build(None);
+    let svc = service(&health);
+    let (_, body) = get(&svc, "/readyz?verbose").await;
+    assert!(!body.contains("refused"), "{body}");
+    let (_, body) = get_with(&svc, text(Request::get("/readyz"))).await;
+    assert!(body.contains("[-]db failed: reason withheld\n"), "{body}");
+    assert!(health.report().check("db").unwrap().output() == Some("connection refused"));
+
+    let health = build(Some(Reasons::always()));
+    let svc = service(&health);
+    let (_, body) = get_with(&svc, text(Request::get("/readyz"))).await;
+    assert!(
+        body.contains("[-]db failed: connection refused\n"),
+        "{body}"
+    );
+
+    let health = build(Some(Reasons::when(|req| {
+        req.headers().contains_key("x-debug")
+    })));
+    let svc = service(&health);
+    let (_, body) = get_with(&svc, text(Request::get("/readyz"))).await;
+    assert!(body.contains("reason withheld"), "{body}");
+    let (_, body) = get_with(&svc, text(Request::get("/readyz").header("x-debug", "1"))).await;
+    assert!(body.contains("connection refused"), "{body}");
+
+    let health = build(Some(Reasons::loopback_peer(|ext| {
+        ext.get::<SocketAddr>().map(|a| a.ip())
+    })));
+    let svc = service(&health);
+    let peer = |ip: IpAddr| text(Request::get("/readyz")).extension(SocketAddr::new(ip, 4000));
+    let (_, body) = get_with(&svc, peer(IpAddr::V4(Ipv4Addr::LOCALHOST))).await;
+    assert!(body.contains("connection refused"), "{body}");
+    let (_, body) = get_with(&svc, peer(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7)))).await;
+    assert!(body.contains("reason withheld"), "{body}");
+    let (_, body) = get_with(&svc, text(Request::get("/readyz"))).await;
+    assert!(body.contains("reason withheld"), "unknown peer: {body}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn nothing_from_the_request_is_echoed() {
+    let (runs, down) = flags(false);
+    let health = Health::builder()
+        .check(counted("db", &runs, &down, Duration::ZERO))
+        .build();
+    health.ready();
+    let svc = service(&health);
+    let (_, body) = get(&svc, "/readyz?verbose&exclude=%3Cscript%3E&exclude=db%22").await;
+    assert!(
+        !body.contains("script") && !body.contains("db\\\""),
+        "{body}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn background_refresh_keeps_results_warm_and_stops_when_dropped() {
+    let (runs, ok) = flags(true);
+    let health = Health::builder()
+        .check(counted("db", &runs, &ok, Duration::ZERO))
+        .cache_for(Duration::from_secs(60))
+        .refresh_every(Duration::from_secs(1))
+        .build();
+    health.ready();
+    let svc = service(&health);
+    // The first tick runs at once: warm before any probe.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    let report = health.report();
+    assert_eq!(report.check("db").unwrap().status(), Status::Pass);
+    tokio::time::sleep(Duration::from_millis(4_000)).await;
+    assert_eq!(runs.load(Ordering::SeqCst), 5);
+    // The refresh shows the change without any probe asking.
+    ok.store(false, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert_eq!(
+        get(&svc, "/readyz").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+
+    drop(svc);
+    drop(health);
+    let before = runs.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        before,
+        "no run after the last handle is gone"
+    );
+    assert_eq!(Arc::strong_count(&runs), 1, "the check itself was dropped");
+}
+
+#[tokio::test(start_paused = true)]
+async fn checks_can_gate_liveness_and_startup_when_asked() {
+    let (runs, down) = flags(false);
+    let up = Arc::new(AtomicBool::new(true));
+    let health = Health::builder()
+        .check(counted("worker", &runs, &down, Duration::ZERO).probes([Probe::Liveness]))
+        .check(
+            counted("model", &runs, &up, Duration::ZERO).probes([Probe::Startup, Probe::Readiness]),
+        )
+        .build();
+    let svc = service(&health);
+    assert_eq!(get(&svc, "/livez").await.0, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        get(&svc, "/livez/worker").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(
+        get(&svc, "/startupz").await.0,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "still starting"
+    );
+    health.ready();
+    assert_eq!(get(&svc, "/startupz").await.0, StatusCode::OK);
+    assert_eq!(get(&svc, "/startupz/model").await.0, StatusCode::OK);
+    assert_eq!(
+        get(&svc, "/readyz").await.0,
+        StatusCode::OK,
+        "worker gates liveness only"
+    );
+    assert_eq!(
+        get(&svc, "/readyz/worker").await,
+        (StatusCode::OK, "inner".into())
+    );
+}
+
+struct Queue(usize);
+
+impl HealthCheck for Queue {
+    async fn check(&self) -> Outcome {
+        let outcome = if self.0 > 100 {
+            Outcome::warn("backing up")
+        } else {
+            Outcome::pass()
+        };
+        outcome.observed(self.0, Some("messages"))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn health_check_types_report_warn_and_observed_values() {
+    let health = Health::builder()
+        .check(Check::from_health_check("queue", Queue(250)))
+        .reasons(Reasons::always())
+        .build();
+    health.ready();
+    let svc = service(&health);
+    let (status, body) = get(&svc, "/readyz?verbose").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.starts_with(r#"{"status":"warn","output":"degraded: queue""#),
+        "{body}"
+    );
+    assert!(
+        body.contains(r#""observedValue":250,"observedUnit":"messages","output":"backing up""#),
+        "{body}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let entry = &json["checks"]["queue"][0];
+    assert_eq!(entry["status"], "warn");
+    assert!(entry["time"].as_str().unwrap().ends_with('Z'));
+}
+
+#[tokio::test]
+async fn blocking_checks_run_off_the_runtime() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = calls.clone();
+    let health = Health::builder()
+        .budget(Duration::from_secs(60))
+        .check(Check::blocking("sync-client", move || {
+            seen.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(5));
+            Err::<(), _>("no route to host")
+        }))
+        .build();
+    let report = health.refresh().await;
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    let check = report.check("sync-client").unwrap();
+    assert_eq!(check.status(), Status::Fail);
+    assert_eq!(check.output(), Some("no route to host"));
+}
+
+#[test]
+fn bad_check_names_are_refused_at_build() {
+    for name in ["", "a b", "a/b", "lifecycle", "liveness", "é"] {
+        let result = std::panic::catch_unwind(|| {
+            Health::builder()
+                .check(Check::new(name, || async { Ok::<(), String>(()) }))
+                .build()
+        });
+        assert!(result.is_err(), "{name:?}");
+    }
+    let result = std::panic::catch_unwind(|| {
+        let ok = || async { Ok::<(), String>(()) };
+        Health::builder()
+            .check(Check::new("a", ok))
+            .check(Check::new("a", ok))
+            .build()
+    });
+    assert!(result.is_err());
+}
+
+#[test]
+fn probes_without_a_runtime_answer_from_what_is_cached() {
+    let health = Health::builder()
+        .check(Check::new("db", || async { Ok::<(), String>(()) }))
+        .build();
+    health.ready();
+    let mut svc = service(&health);
+    let req = Request::get("/readyz").body(Full::default()).unwrap();
+    let response = futures_util::FutureExt::now_or_never(svc.call(req))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unknown gates like fail"
+    );
+}
