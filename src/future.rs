@@ -48,8 +48,6 @@ impl<F> ResponseFuture<F> {
         }
     }
 
-    // Used by the dependency-checks engine, which is not wired in yet.
-    #[allow(dead_code)]
     pub(crate) fn pending(pending: Pending) -> Self {
         ResponseFuture {
             kind: Kind::Pending { pending },

@@ -99,8 +99,6 @@ impl Rendered {
 #[derive(Debug)]
 pub(crate) struct Answers {
     probes: [Rendered; 3],
-    // Used by the dependency-checks engine, which is not wired in yet.
-    #[allow(dead_code)]
     checks: Vec<[Option<Rendered>; 3]>,
 }
 
@@ -125,8 +123,6 @@ impl Answers {
         &self.probes[probe.index()]
     }
 
-    // Used by the dependency-checks engine, which is not wired in yet.
-    #[allow(dead_code)]
     pub(crate) fn check(&self, index: usize, probe: Probe) -> Option<&Rendered> {
         self.checks.get(index)?[probe.index()].as_ref()
     }

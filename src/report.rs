@@ -41,8 +41,6 @@ impl Status {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct Gates([bool; 3]);
 
-// Used by the dependency-checks engine, which is not wired in yet.
-#[allow(dead_code)]
 impl Gates {
     pub(crate) const READINESS: Gates = Gates([false, true, false]);
     pub(crate) const NONE: Gates = Gates([false; 3]);
