@@ -111,3 +111,35 @@ pub(crate) async fn sequence(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::FutureExt as _;
+    use tokio::sync::oneshot;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_second_signal_cuts_the_delay_short() {
+        let health = Health::new();
+        health.ready();
+        let (first_tx, first) = oneshot::channel::<()>();
+        let (second_tx, second) = oneshot::channel::<()>();
+        let mut sequence = Box::pin(sequence(
+            health.clone(),
+            Duration::from_secs(30),
+            async move {
+                let _ = first.await;
+            },
+            async move {
+                let _ = second.await;
+            },
+        ));
+        first_tx.send(()).unwrap();
+        assert!(sequence.as_mut().now_or_never().is_none());
+        assert_eq!(health.state(), crate::State::Draining);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(sequence.as_mut().now_or_never().is_none());
+        second_tx.send(()).unwrap();
+        assert!(sequence.now_or_never().is_some(), "resolved at once");
+    }
+}
