@@ -1,0 +1,426 @@
+//! A real server process under steady keep-alive load gets a real SIGTERM, and no client
+//! loses a request.
+//!
+//! The server is this test binary run again with `ZERO_LOSS_SERVER` set: the `server_*`
+//! tests below do nothing unless they find it, and serve until SIGTERM when they do.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tower_health::{Health, State};
+
+const ROLE: &str = "ZERO_LOSS_SERVER";
+const DRAIN_DELAY: Duration = Duration::from_millis(2_500);
+/// Clients stop sending new requests this long after SIGTERM, well inside the delay:
+/// what the load balancer does once the endpoint is gone.
+const CLIENTS_STOP: Duration = Duration::from_millis(1_200);
+const SLOW: Duration = Duration::from_millis(1_500);
+const BODY: usize = 16 * 1024;
+
+// === the server processes ===
+
+fn serve_http1() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        use axum::{routing::get, Router};
+        let health = Health::builder()
+            .drain_delay(DRAIN_DELAY)
+            .track_in_flight(true)
+            .build();
+        let app = Router::new()
+            .route(
+                "/work",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    vec![b'x'; BODY]
+                }),
+            )
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(SLOW).await;
+                    vec![b'y'; BODY]
+                }),
+            )
+            .layer(health.layer());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!("listening on http://{}", listener.local_addr().unwrap());
+        health.ready();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(health.shutdown_signal())
+            .await
+            .unwrap();
+        assert_eq!(health.state(), State::Draining);
+        tokio::time::timeout(Duration::from_secs(10), health.drained())
+            .await
+            .expect("every response ended");
+    });
+}
+
+fn serve_grpc() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        use tonic::transport::{server::TcpIncoming, Server};
+        let health = Health::builder().drain_delay(DRAIN_DELAY).build();
+        let (reporter, grpc_health) = tonic_health::server::health_reporter();
+        reporter
+            .set_service_status("", tonic_health::ServingStatus::Serving)
+            .await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!("listening on http://{}", listener.local_addr().unwrap());
+        health.ready();
+        Server::builder()
+            .accept_http1(true)
+            .layer(health.layer())
+            .add_service(grpc_health)
+            .serve_with_incoming_shutdown(TcpIncoming::from(listener), health.shutdown_signal())
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn server_http1() {
+    if std::env::var_os(ROLE).is_some_and(|r| r == "http1") {
+        serve_http1();
+    }
+}
+
+#[test]
+fn server_grpc() {
+    if std::env::var_os(ROLE).is_some_and(|r| r == "grpc") {
+        serve_grpc();
+    }
+}
+
+/// Starts this binary as a server and reads the address it prints.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(role: &str, test: &str) -> Server {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", test, "--nocapture", "--test-threads=1"])
+            .env(ROLE, role)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                // The test harness may print its own words before ours on the line.
+                if let Some((_, addr)) = line.split_once("listening on http://") {
+                    let _ = tx.send(addr.trim().parse::<SocketAddr>().unwrap());
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("the server never said where it listens");
+            }
+        };
+        Server { child, addr }
+    }
+
+    fn sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit, at most `limit`.
+    fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "the server did not exit within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// === the clients ===
+
+type Sender = hyper::client::conn::http1::SendRequest<Empty<Bytes>>;
+
+async fn connect(addr: SocketAddr) -> std::io::Result<Sender> {
+    let stream = TcpStream::connect(addr).await?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(std::io::Error::other)?;
+    tokio::spawn(conn);
+    Ok(sender)
+}
+
+/// One request on `sender`: its status, its body's length, and whether the server asked
+/// to close the connection.
+async fn send(sender: &mut Sender, path: &str) -> Result<(StatusCode, usize, bool), String> {
+    sender.ready().await.map_err(|e| format!("ready: {e}"))?;
+    let req = Request::get(path)
+        .header("host", "localhost")
+        .body(Empty::new())
+        .unwrap();
+    let response = sender
+        .send_request(req)
+        .await
+        .map_err(|e| format!("send: {e}"))?;
+    let status = response.status();
+    let close = response
+        .headers()
+        .get(http::header::CONNECTION)
+        .is_some_and(|v| v == "close");
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("body: {e}"))?
+        .to_bytes();
+    Ok((status, body.len(), close))
+}
+
+#[derive(Default)]
+struct Tally {
+    ok: AtomicUsize,
+    closes: AtomicUsize,
+    failures: Mutex<Vec<String>>,
+}
+
+impl Tally {
+    fn fail(&self, what: String) {
+        self.failures.lock().unwrap().push(what);
+    }
+}
+
+/// Sends `/work` over keep-alive connections until `stop` is set, reconnecting whenever
+/// the server closes a connection.
+async fn worker(addr: SocketAddr, stop: Arc<AtomicBool>, tally: Arc<Tally>) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    'connections: while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+        let mut sender = match connect(addr).await {
+            Ok(sender) => sender,
+            Err(e) => {
+                tally.fail(format!("connect before the clients stopped: {e}"));
+                return;
+            }
+        };
+        while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+            match send(&mut sender, "/work").await {
+                Ok((StatusCode::OK, BODY, close)) => {
+                    tally.ok.fetch_add(1, Ordering::SeqCst);
+                    if close {
+                        tally.closes.fetch_add(1, Ordering::SeqCst);
+                        continue 'connections;
+                    }
+                }
+                Ok((status, len, _)) => tally.fail(format!("/work: {status}, {len} bytes")),
+                Err(e) => {
+                    tally.fail(format!("/work: {e}"));
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A fresh connection's status for `path`.
+async fn probe(addr: SocketAddr, path: &str) -> StatusCode {
+    let mut sender = connect(addr).await.expect("the listener is open");
+    send(&mut sender, path).await.expect("a probe answer").0
+}
+
+async fn wait_for_readiness(addr: SocketAddr, want: StatusCode) {
+    let start = Instant::now();
+    while probe(addr, "/readyz").await != want {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "readiness never became {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_http1_keep_alive_load_without_losing_a_request() {
+    let mut server = Server::start("http1", "server_http1");
+    let addr = server.addr;
+    wait_for_readiness(addr, StatusCode::OK).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Tally::default());
+    let workers: Vec<_> = (0..8)
+        .map(|_| tokio::spawn(worker(addr, stop.clone(), tally.clone())))
+        .collect();
+    let start = Instant::now();
+    while tally.ok.load(Ordering::SeqCst) < 200 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the load never got going"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        tally.closes.load(Ordering::SeqCst),
+        0,
+        "keep-alive before the signal"
+    );
+
+    let ok_before = tally.ok.load(Ordering::SeqCst);
+    server.sigterm();
+    let signalled = Instant::now();
+    wait_for_readiness(addr, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert_eq!(probe(addr, "/livez").await, StatusCode::OK);
+    assert_eq!(probe(addr, "/startupz").await, StatusCode::OK);
+
+    // A slow request that is still running when the listener closes.
+    let slow = tokio::spawn(async move {
+        tokio::time::sleep(CLIENTS_STOP.saturating_sub(signalled.elapsed())).await;
+        let mut sender = connect(addr).await.map_err(|e| e.to_string())?;
+        send(&mut sender, "/slow").await
+    });
+
+    tokio::time::sleep(CLIENTS_STOP.saturating_sub(signalled.elapsed())).await;
+    stop.store(true, Ordering::SeqCst);
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let slow = slow.await.unwrap();
+    let status = tokio::task::spawn_blocking(move || {
+        let status = server.wait(Duration::from_secs(20));
+        (status, signalled.elapsed())
+    })
+    .await
+    .unwrap();
+
+    let failures = tally.failures.lock().unwrap().clone();
+    assert!(failures.is_empty(), "lost requests: {failures:?}");
+    assert!(
+        tally.ok.load(Ordering::SeqCst) > ok_before,
+        "requests kept being served during the drain delay"
+    );
+    assert!(
+        tally.closes.load(Ordering::SeqCst) > 0,
+        "keep-alive clients were told to reconnect"
+    );
+    assert_eq!(
+        slow,
+        Ok((StatusCode::OK, BODY, true)),
+        "the in-flight request completed"
+    );
+    let (exit, elapsed) = status;
+    assert!(exit.success(), "the server exited with {exit}");
+    assert!(
+        elapsed >= DRAIN_DELAY,
+        "the server stopped before the drain delay: {elapsed:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_grpc_over_http2_without_losing_a_call() {
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::HealthCheckRequest;
+
+    let mut server = Server::start("grpc", "server_grpc");
+    let addr = server.addr;
+    wait_for_readiness(addr, StatusCode::OK).await;
+
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    let callers: Vec<_> = (0..4)
+        .map(|_| {
+            let (mut client, stop, ok, failures) = (
+                HealthClient::new(channel.clone()),
+                stop.clone(),
+                ok.clone(),
+                failures.clone(),
+            );
+            tokio::spawn(async move {
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+                    let request = HealthCheckRequest {
+                        service: String::new(),
+                    };
+                    match client.check(request).await {
+                        Ok(_) => {
+                            ok.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Err(status) => failures.lock().unwrap().push(status.to_string()),
+                    }
+                }
+            })
+        })
+        .collect();
+    let start = Instant::now();
+    while ok.load(Ordering::SeqCst) < 200 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the load never got going"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    let ok_before = ok.load(Ordering::SeqCst);
+    server.sigterm();
+    let signalled = Instant::now();
+    wait_for_readiness(addr, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert_eq!(probe(addr, "/livez").await, StatusCode::OK);
+
+    tokio::time::sleep(CLIENTS_STOP.saturating_sub(signalled.elapsed())).await;
+    stop.store(true, Ordering::SeqCst);
+    for caller in callers {
+        caller.await.unwrap();
+    }
+    let (exit, elapsed) = tokio::task::spawn_blocking(move || {
+        let exit = server.wait(Duration::from_secs(20));
+        (exit, signalled.elapsed())
+    })
+    .await
+    .unwrap();
+
+    let failures = failures.lock().unwrap().clone();
+    assert!(failures.is_empty(), "failed calls: {failures:?}");
+    assert!(
+        ok.load(Ordering::SeqCst) > ok_before,
+        "calls kept being served"
+    );
+    assert!(exit.success(), "the server exited with {exit}");
+    assert!(
+        elapsed >= DRAIN_DELAY,
+        "stopped before the delay: {elapsed:?}"
+    );
+}
