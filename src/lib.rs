@@ -10,18 +10,25 @@
 //! # Example
 //!
 //! ```no_run
+//! use std::time::Duration;
 //! use axum::{routing::get, Router};
-//! use tower_health::Health;
+//! use tower_health::{Check, Health};
 //!
+//! # async fn ping_database() -> Result<(), std::io::Error> { Ok(()) }
+//! # async fn ping_cache() -> Result<(), std::io::Error> { Ok(()) }
 //! #[tokio::main]
 //! async fn main() -> std::io::Result<()> {
-//!     let health = Health::builder().build();
+//!     let health = Health::builder()
+//!         .check(Check::new("database", ping_database).timeout(Duration::from_secs(2)))
+//!         .check(Check::new("cache", ping_cache).non_critical())
+//!         .build();
 //!     let app = Router::new()
 //!         .route("/", get(|| async { "hello" }))
 //!         .layer(health.layer());
 //!
 //!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
 //!     // ... start-up work: connect pools, warm caches ...
+//!     health.refresh().await; // first check results, so the first probe need not wait
 //!     health.ready();
 //!     axum::serve(listener, app)
 //!         .with_graceful_shutdown(health.shutdown_signal())
@@ -34,7 +41,9 @@
 //! | state of the application | liveness | readiness | startup |
 //! |---|---|---|---|
 //! | [`State::Starting`] | 200 | 503 `starting` | 503 |
-//! | [`State::Ready`] | 200 | 200 | 200 |
+//! | [`State::Ready`], all critical checks pass | 200 | 200 | 200 |
+//! | [`State::Ready`], a critical check fails | 200 | 503, names the check | 200 |
+//! | [`State::Ready`], only non-critical checks fail | 200 | 200 with status `warn` | 200 |
 //! | [`State::Draining`] | 200 | 503 `draining` | 200 |
 //! | liveness marked failed ([`Health::fail_liveness`]) | 503 | 503 | unchanged |
 //!
@@ -43,9 +52,26 @@
 //!   any other method on a probe path gets `405` with `Allow: GET, HEAD`.
 //! - Bodies are `application/health+json` (`{"status":"pass"}`), or the Kubernetes API
 //!   server's text (`ok`) when the client asks for `text/plain`. `?verbose` lists what the
-//!   answer was made of.
+//!   answer was made of; `?exclude=NAME` leaves a check out; `/readyz/NAME` answers for
+//!   one check alone.
+//! - A failure names the check and withholds the reason unless [`Reasons`] allows it.
 //! - Answers carry `Cache-Control: no-store` and `X-Content-Type-Options: nosniff`.
-//! - Any other path, `/readyzz` included, goes to the inner service.
+//! - Any other path, `/readyzz` and `/readyz/not-a-check` included, goes to the inner
+//!   service.
+//!
+//! # Checks
+//!
+//! Checks run concurrently, each under its own timeout and all under one budget, and
+//! their results are cached: a probe never waits on I/O except on a cold cache, and then
+//! at most the budget. See [`Check`] for when to make a check non-critical, when (almost
+//! never) to put one on liveness, and when to raise the budget.
+//!
+//! # Shutdown
+//!
+//! [`Health::shutdown_signal`] resolves after SIGTERM or Ctrl-C and the drain delay; in
+//! between, readiness fails and HTTP/1 responses carry `Connection: close`. With
+//! [`Builder::track_in_flight`], [`Health::drained`] resolves once the last response body
+//! has ended.
 //!
 //! # With tonic
 //!
