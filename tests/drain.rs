@@ -64,16 +64,26 @@ async fn the_signal_drains_at_once_and_the_delay_is_honoured() {
     health.ready();
     let (trigger, mut task) = shutdown(&health);
     tokio::time::sleep(Duration::from_secs(30)).await;
-    assert_eq!(health.state(), State::Ready, "nothing happens before the signal");
+    assert_eq!(
+        health.state(),
+        State::Ready,
+        "nothing happens before the signal"
+    );
     assert!((&mut task).now_or_never().is_none());
 
     trigger.send(()).unwrap();
     tokio::task::yield_now().await;
     assert_eq!(health.state(), State::Draining, "draining at once");
     tokio::time::sleep(Duration::from_millis(4_990)).await;
-    assert!((&mut task).now_or_never().is_none(), "still serving inside the delay");
+    assert!(
+        (&mut task).now_or_never().is_none(),
+        "still serving inside the delay"
+    );
     tokio::time::sleep(Duration::from_millis(20)).await;
-    assert!(task.now_or_never().is_some(), "resolved once the delay is over");
+    assert!(
+        task.now_or_never().is_some(),
+        "resolved once the delay is over"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -111,7 +121,11 @@ async fn drained_waits_for_the_last_body_to_end() {
     let req = Request::get("/download").body(Full::default()).unwrap();
     let response = svc.clone().oneshot(req).await.unwrap();
     let chunks = bodies.recv().await.unwrap();
-    assert_eq!(health.in_flight(), Some(1), "the response head is out, the body is not");
+    assert_eq!(
+        health.in_flight(),
+        Some(1),
+        "the response head is out, the body is not"
+    );
 
     // Probes are not counted.
     let probe = Request::get("/readyz").body(Full::default()).unwrap();
@@ -119,13 +133,21 @@ async fn drained_waits_for_the_last_body_to_end() {
     assert_eq!(health.in_flight(), Some(1));
 
     let mut drained = Box::pin(health.drained());
-    assert!(drained.as_mut().now_or_never().is_none(), "not draining yet");
+    assert!(
+        drained.as_mut().now_or_never().is_none(),
+        "not draining yet"
+    );
     health.drain();
     tokio::time::sleep(Duration::from_secs(60)).await;
-    assert!(drained.as_mut().now_or_never().is_none(), "a body is still open");
+    assert!(
+        drained.as_mut().now_or_never().is_none(),
+        "a body is still open"
+    );
 
     let reader = tokio::spawn(response.into_body().collect());
-    chunks.send(Ok(Frame::data(Bytes::from_static(b"part")))).unwrap();
+    chunks
+        .send(Ok(Frame::data(Bytes::from_static(b"part"))))
+        .unwrap();
     tokio::task::yield_now().await;
     assert_eq!(health.in_flight(), Some(1));
     drop(chunks); // the end of the body
@@ -201,11 +223,15 @@ async fn http1_responses_close_the_connection_while_draining() {
     assert_eq!(connection_header(&health, Version::HTTP_11).await, None);
     health.drain();
     assert_eq!(
-        connection_header(&health, Version::HTTP_11).await.as_deref(),
+        connection_header(&health, Version::HTTP_11)
+            .await
+            .as_deref(),
         Some("close")
     );
     assert_eq!(
-        connection_header(&health, Version::HTTP_10).await.as_deref(),
+        connection_header(&health, Version::HTTP_10)
+            .await
+            .as_deref(),
         Some("close")
     );
     // HTTP/2 has no such header; the server's GOAWAY does that job.
