@@ -1,0 +1,150 @@
+//! The layer on a plain hyper 1 service, served by hyper-util's HTTP/1 + HTTP/2 connection
+//! builder with a graceful shutdown: when `shutdown_signal()` resolves the accept loop
+//! stops, and the server waits for the open connections to finish.
+//!
+//! ```text
+//! cargo run --example hyper
+//! curl -i localhost:3000/livez
+//! curl -i -d 'hi' localhost:3000/echo
+//! ```
+//!
+//! Environment: `ADDR` (default `127.0.0.1:3000`), `DRAIN_DELAY_MS` (how long to keep
+//! serving after SIGTERM, default 5000), `RUST_LOG` (default `info`).
+
+use std::convert::Infallible;
+use std::env;
+use std::error::Error;
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body as _, Incoming};
+use hyper::header::CONTENT_LENGTH;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_health::Health;
+use tracing_subscriber::EnvFilter;
+
+/// How long open connections get to finish once the listener has closed.
+const CONNECTION_GRACE: Duration = Duration::from_secs(30);
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn Error>> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+
+    let mut builder = Health::builder();
+    if let Some(delay) = millis_from_env("DRAIN_DELAY_MS")? {
+        builder = builder.drain_delay(delay);
+    }
+    let health = builder.build();
+
+    let service = ServiceBuilder::new()
+        .layer(health.layer())
+        .service_fn(handle);
+
+    let listener = TcpListener::bind(addr()).await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    health.ready();
+
+    let connections = auto::Builder::new(TokioExecutor::new());
+    let graceful = GracefulShutdown::new();
+    let shutdown = health.shutdown_signal();
+    tokio::pin!(shutdown);
+
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let connection = connections.serve_connection_with_upgrades(
+                    TokioIo::new(stream),
+                    TowerToHyperService::new(service.clone()),
+                );
+                let connection = graceful.watch(connection.into_owned());
+                tokio::spawn(async move {
+                    if let Err(error) = connection.await {
+                        tracing::debug!(%peer, %error, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+
+    // Closing the listener refuses new connections; open ones finish their requests.
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("server stopped"),
+        () = tokio::time::sleep(CONNECTION_GRACE) => {
+            tracing::warn!("connections still open after {CONNECTION_GRACE:?}; stopping anyway");
+        }
+    }
+    Ok(())
+}
+
+async fn handle(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let head = request.method() == Method::HEAD;
+    let response = match (request.method(), request.uri().path()) {
+        (&Method::GET | &Method::HEAD, "/") => Response::new(Full::from("Hello from hyper!\n")),
+        (&Method::POST, "/echo") => match request.into_body().collect().await {
+            Ok(body) => Response::new(Full::new(body.to_bytes())),
+            Err(_) => status(StatusCode::BAD_REQUEST),
+        },
+        _ => status(StatusCode::NOT_FOUND),
+    };
+    Ok(if head {
+        without_body(response)
+    } else {
+        response
+    })
+}
+
+fn status(code: StatusCode) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::from(code.canonical_reason().unwrap_or("")));
+    *response.status_mut() = code;
+    response
+}
+
+/// The answer to a `HEAD`: the headers of the `GET` answer and no body. hyper drops the
+/// body of a `HEAD` answer itself over HTTP/1 but not over HTTP/2, where sending one is a
+/// protocol error.
+fn without_body(response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+    let length = response.body().size_hint().exact().unwrap_or(0);
+    let (mut parts, _) = response.into_parts();
+    parts.headers.insert(CONTENT_LENGTH, length.into());
+    Response::from_parts(parts, Full::default())
+}
+
+fn addr() -> String {
+    env::var("ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned())
+}
+
+fn millis_from_env(name: &str) -> Result<Option<Duration>, Box<dyn Error>> {
+    match env::var(name) {
+        Ok(value) => {
+            let ms: u64 = value
+                .parse()
+                .map_err(|e| format!("{name}={value:?} is not a number of milliseconds: {e}"))?;
+            Ok(Some(Duration::from_millis(ms)))
+        }
+        Err(env::VarError::NotPresent) => Ok(None),
+        Err(e) => Err(format!("{name}: {e}").into()),
+    }
+}
