@@ -1,0 +1,232 @@
+//! The layer on a real axum server on loopback, shaped like `examples/axum.rs`: routes, a
+//! token check and a fallback inside, `Router::layer(health.layer())` outermost. Requests
+//! go through a real HTTP/1.1 client.
+
+mod common;
+
+use std::time::Duration;
+
+use axum::Router;
+use common::{
+    assert_probe_headers, axum_app, empty, get, http1_client, request, send, spawn_axum,
+    stop_switch, walk_probe_table, Running, LIVEZ, READYZ, STARTUPZ, TOKEN,
+};
+use http::header::{ACCEPT, ALLOW, AUTHORIZATION, CONNECTION};
+use http::{Method, StatusCode};
+use http_body_util::Full;
+use tower_health::{Health, State};
+
+fn layered(health: &Health) -> Router {
+    axum_app().layer(health.layer())
+}
+
+#[tokio::test]
+async fn every_row_of_the_probe_table_over_http1() {
+    let health = Health::new();
+    let (stop, stopped) = stop_switch();
+    let server = spawn_axum(layered(&health), stopped).await;
+    let client = http1_client();
+    walk_probe_table(&health, |path| get(&client, server.addr, path)).await;
+    let _ = stop.send(());
+    server.stopped().await;
+}
+
+#[tokio::test]
+async fn probes_are_answered_before_the_token_check_and_the_fallback() {
+    let health = Health::new();
+    health.ready();
+    let (stop, stopped) = stop_switch();
+    let server = spawn_axum(layered(&health), stopped).await;
+    let client = http1_client();
+
+    // No route is registered for the probe paths and no token is sent: the layer answers
+    // anyway, so neither the token check (401) nor the fallback (404) ever sees a probe.
+    for path in [LIVEZ, READYZ, STARTUPZ] {
+        let reply = get(&client, server.addr, path).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}");
+        assert_probe_headers(&reply, "application/health+json", path);
+        assert_eq!(reply.json(), serde_json::json!({ "status": "pass" }));
+    }
+    // Everything else meets the application's own layers.
+    assert_eq!(
+        get(&client, server.addr, "/readyzz").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let reply = send(
+        &client,
+        empty(request(Method::GET, server.addr, "/readyz/unknown").header(AUTHORIZATION, TOKEN)),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_eq!(reply.text(), "no such page\n");
+
+    let _ = stop.send(());
+    server.stopped().await;
+}
+
+#[tokio::test]
+async fn other_methods_on_probe_paths_get_the_layers_405() {
+    let health = Health::new();
+    let (stop, stopped) = stop_switch();
+    let server = spawn_axum(layered(&health), stopped).await;
+    let client = http1_client();
+    for method in [
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::PATCH,
+        Method::OPTIONS,
+        Method::from_bytes(b"PURGE").unwrap(),
+    ] {
+        for path in [LIVEZ, READYZ, STARTUPZ] {
+            let reply = send(&client, empty(request(method.clone(), server.addr, path))).await;
+            let context = format!("{method} {path}");
+            assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{context}");
+            assert_eq!(reply.header(ALLOW), Some("GET, HEAD"), "{context}");
+            assert_eq!(reply.header("cache-control"), Some("no-store"), "{context}");
+            assert_eq!(reply.content_length(), Some(0), "{context}");
+            assert!(reply.body.is_empty(), "{context}");
+        }
+    }
+    let _ = stop.send(());
+    server.stopped().await;
+}
+
+#[tokio::test]
+async fn head_and_content_types_over_http1() {
+    let health = Health::new();
+    let (stop, stopped) = stop_switch();
+    let server = spawn_axum(layered(&health), stopped).await;
+    let client = http1_client();
+    for state in [State::Starting, State::Ready, State::Draining] {
+        match state {
+            State::Starting => {}
+            State::Ready => assert!(health.ready()),
+            State::Draining => assert!(health.drain()),
+        }
+        for path in [LIVEZ, READYZ, STARTUPZ, "/readyz?verbose"] {
+            for accept in ["application/health+json", "text/plain"] {
+                let get = send(
+                    &client,
+                    empty(request(Method::GET, server.addr, path).header(ACCEPT, accept)),
+                )
+                .await;
+                let head = send(
+                    &client,
+                    empty(request(Method::HEAD, server.addr, path).header(ACCEPT, accept)),
+                )
+                .await;
+                let context = format!("{path} ({accept}) while {state}");
+                let content_type = if accept == "text/plain" {
+                    "text/plain; charset=utf-8"
+                } else {
+                    "application/health+json"
+                };
+                assert_probe_headers(&get, content_type, &context);
+                assert_eq!(get.content_length(), Some(get.body.len()), "{context}");
+                assert_eq!(head.status, get.status, "{context}");
+                assert_eq!(head.stable_headers(), get.stable_headers(), "{context}");
+                assert_eq!(head.content_length(), Some(get.body.len()), "{context}");
+                assert!(head.body.is_empty(), "{context}");
+            }
+        }
+    }
+    let reply = send(
+        &client,
+        empty(request(Method::GET, server.addr, LIVEZ).header(ACCEPT, "text/plain")),
+    )
+    .await;
+    assert_eq!(reply.text(), "ok");
+    let _ = stop.send(());
+    server.stopped().await;
+}
+
+/// Requests that are not probes, with and without a token, on routes and off them.
+fn ordinary_requests(addr: std::net::SocketAddr) -> Vec<http::Request<Full<bytes::Bytes>>> {
+    let with_token = |method: Method, path: &str| {
+        empty(request(method, addr, path).header(AUTHORIZATION, TOKEN))
+    };
+    vec![
+        with_token(Method::GET, "/"),
+        with_token(Method::HEAD, "/"),
+        with_token(Method::POST, "/"),
+        with_token(Method::GET, "/items/7"),
+        with_token(Method::GET, "/items/not-a-number"),
+        with_token(Method::GET, "/nowhere"),
+        with_token(Method::GET, "/readyzz"),
+        with_token(Method::GET, "/readyz/"),
+        with_token(Method::GET, "/livez%2F"),
+        empty(request(Method::GET, addr, "/")),
+        empty(request(Method::GET, addr, "/items/7")),
+    ]
+}
+
+#[tokio::test]
+async fn ordinary_responses_are_identical_with_and_without_the_layer() {
+    let health = Health::new();
+    health.ready();
+    let (stop_bare, stopped_bare) = stop_switch();
+    let (stop_layered, stopped_layered) = stop_switch();
+    let bare = spawn_axum(axum_app(), stopped_bare).await;
+    let layered = spawn_axum(layered(&health), stopped_layered).await;
+    let client = http1_client();
+
+    let pairs = ordinary_requests(bare.addr)
+        .into_iter()
+        .zip(ordinary_requests(layered.addr));
+    for (to_bare, to_layered) in pairs {
+        let what = format!("{} {}", to_bare.method(), to_bare.uri().path());
+        let expected = send(&client, to_bare).await;
+        let got = send(&client, to_layered).await;
+        assert_eq!(got.status, expected.status, "{what}");
+        assert_eq!(got.version, expected.version, "{what}");
+        assert_eq!(got.stable_headers(), expected.stable_headers(), "{what}");
+        assert_eq!(got.body, expected.body, "{what}");
+    }
+    // Not vacuous: the bare server knows nothing of probes.
+    assert_eq!(
+        get(&client, bare.addr, READYZ).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let _ = stop_bare.send(());
+    let _ = stop_layered.send(());
+    bare.stopped().await;
+    layered.stopped().await;
+}
+
+#[tokio::test]
+async fn draining_fails_readiness_keeps_serving_then_shutdown_stops_the_server() {
+    let health = Health::builder().drain_delay(Duration::ZERO).build();
+    health.ready();
+    let (trigger, triggered) = stop_switch();
+    let server: Running = spawn_axum(layered(&health), health.shutdown_on(triggered)).await;
+    let client = http1_client();
+    let addr = server.addr;
+
+    health.drain();
+    let reply = get(&client, addr, READYZ).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(reply.json()["output"], "draining");
+    assert_eq!(get(&client, addr, LIVEZ).await.status, StatusCode::OK);
+    assert_eq!(get(&client, addr, STARTUPZ).await.status, StatusCode::OK);
+    let reply = send(
+        &client,
+        empty(request(Method::GET, addr, "/").header(AUTHORIZATION, TOKEN)),
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "traffic is still served while draining"
+    );
+    assert_eq!(
+        reply.header(CONNECTION),
+        Some("close"),
+        "keep-alive clients move on"
+    );
+
+    let _ = trigger.send(());
+    server.stopped().await;
+    assert_eq!(health.state(), State::Draining);
+}
