@@ -230,3 +230,46 @@ async fn draining_fails_readiness_keeps_serving_then_shutdown_stops_the_server()
     server.stopped().await;
     assert_eq!(health.state(), State::Draining);
 }
+
+#[tokio::test]
+async fn probes_are_intercepted_with_axums_default_fallback_and_over_the_apps_own_routes() {
+    // No custom fallback, and the application happens to have its own `/livez` route: the
+    // layer, wrapping every route and the fallback, answers first all the same.
+    let health = Health::new();
+    health.ready();
+    let app = Router::new()
+        .route("/", axum::routing::get(|| async { "root" }))
+        .route(
+            LIVEZ,
+            axum::routing::get(|| async { "the app's own livez" }),
+        )
+        .layer(health.layer());
+    let (stop, stopped) = stop_switch();
+    let server = spawn_axum(app, stopped).await;
+    let client = http1_client();
+
+    for path in [LIVEZ, READYZ, STARTUPZ] {
+        let reply = get(&client, server.addr, path).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}");
+        assert_probe_headers(&reply, "application/health+json", path);
+        let post = send(&client, empty(request(Method::POST, server.addr, path))).await;
+        assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED, "{path}");
+        assert_eq!(post.header(ALLOW), Some("GET, HEAD"), "{path}");
+        assert_eq!(
+            post.header("cache-control"),
+            Some("no-store"),
+            "not axum's 405: {path}"
+        );
+    }
+    // Axum's own 404 and 405 for everything else.
+    assert_eq!(
+        get(&client, server.addr, "/readyzz").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let post = send(&client, empty(request(Method::POST, server.addr, "/"))).await;
+    assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(post.header("cache-control"), None);
+
+    let _ = stop.send(());
+    server.stopped().await;
+}

@@ -1,0 +1,332 @@
+//! A service backed by PostgreSQL and Redis: `SELECT 1` gates readiness, a Redis `PING`
+//! only degrades it, start-up waits for the database, and SIGTERM drains before the server
+//! stops. Both connections are opened again by the checks when their server comes back.
+//!
+//! ```text
+//! DATABASE_URL='host=127.0.0.1 port=5432 user=postgres' REDIS_URL=redis://127.0.0.1:6379 \
+//!     cargo run --example postgres_redis
+//! curl -H 'accept: text/plain' 'localhost:3000/readyz?verbose'
+//! # [+]liveness ok
+//! # [+]lifecycle ok
+//! # [+]postgres ok
+//! # [+]redis ok
+//! # readyz check passed
+//! ```
+//!
+//! Stop Redis and readiness stays 200 with status `warn` (`[-]redis failed: ...
+//! (non-critical)`): the service still answers without its cache. Stop PostgreSQL and it
+//! is 503 naming `postgres`. Start them again and the next refresh reconnects.
+//!
+//! Environment: `DATABASE_URL` (a libpq key/value string or a `postgresql://` URL, default
+//! `host=127.0.0.1 port=5432 user=postgres`), `REDIS_URL` (default
+//! `redis://127.0.0.1:6379`), `ADDR` (default `127.0.0.1:3000`), `STARTUP_TIMEOUT_MS`
+//! (how long start-up waits for PostgreSQL before giving up, default 60000),
+//! `DRAIN_DELAY_MS` (how long to keep serving after SIGTERM, default 5000), `RUST_LOG`
+//! (default `info`).
+
+use std::env;
+use std::error::Error;
+use std::future::{Future, IntoFuture};
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, State as AppState};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+use tokio_postgres::NoTls;
+use tower_health::{Check, Health, Reasons, State, Status};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn Error>> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+
+    let postgres = Arc::new(Postgres::new(&env_or(
+        "DATABASE_URL",
+        "host=127.0.0.1 port=5432 user=postgres",
+    ))?);
+    let redis = Arc::new(Redis::new(&env_or("REDIS_URL", "redis://127.0.0.1:6379"))?);
+
+    let mut builder = Health::builder()
+        .check(postgres_check(&postgres))
+        .check(redis_check(&redis))
+        // Run the checks every second in the background too. Without it, a probe that
+        // finds a stale result is answered from it and starts a refresh, so with probes
+        // every 10 s each answer would be 10 s old; with it, never more than a second.
+        .refresh_every(Duration::from_secs(1))
+        // The error texts (host names, driver messages) are shown to loopback clients
+        // such as `kubectl port-forward`, and logged; anyone else sees only which check
+        // failed.
+        .reasons(Reasons::loopback_peer(|ext| {
+            ext.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())
+        }));
+    if let Some(delay) = millis_from_env("DRAIN_DELAY_MS")? {
+        builder = builder.drain_delay(delay);
+    }
+    let health = builder.build();
+
+    let app = Router::new()
+        .route("/", get(|| async { "Hello from postgres_redis!\n" }))
+        .route("/time", get(database_time))
+        .with_state(postgres.clone())
+        .layer(health.layer());
+
+    let listener = TcpListener::bind(addr()).await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    // Probes are answered while start-up runs: liveness passes, readiness and startup say
+    // "starting".
+    let server = tokio::spawn(
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(health.shutdown_signal())
+        .into_future(),
+    );
+
+    let startup_timeout = millis_from_env("STARTUP_TIMEOUT_MS")?.unwrap_or(Duration::from_secs(60));
+    start_up(&health, startup_timeout).await?;
+
+    server.await??;
+    tracing::info!("server stopped");
+    Ok(())
+}
+
+/// Start-up: readiness stays "starting" until PostgreSQL has answered once. Redis is
+/// not waited for: the service works without its cache.
+pub async fn start_up(health: &Health, timeout: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        // Runs every check now, so that the first probe after ready() finds results.
+        let report = health.refresh().await;
+        let postgres = report.check("postgres").map(|c| c.status());
+        if postgres == Some(Status::Pass) {
+            health.ready();
+            tracing::info!("start-up done: ready");
+            return Ok(());
+        }
+        if health.state() == State::Draining {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "PostgreSQL did not answer within {} ms",
+                timeout.as_millis()
+            ));
+        }
+        tracing::info!("start-up: waiting for PostgreSQL");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// `SELECT 1` on the application's connection: critical, so readiness fails while
+/// PostgreSQL is down. Its timeout stays under the default 900 ms budget, which caps it.
+pub fn postgres_check(postgres: &Arc<Postgres>) -> Check {
+    let postgres = postgres.clone();
+    Check::new("postgres", move || {
+        let postgres = postgres.clone();
+        async move { postgres.ping().await.map_err(|e| with_causes(&e)) }
+    })
+    .timeout(Duration::from_millis(800))
+}
+
+/// `PING`: non-critical, so Redis being down degrades readiness to `warn` (still 200)
+/// instead of taking every replica out of service.
+pub fn redis_check(redis: &Arc<Redis>) -> Check {
+    let redis = redis.clone();
+    Check::new("redis", move || {
+        let redis = redis.clone();
+        async move { redis.ping().await }
+    })
+    .timeout(Duration::from_millis(500))
+    .non_critical()
+}
+
+async fn database_time(
+    AppState(postgres): AppState<Arc<Postgres>>,
+) -> Result<String, (StatusCode, &'static str)> {
+    let unavailable = |error: tokio_postgres::Error| {
+        tracing::warn!(error = with_causes(&error), "GET /time");
+        (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n")
+    };
+    let client = postgres.client().await.map_err(unavailable)?;
+    let row = client
+        .query_one("SELECT now()::text", &[])
+        .await
+        .map_err(unavailable)?;
+    Ok(format!("{}\n", row.get::<_, String>(0)))
+}
+
+// === impl Postgres ===
+
+/// The application's PostgreSQL connection, opened on first use and again whenever the
+/// last one was closed or a check on it failed.
+pub struct Postgres {
+    config: tokio_postgres::Config,
+    client: Slot<Arc<tokio_postgres::Client>>,
+}
+
+impl Postgres {
+    pub fn new(url: &str) -> Result<Self, tokio_postgres::Error> {
+        let mut config: tokio_postgres::Config = url.parse()?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(2));
+        }
+        Ok(Postgres {
+            config,
+            client: Slot::default(),
+        })
+    }
+
+    /// The open connection, or a new one.
+    pub async fn client(&self) -> Result<Arc<tokio_postgres::Client>, tokio_postgres::Error> {
+        if let Some(client) = self.client.get().filter(|c| !c.is_closed()) {
+            return Ok(client);
+        }
+        let (client, connection) = self.config.connect(NoTls).await?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::warn!(error = with_causes(&error), "postgres: connection closed");
+            }
+        });
+        let client = Arc::new(client);
+        self.client.set(client.clone());
+        tracing::info!("postgres: connected");
+        Ok(client)
+    }
+
+    pub async fn ping(&self) -> Result<(), tokio_postgres::Error> {
+        let client = self.client().await?;
+        self.client
+            .forget_unless_ok(client.simple_query("SELECT 1"))
+            .await
+            .map(drop)
+    }
+}
+
+// === impl Redis ===
+
+/// The application's Redis connection, opened on first use and again after a failure.
+pub struct Redis {
+    client: redis::Client,
+    connection: Slot<redis::aio::MultiplexedConnection>,
+}
+
+impl Redis {
+    pub fn new(url: &str) -> redis::RedisResult<Self> {
+        Ok(Redis {
+            client: redis::Client::open(url)?,
+            connection: Slot::default(),
+        })
+    }
+
+    pub async fn ping(&self) -> redis::RedisResult<()> {
+        let mut connection = match self.connection.get() {
+            Some(connection) => connection,
+            None => {
+                let connection = self.client.get_multiplexed_async_connection().await?;
+                self.connection.set(connection.clone());
+                tracing::info!("redis: connected");
+                connection
+            }
+        };
+        let ping = async move {
+            redis::cmd("PING")
+                .query_async::<String>(&mut connection)
+                .await
+        };
+        self.connection.forget_unless_ok(ping).await.map(drop)
+    }
+}
+
+// === impl Slot ===
+
+/// Holds one open connection. A use that fails, or that is abandoned halfway (the
+/// check's timeout dropped it, as happens when packets to the server are lost), drops the
+/// connection so that the next use opens a new one instead of waiting on a dead socket.
+struct Slot<C>(Mutex<Option<C>>);
+
+impl<C> Default for Slot<C> {
+    fn default() -> Self {
+        Slot(Mutex::new(None))
+    }
+}
+
+impl<C: Clone> Slot<C> {
+    fn get(&self) -> Option<C> {
+        self.lock().clone()
+    }
+
+    fn set(&self, connection: C) {
+        *self.lock() = Some(connection);
+    }
+
+    async fn forget_unless_ok<T, E>(
+        &self,
+        using: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        let mut guard = Forget(Some(self));
+        let result = using.await;
+        if result.is_ok() {
+            guard.0 = None;
+        }
+        result
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<C>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+struct Forget<'a, C: Clone>(Option<&'a Slot<C>>);
+
+impl<C: Clone> Drop for Forget<'_, C> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.0 {
+            *slot.lock() = None;
+        }
+    }
+}
+
+/// The error and its causes: tokio-postgres keeps what went wrong ("Connection refused",
+/// the server's message) in the source, not in its own text.
+fn with_causes(error: &dyn Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn env_or(name: &str, default: &str) -> String {
+    env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+fn addr() -> String {
+    env_or("ADDR", "127.0.0.1:3000")
+}
+
+fn millis_from_env(name: &str) -> Result<Option<Duration>, Box<dyn Error>> {
+    match env::var(name) {
+        Ok(value) => {
+            let ms: u64 = value
+                .parse()
+                .map_err(|e| format!("{name}={value:?} is not a number of milliseconds: {e}"))?;
+            Ok(Some(Duration::from_millis(ms)))
+        }
+        Err(env::VarError::NotPresent) => Ok(None),
+        Err(e) => Err(format!("{name}: {e}").into()),
+    }
+}
