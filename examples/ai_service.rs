@@ -1,0 +1,165 @@
+//! An AI-style service: probes on `/health`, `/health/ready` and `/health/started`, a
+//! database, a Redis and an OpenAI-style API checked concurrently under 2 s, 1 s and 3 s
+//! timeouts, and an embedding model whose loading holds back the startup and readiness
+//! probes.
+//!
+//! The three dependencies are simulated by async functions that take a configurable time,
+//! so the example needs no network: make one slower than its timeout to see it fail.
+//!
+//! ```text
+//! cargo run --example ai_service
+//! curl -i localhost:3000/health/started     # 503 while the model loads (5 s), then 200
+//! curl -H 'accept: text/plain' 'localhost:3000/health/ready?verbose'
+//! # [+]liveness ok
+//! # [+]lifecycle ok
+//! # [+]database ok
+//! # [+]redis ok
+//! # [+]openai ok
+//! # [+]embedding-model ok
+//! # readyz check passed
+//! OPENAI_LATENCY_MS=5000 cargo run --example ai_service   # [-]openai failed: timed out after 3000 ms
+//! ```
+//!
+//! Environment: `ADDR` (default `127.0.0.1:3000`), `DATABASE_LATENCY_MS` (default 3),
+//! `REDIS_LATENCY_MS` (default 1), `OPENAI_LATENCY_MS` (default 250), `MODEL_LOAD_MS`
+//! (how long loading the model takes, default 5000), `DRAIN_DELAY_MS` (how long to keep
+//! serving after SIGTERM, default 5000), `RUST_LOG` (default `info`).
+
+use std::env;
+use std::error::Error;
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tower_health::{Check, Health, Paths, Probe, Reasons};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn Error>> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+
+    let database = Simulated::from_env("DATABASE_LATENCY_MS", 3)?;
+    let redis = Simulated::from_env("REDIS_LATENCY_MS", 1)?;
+    let openai = Simulated::from_env("OPENAI_LATENCY_MS", 250)?;
+    let model_loaded = Arc::new(AtomicBool::new(false));
+
+    let mut builder = Health::builder()
+        .paths(Paths::health())
+        .check(database.check("database").timeout(Duration::from_secs(2)))
+        .check(redis.check("redis").timeout(Duration::from_secs(1)))
+        .check(openai.check("openai").timeout(Duration::from_secs(3)))
+        .check(model_check(&model_loaded).probes([Probe::Startup, Probe::Readiness]))
+        // Every check's timeout is capped by the budget (900 ms unless raised), so the
+        // 2 s and 3 s timeouts above need a 3 s budget. The budget is also how long a
+        // probe that finds no result at all waits, which is longer than the kubelet's
+        // default 1 s probe timeout: refreshing in the background keeps results warm, so
+        // that probes are answered from them and never wait.
+        .budget(Duration::from_secs(3))
+        .refresh_every(Duration::from_secs(5))
+        .cache_for(Duration::from_secs(10))
+        .reasons(Reasons::loopback_peer(|ext| {
+            ext.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())
+        }));
+    if let Some(delay) = millis_from_env("DRAIN_DELAY_MS")? {
+        builder = builder.drain_delay(delay);
+    }
+    let health = builder.build();
+
+    let app = Router::new()
+        .route(
+            "/",
+            get(|| async { Json(json!({ "service": "ai-platform" })) }),
+        )
+        .layer(health.layer());
+
+    let listener = TcpListener::bind(addr()).await?;
+    println!("listening on http://{}", listener.local_addr()?);
+
+    // The pools are up; the model loads in the background. Until it has, the model check
+    // fails and with it the startup and readiness probes, while liveness passes: the
+    // orchestrator waits (up to the startup probe's failureThreshold) instead of
+    // restarting a container that is merely slow to start.
+    health.ready();
+    let load_time = millis_from_env("MODEL_LOAD_MS")?.unwrap_or(Duration::from_secs(5));
+    let loading = health.clone();
+    let loaded = model_loaded.clone();
+    tokio::spawn(async move {
+        tracing::info!("loading the embedding model");
+        tokio::time::sleep(load_time).await;
+        loaded.store(true, Ordering::Release);
+        tracing::info!("embedding model loaded");
+        // Refresh now rather than at the next tick, so the probes pass at once.
+        loading.refresh().await;
+    });
+
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(health.shutdown_signal())
+    .await?;
+    tracing::info!("server stopped");
+    Ok(())
+}
+
+/// A dependency whose check takes `latency`: stands for `SELECT 1`, `PING` or
+/// `GET /openai/deployments`.
+#[derive(Clone, Copy)]
+struct Simulated {
+    latency: Duration,
+}
+
+impl Simulated {
+    fn from_env(name: &str, default_ms: u64) -> Result<Self, Box<dyn Error>> {
+        let latency = millis_from_env(name)?.unwrap_or(Duration::from_millis(default_ms));
+        Ok(Simulated { latency })
+    }
+
+    fn check(self, name: &'static str) -> Check {
+        Check::new(name, move || async move {
+            tokio::time::sleep(self.latency).await;
+            Ok::<(), std::convert::Infallible>(())
+        })
+    }
+}
+
+/// No I/O: whether the model is in memory.
+fn model_check(loaded: &Arc<AtomicBool>) -> Check {
+    let loaded = loaded.clone();
+    Check::new("embedding-model", move || {
+        let result = if loaded.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err("Embedding model not loaded")
+        };
+        std::future::ready(result)
+    })
+}
+
+fn addr() -> String {
+    env::var("ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned())
+}
+
+fn millis_from_env(name: &str) -> Result<Option<Duration>, Box<dyn Error>> {
+    match env::var(name) {
+        Ok(value) => {
+            let ms: u64 = value
+                .parse()
+                .map_err(|e| format!("{name}={value:?} is not a number of milliseconds: {e}"))?;
+            Ok(Some(Duration::from_millis(ms)))
+        }
+        Err(env::VarError::NotPresent) => Ok(None),
+        Err(e) => Err(format!("{name}: {e}").into()),
+    }
+}
