@@ -16,6 +16,7 @@ type Chunk = Result<Frame<Bytes>, Infallible>;
 
 /// A service whose response body streams whatever the test sends down the channel it
 /// hands back.
+#[allow(clippy::type_complexity)] // an `impl Service` cannot be named by a type alias
 fn streaming(
     health: &Health,
 ) -> (
