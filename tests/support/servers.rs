@@ -331,8 +331,14 @@ fn wait_until(what: &str, child: &mut Child, log: &Path, mut ready: impl FnMut()
 
 /// Sends `signal` and waits for the process to exit, killing it if it takes too long.
 fn stop(mut child: Child, signal: &str) {
-    let sent = Command::new("kill")
-        .args(["-s", signal, &child.id().to_string()])
+    // The shell's own `kill`: a minimal system may have no kill(1).
+    let sent = Command::new("sh")
+        .args([
+            "-c",
+            "kill -s \"$0\" \"$1\"",
+            signal,
+            &child.id().to_string(),
+        ])
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
