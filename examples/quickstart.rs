@@ -1,5 +1,6 @@
 //! The smallest complete service: an axum app whose probes are answered by the layer,
-//! that turns ready after a simulated start-up, and drains on SIGTERM or Ctrl-C.
+//! with one demo check (the temporary directory is writable), that turns ready after a
+//! simulated start-up, and drains on SIGTERM or Ctrl-C.
 //!
 //! ```text
 //! cargo run --example quickstart
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 use axum::{routing::get, Router};
 use tokio::net::TcpListener;
-use tower_health::Health;
+use tower_health::{Check, Health};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -28,7 +29,12 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
 
-    let mut builder = Health::builder();
+    // A demo check that needs no external service: a synchronous write, so it runs on
+    // Tokio's blocking pool. A real service checks its database, cache, upstream API...
+    let scratch = env::temp_dir().join("tower-health-quickstart");
+    let mut builder = Health::builder().check(Check::blocking("tmp-writable", move || {
+        std::fs::write(&scratch, b"ok")
+    }));
     if let Some(delay) = millis_from_env("DRAIN_DELAY_MS")? {
         builder = builder.drain_delay(delay);
     }
