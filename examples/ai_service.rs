@@ -25,9 +25,7 @@
 //! (how long loading the model takes, default 5000), `DRAIN_DELAY_MS` (how long to keep
 //! serving after SIGTERM, default 5000), `RUST_LOG` (default `info`).
 
-use std::env;
 use std::error::Error;
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -39,15 +37,13 @@ use axum::{Json, Router};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tower_health::{Check, Health, Paths, Probe, Reasons};
-use tracing_subscriber::EnvFilter;
+
+#[path = "support/mod.rs"]
+mod support;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
+    support::init_tracing();
 
     let database = Simulated::from_env("DATABASE_LATENCY_MS", 3)?;
     let redis = Simulated::from_env("REDIS_LATENCY_MS", 1)?;
@@ -71,7 +67,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .reasons(Reasons::loopback_peer(|ext| {
             ext.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())
         }));
-    if let Some(delay) = millis_from_env("DRAIN_DELAY_MS")? {
+    if let Some(delay) = support::millis_from_env("DRAIN_DELAY_MS")? {
         builder = builder.drain_delay(delay);
     }
     let health = builder.build();
@@ -83,7 +79,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         )
         .layer(health.layer());
 
-    let listener = TcpListener::bind(addr()).await?;
+    let listener = TcpListener::bind(support::addr()).await?;
     println!("listening on http://{}", listener.local_addr()?);
 
     // The pools are up; the model loads in the background. Until it has, the model check
@@ -91,7 +87,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     // orchestrator waits (up to the startup probe's failureThreshold) instead of
     // restarting a container that is merely slow to start.
     health.ready();
-    let load_time = millis_from_env("MODEL_LOAD_MS")?.unwrap_or(Duration::from_secs(5));
+    let load_time = support::millis_from_env("MODEL_LOAD_MS")?.unwrap_or(Duration::from_secs(5));
     let loading = health.clone();
     let loaded = model_loaded.clone();
     tokio::spawn(async move {
@@ -122,7 +118,7 @@ struct Simulated {
 
 impl Simulated {
     fn from_env(name: &str, default_ms: u64) -> Result<Self, Box<dyn Error>> {
-        let latency = millis_from_env(name)?.unwrap_or(Duration::from_millis(default_ms));
+        let latency = support::millis_from_env(name)?.unwrap_or(Duration::from_millis(default_ms));
         Ok(Simulated { latency })
     }
 
@@ -145,21 +141,4 @@ fn model_check(loaded: &Arc<AtomicBool>) -> Check {
         };
         std::future::ready(result)
     })
-}
-
-fn addr() -> String {
-    env::var("ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned())
-}
-
-fn millis_from_env(name: &str) -> Result<Option<Duration>, Box<dyn Error>> {
-    match env::var(name) {
-        Ok(value) => {
-            let ms: u64 = value
-                .parse()
-                .map_err(|e| format!("{name}={value:?} is not a number of milliseconds: {e}"))?;
-            Ok(Some(Duration::from_millis(ms)))
-        }
-        Err(env::VarError::NotPresent) => Ok(None),
-        Err(e) => Err(format!("{name}: {e}").into()),
-    }
 }

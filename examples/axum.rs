@@ -12,10 +12,7 @@
 //! Environment: `ADDR` (default `127.0.0.1:3000`), `DRAIN_DELAY_MS` (how long to keep
 //! serving after SIGTERM, default 5000), `RUST_LOG` (default `info`).
 
-use std::env;
 use std::error::Error;
-use std::io::IsTerminal;
-use std::time::Duration;
 
 use axum::extract::{Path, Request};
 use axum::http::{header, StatusCode};
@@ -25,20 +22,18 @@ use axum::routing::get;
 use axum::{Json, Router};
 use tokio::net::TcpListener;
 use tower_health::Health;
-use tracing_subscriber::EnvFilter;
+
+#[path = "support/mod.rs"]
+mod support;
 
 const TOKEN: &str = "Bearer demo-token";
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
+    support::init_tracing();
 
     let mut builder = Health::builder();
-    if let Some(delay) = millis_from_env("DRAIN_DELAY_MS")? {
+    if let Some(delay) = support::millis_from_env("DRAIN_DELAY_MS")? {
         builder = builder.drain_delay(delay);
     }
     let health = builder.build();
@@ -51,7 +46,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         // Last, so outermost: it sees every request first.
         .layer(health.layer());
 
-    let listener = TcpListener::bind(addr()).await?;
+    let listener = TcpListener::bind(support::addr()).await?;
     println!("listening on http://{}", listener.local_addr()?);
     health.ready();
 
@@ -85,22 +80,5 @@ async fn require_token(request: Request, next: Next) -> Response {
         next.run(request).await
     } else {
         (StatusCode::UNAUTHORIZED, "missing or wrong token\n").into_response()
-    }
-}
-
-fn addr() -> String {
-    env::var("ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned())
-}
-
-fn millis_from_env(name: &str) -> Result<Option<Duration>, Box<dyn Error>> {
-    match env::var(name) {
-        Ok(value) => {
-            let ms: u64 = value
-                .parse()
-                .map_err(|e| format!("{name}={value:?} is not a number of milliseconds: {e}"))?;
-            Ok(Some(Duration::from_millis(ms)))
-        }
-        Err(env::VarError::NotPresent) => Ok(None),
-        Err(e) => Err(format!("{name}: {e}").into()),
     }
 }

@@ -25,9 +25,7 @@
 //! Environment: `ADDR` (default `127.0.0.1:3000`), `DRAIN_DELAY_MS` (how long to keep
 //! serving after SIGTERM, default 5000), `RUST_LOG` (default `info`).
 
-use std::env;
 use std::error::Error;
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -39,7 +37,9 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tower_health::{Check, Health, Paths, Reasons};
-use tracing_subscriber::EnvFilter;
+
+#[path = "support/mod.rs"]
+mod support;
 
 /// The simulated dependencies: each flag is set while that dependency is down.
 #[derive(Clone, Default)]
@@ -50,11 +50,7 @@ struct Dependencies {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
+    support::init_tracing();
 
     let deps = Dependencies::default();
     let mut builder = Health::builder()
@@ -76,7 +72,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .reasons(Reasons::loopback_peer(|ext| {
             ext.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())
         }));
-    if let Some(delay) = millis_from_env("DRAIN_DELAY_MS")? {
+    if let Some(delay) = support::millis_from_env("DRAIN_DELAY_MS")? {
         builder = builder.drain_delay(delay);
     }
     let health = builder.build();
@@ -97,7 +93,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .with_state(deps)
         .layer(health.layer());
 
-    let listener = TcpListener::bind(addr()).await?;
+    let listener = TcpListener::bind(support::addr()).await?;
     println!("listening on http://{}", listener.local_addr()?);
     health.ready();
 
@@ -147,21 +143,4 @@ async fn simulate_external_service_recovery(State(deps): State<Dependencies>) ->
     deps.external_service_down.store(false, Ordering::Relaxed);
     tracing::warn!("simulating external service recovery");
     Json(json!({ "message": "External service simulated as available" }))
-}
-
-fn addr() -> String {
-    env::var("ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned())
-}
-
-fn millis_from_env(name: &str) -> Result<Option<Duration>, Box<dyn Error>> {
-    match env::var(name) {
-        Ok(value) => {
-            let ms: u64 = value
-                .parse()
-                .map_err(|e| format!("{name}={value:?} is not a number of milliseconds: {e}"))?;
-            Ok(Some(Duration::from_millis(ms)))
-        }
-        Err(env::VarError::NotPresent) => Ok(None),
-        Err(e) => Err(format!("{name}: {e}").into()),
-    }
 }

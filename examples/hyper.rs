@@ -12,9 +12,7 @@
 //! serving after SIGTERM, default 5000), `RUST_LOG` (default `info`).
 
 use std::convert::Infallible;
-use std::env;
 use std::error::Error;
-use std::io::IsTerminal;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -29,21 +27,19 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_health::Health;
-use tracing_subscriber::EnvFilter;
+
+#[path = "support/mod.rs"]
+mod support;
 
 /// How long open connections get to finish once the listener has closed.
 const CONNECTION_GRACE: Duration = Duration::from_secs(30);
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
+    support::init_tracing();
 
     let mut builder = Health::builder();
-    if let Some(delay) = millis_from_env("DRAIN_DELAY_MS")? {
+    if let Some(delay) = support::millis_from_env("DRAIN_DELAY_MS")? {
         builder = builder.drain_delay(delay);
     }
     let health = builder.build();
@@ -52,7 +48,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .layer(health.layer())
         .service_fn(handle);
 
-    let listener = TcpListener::bind(addr()).await?;
+    let listener = TcpListener::bind(support::addr()).await?;
     println!("listening on http://{}", listener.local_addr()?);
     health.ready();
 
@@ -130,21 +126,4 @@ fn without_body(response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
     let (mut parts, _) = response.into_parts();
     parts.headers.insert(CONTENT_LENGTH, length.into());
     Response::from_parts(parts, Full::default())
-}
-
-fn addr() -> String {
-    env::var("ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned())
-}
-
-fn millis_from_env(name: &str) -> Result<Option<Duration>, Box<dyn Error>> {
-    match env::var(name) {
-        Ok(value) => {
-            let ms: u64 = value
-                .parse()
-                .map_err(|e| format!("{name}={value:?} is not a number of milliseconds: {e}"))?;
-            Ok(Some(Duration::from_millis(ms)))
-        }
-        Err(env::VarError::NotPresent) => Ok(None),
-        Err(e) => Err(format!("{name}: {e}").into()),
-    }
 }

@@ -27,7 +27,6 @@
 use std::env;
 use std::error::Error;
 use std::future::{Future, IntoFuture};
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -40,15 +39,13 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_postgres::NoTls;
 use tower_health::{Check, Health, Reasons, State, Status};
-use tracing_subscriber::EnvFilter;
+
+#[path = "support/mod.rs"]
+mod support;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
+    support::init_tracing();
 
     let postgres = Arc::new(Postgres::new(&env_or(
         "DATABASE_URL",
@@ -69,7 +66,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .reasons(Reasons::loopback_peer(|ext| {
             ext.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())
         }));
-    if let Some(delay) = millis_from_env("DRAIN_DELAY_MS")? {
+    if let Some(delay) = support::millis_from_env("DRAIN_DELAY_MS")? {
         builder = builder.drain_delay(delay);
     }
     let health = builder.build();
@@ -80,7 +77,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .with_state(postgres.clone())
         .layer(health.layer());
 
-    let listener = TcpListener::bind(addr()).await?;
+    let listener = TcpListener::bind(support::addr()).await?;
     println!("listening on http://{}", listener.local_addr()?);
     // Probes are answered while start-up runs: liveness passes, readiness and startup say
     // "starting".
@@ -93,7 +90,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .into_future(),
     );
 
-    let startup_timeout = millis_from_env("STARTUP_TIMEOUT_MS")?.unwrap_or(Duration::from_secs(60));
+    let startup_timeout =
+        support::millis_from_env("STARTUP_TIMEOUT_MS")?.unwrap_or(Duration::from_secs(60));
     start_up(&health, startup_timeout).await?;
 
     server.await??;
@@ -312,21 +310,4 @@ fn with_causes(error: &dyn Error) -> String {
 
 fn env_or(name: &str, default: &str) -> String {
     env::var(name).unwrap_or_else(|_| default.to_owned())
-}
-
-fn addr() -> String {
-    env_or("ADDR", "127.0.0.1:3000")
-}
-
-fn millis_from_env(name: &str) -> Result<Option<Duration>, Box<dyn Error>> {
-    match env::var(name) {
-        Ok(value) => {
-            let ms: u64 = value
-                .parse()
-                .map_err(|e| format!("{name}={value:?} is not a number of milliseconds: {e}"))?;
-            Ok(Some(Duration::from_millis(ms)))
-        }
-        Err(env::VarError::NotPresent) => Ok(None),
-        Err(e) => Err(format!("{name}: {e}").into()),
-    }
 }

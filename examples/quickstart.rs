@@ -13,21 +13,18 @@
 
 use std::env;
 use std::error::Error;
-use std::io::IsTerminal;
 use std::time::Duration;
 
 use axum::{routing::get, Router};
 use tokio::net::TcpListener;
 use tower_health::{Check, Health};
-use tracing_subscriber::EnvFilter;
+
+#[path = "support/mod.rs"]
+mod support;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
+    support::init_tracing();
 
     // A demo check that needs no external service: a synchronous write, so it runs on
     // Tokio's blocking pool. A real service checks its database, cache, upstream API...
@@ -35,7 +32,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let mut builder = Health::builder().check(Check::blocking("tmp-writable", move || {
         std::fs::write(&scratch, b"ok")
     }));
-    if let Some(delay) = millis_from_env("DRAIN_DELAY_MS")? {
+    if let Some(delay) = support::millis_from_env("DRAIN_DELAY_MS")? {
         builder = builder.drain_delay(delay);
     }
     let health = builder.build();
@@ -44,12 +41,12 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .route("/", get(|| async { "Hello from the quickstart!\n" }))
         .layer(health.layer());
 
-    let listener = TcpListener::bind(addr()).await?;
+    let listener = TcpListener::bind(support::addr()).await?;
     println!("listening on http://{}", listener.local_addr()?);
 
     // Start-up work (connecting pools, loading a model...) runs while the server already
     // answers probes: liveness passes, readiness and startup say "starting".
-    let startup = millis_from_env("STARTUP_MS")?.unwrap_or(Duration::from_secs(2));
+    let startup = support::millis_from_env("STARTUP_MS")?.unwrap_or(Duration::from_secs(2));
     let starting = health.clone();
     tokio::spawn(async move {
         tokio::time::sleep(startup).await;
@@ -61,21 +58,4 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .await?;
     tracing::info!("server stopped");
     Ok(())
-}
-
-fn addr() -> String {
-    env::var("ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned())
-}
-
-fn millis_from_env(name: &str) -> Result<Option<Duration>, Box<dyn Error>> {
-    match env::var(name) {
-        Ok(value) => {
-            let ms: u64 = value
-                .parse()
-                .map_err(|e| format!("{name}={value:?} is not a number of milliseconds: {e}"))?;
-            Ok(Some(Duration::from_millis(ms)))
-        }
-        Err(env::VarError::NotPresent) => Ok(None),
-        Err(e) => Err(format!("{name}: {e}").into()),
-    }
 }

@@ -1,0 +1,39 @@
+//! What every example needs and none is about: logs on stderr, the listen address, and
+//! durations read from the environment.
+#![allow(dead_code)] // each example uses what it needs
+
+use std::env;
+use std::error::Error;
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use tracing_subscriber::EnvFilter;
+
+/// Logs to stderr at `RUST_LOG` (default `info`), so that stdout carries only the
+/// `listening on` line.
+pub fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+}
+
+/// `ADDR`, or `127.0.0.1:3000`.
+pub fn addr() -> String {
+    env::var("ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned())
+}
+
+/// A duration given in milliseconds by the environment variable `name`, if it is set.
+pub fn millis_from_env(name: &str) -> Result<Option<Duration>, Box<dyn Error>> {
+    match env::var(name) {
+        Ok(value) => {
+            let ms: u64 = value
+                .parse()
+                .map_err(|e| format!("{name}={value:?} is not a number of milliseconds: {e}"))?;
+            Ok(Some(Duration::from_millis(ms)))
+        }
+        Err(env::VarError::NotPresent) => Ok(None),
+        Err(e) => Err(format!("{name}: {e}").into()),
+    }
+}
