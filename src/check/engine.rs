@@ -198,57 +198,45 @@ impl Engine {
 
     fn record(&self, entry: &Entry, outcome: Outcome, elapsed: Duration) {
         let name = &*entry.check.name;
-        if let (Status::Fail, Some(reason)) = (outcome.status, outcome.output.as_deref()) {
+        let reason = outcome.output.as_deref().unwrap_or("");
+        let ran_ok = outcome.status != Status::Fail;
+        if !ran_ok {
             tracing::debug!(check = name, reason, "health: check failed");
         }
         let mut state = lock(&entry.state);
         let before = state.report.status;
-        let ran_ok = outcome.status != Status::Fail;
-        let status = match before {
-            Status::Unknown => outcome.status,
-            Status::Fail if ran_ok => {
-                state.streak += 1;
-                if state.streak >= entry.check.pass_after {
-                    outcome.status
-                } else {
-                    Status::Fail
-                }
-            }
-            Status::Pass | Status::Warn if !ran_ok => {
-                state.streak += 1;
-                if state.streak >= entry.check.fail_after {
-                    Status::Fail
-                } else {
-                    before
-                }
-            }
-            _ => outcome.status,
+        // Damping: a run that disagrees with the reported status only changes it after
+        // enough of them in a row; the first result a check has is taken as it is.
+        let disagrees = match before {
+            Status::Unknown => false,
+            Status::Fail => ran_ok,
+            Status::Pass | Status::Warn => !ran_ok,
         };
-        if status != before || ran_ok == (before != Status::Fail) {
+        let needed = if ran_ok {
+            entry.check.pass_after
+        } else {
+            entry.check.fail_after
+        };
+        state.streak = if disagrees { state.streak + 1 } else { 0 };
+        let status = if disagrees && state.streak < needed {
+            before
+        } else {
             state.streak = 0;
-        }
+            outcome.status
+        };
         let report = &mut state.report;
         report.status = status;
         report.time = Some(SystemTime::now());
         report.duration = Some(elapsed);
-        report.observed = outcome.observed;
-        report.output = outcome.output;
+        report.observed = outcome.observed.clone();
+        report.output = outcome.output.clone();
         drop(state);
         if status != before {
-            match status {
-                Status::Fail => {
-                    let reason = lock(&entry.state).report.output.clone();
-                    tracing::warn!(
-                        check = name,
-                        reason = reason.as_deref().unwrap_or(""),
-                        "health: check now failing"
-                    );
-                }
-                _ => tracing::info!(
-                    check = name,
-                    status = status.as_str(),
-                    "health: check status"
-                ),
+            if status == Status::Fail {
+                tracing::warn!(check = name, reason, "health: check now failing");
+            } else {
+                let status = status.as_str();
+                tracing::info!(check = name, status, "health: check status changed");
             }
         }
     }
