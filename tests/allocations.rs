@@ -1,0 +1,184 @@
+//! Heap allocations per request, counted by `allocation-counter` (a counting global
+//! allocator) on the test's own thread only, so that other tests running beside it do not
+//! disturb the count. Services are driven by polling their futures once
+//! (`now_or_never`): every one here is ready at once, and nothing runs on another thread.
+//! Everything is warmed up before it is measured, and every measurement is repeated and
+//! must give the same count.
+
+use std::convert::Infallible;
+use std::pin::pin;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::FutureExt;
+use http::header::{HeaderValue, CONTENT_TYPE};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use tower::{Layer, Service, ServiceExt};
+use tower_health::{Check, Health};
+
+/// What answering a probe from the cache allocates, as measured: the response's
+/// `HeaderMap` (its index table and its entry vector: 2), the `Content-Length` value
+/// (`HeaderValue::from(usize)` writes its digits into a growing `BytesMut`: 2), and the
+/// iterator over the checks the probe needs, boxed as a trait object in the checks
+/// engine's `claim` (1). The body is shared bytes rendered beforehand: it allocates nothing.
+const CACHED_PROBE_ALLOCATIONS: u64 = 5;
+
+/// The inner service: an ordinary handler that allocates a little itself (a header and a
+/// body), so that "as many as without the layer" is not trivially zero.
+fn app(
+    _req: Request<Full<Bytes>>,
+) -> std::future::Ready<Result<Response<Full<Bytes>>, Infallible>> {
+    let mut response = Response::new(Full::new(Bytes::from(b"hello, world".to_vec())));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    std::future::ready(Ok(response))
+}
+
+fn request(method: Method, uri: &str) -> Request<Full<Bytes>> {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(Full::default())
+        .unwrap()
+}
+
+/// Allocations of one request through `service`: the call, the response future polled to
+/// its end, and the response body read to its end. The request is built before counting.
+fn allocations<S, B>(service: &mut S, method: Method, uri: &str) -> (StatusCode, u64)
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>>,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
+    let service = service.ready().now_or_never().unwrap().unwrap();
+    let request = request(method, uri);
+    let mut status = StatusCode::OK;
+    let counted = allocation_counter::measure(|| {
+        let response = service.call(request).now_or_never().unwrap().unwrap();
+        status = response.status();
+        let mut body = pin!(response.into_body());
+        while let Some(frame) = body.as_mut().frame().now_or_never().unwrap() {
+            drop(frame.unwrap());
+        }
+    });
+    (status, counted.count_total)
+}
+
+/// The allocations of a request, after warming up, checked to be the same every time.
+fn steady<S, B>(service: &mut S, method: Method, uri: &str) -> (StatusCode, u64)
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>>,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
+    for _ in 0..3 {
+        allocations(service, method.clone(), uri);
+    }
+    let first = allocations(service, method.clone(), uri);
+    for _ in 0..10 {
+        assert_eq!(
+            allocations(service, method.clone(), uri),
+            first,
+            "{method} {uri}: the count changed between identical requests"
+        );
+    }
+    first
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn passing_health(track_in_flight: bool) -> Health {
+    let health = Health::builder()
+        .check(Check::new("db", || async { Ok::<(), Infallible>(()) }))
+        .cache_for(Duration::from_secs(3600))
+        .track_in_flight(track_in_flight)
+        .build();
+    health.ready();
+    health
+}
+
+#[test]
+fn the_counter_counts_on_this_thread() {
+    let counted = allocation_counter::measure(|| {
+        std::hint::black_box(Box::new(1_u64));
+    });
+    assert_eq!(
+        counted.count_total, 1,
+        "the counting allocator is not installed"
+    );
+}
+
+#[test]
+fn a_request_that_is_not_a_probe_allocates_exactly_what_the_inner_service_does() {
+    let rt = runtime();
+    let _entered = rt.enter();
+    for track_in_flight in [false, true] {
+        let health = passing_health(track_in_flight);
+        rt.block_on(health.refresh());
+        let mut bare = tower::service_fn(app);
+        let mut layered = health.layer().layer(tower::service_fn(app));
+        for (method, uri) in [
+            (Method::GET, "/"),
+            (Method::POST, "/api/orders?id=7"),
+            (Method::GET, "/readyzz"),
+            (Method::GET, "/readyz/unknown-check"),
+            (Method::GET, "/livez/"),
+        ] {
+            let (bare_status, without) = steady(&mut bare, method.clone(), uri);
+            let (status, with) = steady(&mut layered, method.clone(), uri);
+            assert_eq!(status, bare_status, "{method} {uri}");
+            assert_eq!(
+                with, without,
+                "{method} {uri} (track_in_flight {track_in_flight}): {with} allocations \
+                 with the layer, {without} without"
+            );
+        }
+        assert_eq!(health.in_flight(), track_in_flight.then_some(0));
+    }
+}
+
+#[test]
+fn a_request_that_is_not_a_probe_allocates_nothing_when_the_inner_service_does_not() {
+    let health = passing_health(false);
+    let inner = tower::service_fn(|_req: Request<Full<Bytes>>| {
+        std::future::ready(Ok::<_, Infallible>(Response::new(Full::new(
+            Bytes::from_static(b"hello, world"),
+        ))))
+    });
+    let mut layered = health.layer().layer(inner);
+    assert_eq!(steady(&mut layered, Method::GET, "/"), (StatusCode::OK, 0));
+}
+
+#[test]
+fn a_cached_probe_allocates_no_more_than_a_fixed_few_times() {
+    let rt = runtime();
+    let _entered = rt.enter();
+    let health = passing_health(false);
+    rt.block_on(health.refresh());
+    let mut layered = health.layer().layer(tower::service_fn(app));
+    for (method, uri) in [
+        (Method::GET, "/readyz"),
+        (Method::HEAD, "/readyz"),
+        (Method::GET, "/livez"),
+        (Method::GET, "/startupz"),
+        (Method::GET, "/readyz/db"),
+        (Method::GET, "/readyz?verbose"),
+    ] {
+        let (status, count) = steady(&mut layered, method.clone(), uri);
+        assert_eq!(status, StatusCode::OK, "{method} {uri}");
+        println!("{method} {uri}: {count} allocations");
+        assert!(
+            count <= CACHED_PROBE_ALLOCATIONS,
+            "{method} {uri}: {count} allocations, more than {CACHED_PROBE_ALLOCATIONS}"
+        );
+    }
+}
