@@ -1,7 +1,8 @@
 //! A request that is not a probe: what the layer adds to the inner service.
 //!
-//! One trivial inner service, answering fixed bytes, called bare, behind the layer, behind
-//! the layer with in-flight tracking, and as an axum `Router` route (with and without the
+//! One trivial inner service, answering fixed bytes, called bare, behind the layer (from
+//! `Health::layer` and from `Health::static_layer`), behind the layer with in-flight
+//! tracking, and as an axum `Router` route (with and without the
 //! layer over it) for scale. Each iteration clones the service (as servers do per
 //! request), calls it with `oneshot`, awaits the response and reads the body to its end,
 //! on a current-thread Tokio runtime.
@@ -20,9 +21,10 @@ use tower_health::{Check, Health};
 mod support;
 
 const GROUP: &str = "pass_through";
-const BENCHES: [&str; 5] = [
+const BENCHES: [&str; 6] = [
     "bare",
     "layer",
+    "layer_static",
     "layer_in_flight",
     "axum_router",
     "axum_router_layer",
@@ -70,6 +72,8 @@ fn bench(c: &mut Criterion) {
     let bare = tower::service_fn(inner);
     let plain = health(false);
     let layered = plain.layer().layer(tower::service_fn(inner));
+    let leaked: &'static Health = Box::leak(Box::new(health(false)));
+    let layered_static = leaked.static_layer().layer(tower::service_fn(inner));
     let tracking = health(true);
     let tracked = tracking.layer().layer(tower::service_fn(inner));
     let router = Router::new().route("/", get(|| async { hello() }));
@@ -78,9 +82,12 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group(GROUP);
     group.bench_function(BENCHES[0], |b| b.to_async(&rt).iter(|| once(&bare)));
     group.bench_function(BENCHES[1], |b| b.to_async(&rt).iter(|| once(&layered)));
-    group.bench_function(BENCHES[2], |b| b.to_async(&rt).iter(|| once(&tracked)));
-    group.bench_function(BENCHES[3], |b| b.to_async(&rt).iter(|| once(&router)));
-    group.bench_function(BENCHES[4], |b| {
+    group.bench_function(BENCHES[2], |b| {
+        b.to_async(&rt).iter(|| once(&layered_static))
+    });
+    group.bench_function(BENCHES[3], |b| b.to_async(&rt).iter(|| once(&tracked)));
+    group.bench_function(BENCHES[4], |b| b.to_async(&rt).iter(|| once(&router)));
+    group.bench_function(BENCHES[5], |b| {
         b.to_async(&rt).iter(|| once(&router_layered))
     });
     group.finish();

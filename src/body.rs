@@ -26,7 +26,8 @@ pin_project! {
     #[project = KindProj]
     enum Kind<B> {
         Answer { data: Option<Bytes> },
-        Inner {
+        Inner { #[pin] body: B },
+        Tracked {
             #[pin]
             body: B,
             // Counts the request as in flight until the body ends or is dropped.
@@ -44,9 +45,19 @@ impl<B> HealthBody<B> {
         }
     }
 
-    pub(crate) fn inner(body: B, guard: Option<InFlightGuard>) -> Self {
+    #[inline]
+    pub(crate) fn inner(body: B) -> Self {
         HealthBody {
-            kind: Kind::Inner { body, guard },
+            kind: Kind::Inner { body },
+        }
+    }
+
+    pub(crate) fn tracked(body: B, guard: InFlightGuard) -> Self {
+        HealthBody {
+            kind: Kind::Tracked {
+                body,
+                guard: Some(guard),
+            },
         }
     }
 }
@@ -64,8 +75,9 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         match self.project().kind.project() {
+            KindProj::Inner { body } => body.poll_frame(cx),
             KindProj::Answer { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
-            KindProj::Inner { body, guard } => {
+            KindProj::Tracked { body, guard } => {
                 let frame = body.poll_frame(cx);
                 if guard.is_some() && matches!(frame, Poll::Ready(None) | Poll::Ready(Some(Err(_))))
                 {
@@ -80,7 +92,7 @@ where
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             Kind::Answer { data } => data.is_none(),
-            Kind::Inner { body, .. } => body.is_end_stream(),
+            Kind::Inner { body } | Kind::Tracked { body, .. } => body.is_end_stream(),
         }
     }
 
@@ -90,7 +102,7 @@ where
             Kind::Answer { data } => {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
-            Kind::Inner { body, .. } => body.size_hint(),
+            Kind::Inner { body } | Kind::Tracked { body, .. } => body.size_hint(),
         }
     }
 }
@@ -102,7 +114,7 @@ impl<B> std::fmt::Debug for HealthBody<B> {
                 .debug_struct("HealthBody::Answer")
                 .field("len", &data.as_ref().map_or(0, Bytes::len))
                 .finish(),
-            Kind::Inner { .. } => f.write_str("HealthBody::Inner"),
+            Kind::Inner { .. } | Kind::Tracked { .. } => f.write_str("HealthBody::Inner"),
         }
     }
 }

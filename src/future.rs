@@ -5,17 +5,77 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
-use http::{HeaderValue, Response};
+use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderMap, Response, StatusCode};
 use pin_project_lite::pin_project;
 
 use crate::body::HealthBody;
+use crate::probe::Format;
 use crate::shutdown::InFlightGuard;
 
-/// A probe's answer before it is given the inner service's body type.
-pub(crate) type Answer = Response<Option<Bytes>>;
+/// A probe's answer, kept small until the response is built from it.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    /// `None` for a `405`.
+    pub(crate) format: Option<Format>,
+    pub(crate) content_length: HeaderValue,
+    /// `None` for `HEAD` and `405`.
+    pub(crate) body: Option<Bytes>,
+}
 
-/// A boxed wait for a first check result; only a probe on a cold cache takes it.
-pub(crate) type Pending = Pin<Box<dyn Future<Output = Answer> + Send>>;
+impl Reply {
+    /// The answer `body` in `format`, without the body itself for `HEAD`.
+    pub(crate) fn new(
+        status: StatusCode,
+        format: Format,
+        content_length: HeaderValue,
+        body: &Bytes,
+        head: bool,
+    ) -> Reply {
+        Reply {
+            status,
+            format: Some(format),
+            content_length,
+            body: (!head).then(|| body.clone()),
+        }
+    }
+
+    pub(crate) fn method_not_allowed() -> Reply {
+        Reply {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            format: None,
+            content_length: HeaderValue::from_static("0"),
+            body: None,
+        }
+    }
+
+    fn into_response<B>(self) -> Response<HealthBody<B>> {
+        const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+        const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
+        const HEALTH_JSON: HeaderValue = HeaderValue::from_static("application/health+json");
+        const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+        const ALLOWED: HeaderValue = HeaderValue::from_static("GET, HEAD");
+
+        let mut headers = HeaderMap::with_capacity(4);
+        match self.format {
+            Some(Format::Json) => headers.insert(CONTENT_TYPE, HEALTH_JSON),
+            Some(Format::Text) => headers.insert(CONTENT_TYPE, TEXT),
+            None => headers.insert(ALLOW, ALLOWED),
+        };
+        // HEAD gets the length GET would have, so it is set here rather than by the server.
+        headers.insert(CONTENT_LENGTH, self.content_length);
+        headers.insert(CACHE_CONTROL, NO_STORE);
+        headers.insert(http::header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
+        let mut response = Response::new(HealthBody::answer(self.body));
+        *response.status_mut() = self.status;
+        *response.headers_mut() = headers;
+        response
+    }
+}
+
+/// A wait for a first check result; only a probe on a cold cache takes it.
+pub(crate) type Pending = Pin<Box<dyn Future<Output = Reply> + Send>>;
 
 pin_project! {
     /// The response future of a [`HealthService`](crate::HealthService).
@@ -28,9 +88,13 @@ pin_project! {
 pin_project! {
     #[project = KindProj]
     enum Kind<F> {
-        Answer { answer: Option<Answer> },
+        // Boxed, so that a probe's answer does not make every pass-through future larger.
+        Reply { reply: Option<Box<Reply>> },
         Pending { pending: Pending },
-        Inner {
+        // A request that is not a probe, passed through with nothing to add.
+        Inner { #[pin] future: F },
+        // The same, counted as in flight or to be answered with `Connection: close`.
+        Tracked {
             #[pin]
             future: F,
             close: bool,
@@ -40,10 +104,10 @@ pin_project! {
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn answer(answer: Answer) -> Self {
+    pub(crate) fn reply(reply: Reply) -> Self {
         ResponseFuture {
-            kind: Kind::Answer {
-                answer: Some(answer),
+            kind: Kind::Reply {
+                reply: Some(Box::new(reply)),
             },
         }
     }
@@ -55,9 +119,15 @@ impl<F> ResponseFuture<F> {
     }
 
     #[inline]
-    pub(crate) fn inner(future: F, close: bool, guard: Option<InFlightGuard>) -> Self {
+    pub(crate) fn inner(future: F) -> Self {
         ResponseFuture {
-            kind: Kind::Inner {
+            kind: Kind::Inner { future },
+        }
+    }
+
+    pub(crate) fn tracked(future: F, close: bool, guard: Option<InFlightGuard>) -> Self {
+        ResponseFuture {
+            kind: Kind::Tracked {
                 future,
                 close,
                 guard,
@@ -75,43 +145,58 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            KindProj::Answer { answer } => {
-                let answer = answer
+            KindProj::Inner { future } => {
+                let response = ready!(future.poll(cx));
+                Poll::Ready(response.map(|r| r.map(HealthBody::inner)))
+            }
+            KindProj::Reply { reply } => {
+                let reply = reply
                     .take()
                     .expect("ResponseFuture polled after completion");
-                Poll::Ready(Ok(answer.map(HealthBody::answer)))
+                Poll::Ready(Ok(reply.into_response()))
             }
             KindProj::Pending { pending } => {
-                let answer = ready!(pending.as_mut().poll(cx));
-                Poll::Ready(Ok(answer.map(HealthBody::answer)))
+                let reply = ready!(pending.as_mut().poll(cx));
+                Poll::Ready(Ok(reply.into_response()))
             }
-            KindProj::Inner {
+            KindProj::Tracked {
                 future,
                 close,
                 guard,
             } => {
                 let response = ready!(future.poll(cx));
                 let guard = guard.take();
-                Poll::Ready(response.map(|response| {
-                    let mut response = response.map(|body| HealthBody::inner(body, guard));
-                    if *close {
-                        response
-                            .headers_mut()
-                            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
-                    }
-                    response
-                }))
+                let close = *close;
+                Poll::Ready(response.map(|response| finish_tracked(response, close, guard)))
             }
         }
     }
 }
 
+#[cold]
+fn finish_tracked<B>(
+    response: Response<B>,
+    close: bool,
+    guard: Option<InFlightGuard>,
+) -> Response<HealthBody<B>> {
+    let mut response = response.map(|body| match guard {
+        Some(guard) => HealthBody::tracked(body, guard),
+        None => HealthBody::inner(body),
+    });
+    if close {
+        const CLOSE: HeaderValue = HeaderValue::from_static("close");
+        response.headers_mut().insert(CONNECTION, CLOSE);
+    }
+    response
+}
+
 impl<F> std::fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let kind = match &self.kind {
-            Kind::Answer { .. } => "Answer",
+            Kind::Reply { .. } => "Reply",
             Kind::Pending { .. } => "Pending",
             Kind::Inner { .. } => "Inner",
+            Kind::Tracked { .. } => "Tracked",
         };
         f.debug_struct("ResponseFuture")
             .field("kind", &kind)

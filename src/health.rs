@@ -3,19 +3,17 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use bytes::Bytes;
-use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
-use http::{Request, Response, StatusCode};
+use http::Request;
 
 use crate::check::{Check, Engine};
-use crate::future::{Answer, ResponseFuture};
+use crate::future::{Reply, ResponseFuture};
 use crate::layer::HealthLayer;
 use crate::lifecycle::{Lifecycle, Phase, State};
-use crate::probe::{Format, MethodKind, Paths, Probe, ProbeRequest, Query, Reasons};
+use crate::probe::{Format, Matcher, MethodKind, Paths, Probe, ProbeRequest, Query, Reasons};
 use crate::render::{self, Answers, Detail, Scope, Style};
 use crate::report::Report;
 use crate::shutdown::{self, InFlight};
@@ -181,12 +179,12 @@ impl Builder {
             reasons: self.reasons,
             refresh_every: self.refresh_every,
             background: AtomicBool::new(false),
-            paths: self.paths,
+            matcher: Matcher::new(self.paths),
             drain_delay: self.drain_delay,
             close_when_draining: self.close_when_draining,
             in_flight: self.track_in_flight.then(Default::default),
         });
-        shared.start_background();
+        SharedRef::Counted(shared.clone()).start_background();
         Health { shared }
     }
 
@@ -221,12 +219,27 @@ impl Health {
 
     /// The layer that makes any HTTP service answer this `Health`'s probes.
     pub fn layer(&self) -> HealthLayer {
-        HealthLayer::new(self.shared.clone())
+        HealthLayer::new(SharedRef::Counted(self.shared.clone()))
+    }
+
+    /// [`Health::layer`] for a `Health` that lives as long as the program (a `static`, or
+    /// one given up with `Box::leak`): the services it makes hold a plain reference, so
+    /// that cloning one, which servers do for every request, writes no reference count.
+    ///
+    /// ```
+    /// use tower_health::Health;
+    ///
+    /// let health: &'static Health = Box::leak(Box::new(Health::new()));
+    /// let layer = health.static_layer();
+    /// # drop(layer);
+    /// ```
+    pub fn static_layer(&'static self) -> HealthLayer {
+        HealthLayer::new(SharedRef::Static(&self.shared))
     }
 
     /// The probe paths.
     pub fn paths(&self) -> &Paths {
-        &self.shared.paths
+        self.shared.matcher.paths()
     }
 
     /// The lifecycle state.
@@ -309,7 +322,7 @@ impl Health {
     /// the budget for them to finish, and returns the report. Useful at start-up, to
     /// have results before calling [`Health::ready`], and in tests.
     pub async fn refresh(&self) -> Report {
-        let shared = &self.shared;
+        let shared = SharedRef::Counted(self.shared.clone());
         if !shared.engine.is_empty() {
             let deadline = tokio::time::Instant::now() + shared.engine.budget();
             shared
@@ -372,7 +385,7 @@ impl std::fmt::Debug for Health {
         f.debug_struct("Health")
             .field("state", &phase.state())
             .field("live", &phase.is_live())
-            .field("paths", &self.shared.paths)
+            .field("paths", self.shared.matcher.paths())
             .finish_non_exhaustive()
     }
 }
@@ -382,7 +395,7 @@ impl std::fmt::Debug for Health {
 /// The state every clone of a [`Health`] and every layer and service made from it share.
 pub(crate) struct Shared {
     pub(crate) lifecycle: Lifecycle,
-    pub(crate) paths: Paths,
+    pub(crate) matcher: Matcher,
     pub(crate) close_when_draining: bool,
     pub(crate) in_flight: Option<Arc<InFlight>>,
     drain_delay: Duration,
@@ -412,6 +425,13 @@ struct Ask {
 }
 
 impl Shared {
+    /// Whether a request that is not a probe needs more than passing through: counting,
+    /// or `Connection: close` while draining.
+    #[inline]
+    pub(crate) fn tracks_pass_through(&self) -> bool {
+        self.in_flight.is_some() || (self.close_when_draining && self.lifecycle.is_draining())
+    }
+
     fn report(&self, phase: Phase) -> Report {
         Report {
             phase,
@@ -447,8 +467,74 @@ impl Shared {
         self.answers.load()
     }
 
+    fn respond(&self, ask: &Ask) -> Reply {
+        let cached = self.current();
+        let rendered = match ask.only {
+            Some(index) => cached.answers.check(index, ask.probe),
+            None if ask.excluded.is_none() => Some(cached.answers.probe(ask.probe)),
+            None => None,
+        };
+        if let Some(rendered) = rendered {
+            return rendered.reply(ask.style, ask.head);
+        }
+        let scope = match (&ask.excluded, ask.only) {
+            (_, Some(index)) => Scope::Check(index),
+            (Some(excluded), None) => Scope::Probe { excluded },
+            (None, None) => Scope::Probe { excluded: &[] },
+        };
+        let report = self.report(cached.phase);
+        render::reply(&report, ask.probe, scope, ask.style, ask.head)
+    }
+}
+
+// === impl SharedRef ===
+
+/// How layers and services hold the shared state: by a counted reference, or borrowed
+/// for the rest of the program ([`Health::static_layer`]), which makes cloning a service
+/// a plain copy.
+#[derive(Clone)]
+pub(crate) enum SharedRef {
+    Counted(Arc<Shared>),
+    Static(&'static Shared),
+}
+
+impl std::ops::Deref for SharedRef {
+    type Target = Shared;
+
+    #[inline]
+    fn deref(&self) -> &Shared {
+        match self {
+            SharedRef::Counted(shared) => shared,
+            SharedRef::Static(shared) => shared,
+        }
+    }
+}
+
+/// A [`SharedRef`] that does not keep the state alive.
+enum WeakRef {
+    Counted(Weak<Shared>),
+    Static(&'static Shared),
+}
+
+impl WeakRef {
+    fn upgrade(&self) -> Option<SharedRef> {
+        match self {
+            WeakRef::Counted(weak) => weak.upgrade().map(SharedRef::Counted),
+            WeakRef::Static(shared) => Some(SharedRef::Static(shared)),
+        }
+    }
+}
+
+impl SharedRef {
+    fn downgrade(&self) -> WeakRef {
+        match self {
+            SharedRef::Counted(shared) => WeakRef::Counted(Arc::downgrade(shared)),
+            SharedRef::Static(shared) => WeakRef::Static(shared),
+        }
+    }
+
     /// Starts the `refresh_every` task once, if configured and a runtime is at hand.
-    fn start_background(self: &Arc<Self>) {
+    fn start_background(&self) {
         let Some(every) = self.refresh_every else {
             return;
         };
@@ -461,7 +547,7 @@ impl Shared {
         if self.background.swap(true, Ordering::AcqRel) {
             return;
         }
-        let weak = Arc::downgrade(self);
+        let weak = self.downgrade();
         runtime.spawn(async move {
             let mut ticks = tokio::time::interval(every);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -480,45 +566,27 @@ impl Shared {
         });
     }
 
-    fn spawn_run(self: &Arc<Self>, index: usize) {
+    /// Starts the claimed run of check `index` on the current runtime; without one, gives
+    /// the claim back and returns `false`.
+    fn spawn_run(&self, index: usize) -> bool {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.engine.release(index);
+            return false;
+        };
         let shared = self.clone();
-        tokio::spawn(async move {
+        runtime.spawn(async move {
             shared.engine.run(index).await;
             // Render now, so that the next probe finds the answers ready.
             let _ = shared.current();
         });
-    }
-
-    fn respond(&self, ask: &Ask) -> Answer {
-        let cached = self.current();
-        let (status, body) = match (&ask.excluded, ask.only) {
-            (_, Some(index)) => match cached.answers.check(index, ask.probe) {
-                Some(r) => (r.status, r.body(ask.style).clone()),
-                None => render::render(
-                    &self.report(cached.phase),
-                    ask.probe,
-                    Scope::Check(index),
-                    ask.style,
-                ),
-            },
-            (Some(excluded), None) => render::render(
-                &self.report(cached.phase),
-                ask.probe,
-                Scope::Probe { excluded },
-                ask.style,
-            ),
-            (None, None) => {
-                let rendered = cached.answers.probe(ask.probe);
-                (rendered.status, rendered.body(ask.style).clone())
-            }
-        };
-        respond(status, ask.style.format, body, ask.head)
+        true
     }
 
     /// The answer to a request whose path matched `probe` (with `rest` after a `/`), or
     /// `None` when it is not a probe after all and goes to the inner service.
+    #[inline(never)]
     pub(crate) fn answer<B, F>(
-        self: &Arc<Self>,
+        &self,
         probe: Probe,
         rest: Option<&str>,
         req: &Request<B>,
@@ -531,7 +599,7 @@ impl Shared {
         };
         let method = MethodKind::of(req.method());
         if method == MethodKind::Other {
-            return Some(ResponseFuture::answer(method_not_allowed()));
+            return Some(ResponseFuture::reply(Reply::method_not_allowed()));
         }
         let query = Query::parse(req.uri().query());
         let shown = self.reasons.allow(&ProbeRequest::new(req));
@@ -551,15 +619,18 @@ impl Shared {
             excluded: (query.has_excludes && only.is_none())
                 .then(|| self.engine.names().map(|n| query.excludes(n)).collect()),
         };
-        if self.engine.is_empty() || tokio::runtime::Handle::try_current().is_err() {
-            return Some(ResponseFuture::answer(self.respond(&ask)));
+        if self.engine.is_empty() {
+            return Some(ResponseFuture::reply(self.respond(&ask)));
         }
         self.start_background();
-        let complete = self
-            .engine
-            .claim(Some(probe), only, false, |i| self.spawn_run(i));
-        if complete {
-            return Some(ResponseFuture::answer(self.respond(&ask)));
+        let mut runtime = true;
+        let complete = self.engine.claim(Some(probe), only, false, |i| {
+            let started = self.spawn_run(i);
+            runtime &= started;
+            started
+        });
+        if complete || !runtime {
+            return Some(ResponseFuture::reply(self.respond(&ask)));
         }
         // Nothing cached for a check this probe needs: wait for it, at most the budget.
         let shared = self.clone();
@@ -569,37 +640,4 @@ impl Shared {
             shared.respond(&ask)
         })))
     }
-}
-
-const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
-const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
-const HEALTH_JSON: HeaderValue = HeaderValue::from_static("application/health+json");
-const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
-
-/// A probe's response: the same status and headers for `GET` and `HEAD`, and the body for
-/// `GET` only.
-fn respond(status: StatusCode, format: Format, body: Bytes, head: bool) -> Answer {
-    let content_type = match format {
-        Format::Json => HEALTH_JSON,
-        Format::Text => TEXT,
-    };
-    let mut response = Response::new((!head).then(|| body.clone()));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, content_type);
-    headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
-    headers.insert(CACHE_CONTROL, NO_STORE);
-    headers.insert(http::header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
-    response
-}
-
-fn method_not_allowed() -> Answer {
-    let mut response = Response::new(None);
-    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-    let headers = response.headers_mut();
-    headers.insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
-    headers.insert(CONTENT_LENGTH, HeaderValue::from(0));
-    headers.insert(CACHE_CONTROL, NO_STORE);
-    headers.insert(http::header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
-    response
 }

@@ -1,10 +1,8 @@
 //! [`HealthLayer`]: the `tower_layer::Layer` that wraps a service in a [`HealthService`].
 
-use std::sync::Arc;
-
 use tower_layer::Layer;
 
-use crate::health::Shared;
+use crate::health::SharedRef;
 use crate::service::HealthService;
 
 /// Wraps a service so that it answers the probes of the [`Health`](crate::Health) it came
@@ -13,11 +11,11 @@ use crate::service::HealthService;
 /// Cloning it is cheap, and every service it makes shares the one `Health`'s state.
 #[derive(Clone)]
 pub struct HealthLayer {
-    shared: Arc<Shared>,
+    shared: SharedRef,
 }
 
 impl HealthLayer {
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(shared: SharedRef) -> Self {
         HealthLayer { shared }
     }
 }
@@ -33,7 +31,7 @@ impl<S> Layer<S> for HealthLayer {
 impl std::fmt::Debug for HealthLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HealthLayer")
-            .field("paths", &self.shared.paths)
+            .field("paths", self.shared.matcher.paths())
             .finish_non_exhaustive()
     }
 }

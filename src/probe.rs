@@ -187,6 +187,46 @@ impl Paths {
     }
 }
 
+/// [`Paths`] with a pre-filter that turns most requests away after a byte or two.
+#[derive(Debug, Clone)]
+pub(crate) struct Matcher {
+    paths: Paths,
+    shortest: usize,
+    /// The byte after the leading `/` of each path: a request path whose second byte is
+    /// none of them cannot match.
+    second: [u8; 3],
+}
+
+impl Matcher {
+    pub(crate) fn new(paths: Paths) -> Matcher {
+        let second = Probe::ALL.map(|p| paths.path(p).as_bytes().get(1).copied().unwrap_or(0));
+        let shortest = Probe::ALL
+            .iter()
+            .map(|p| paths.path(*p).len())
+            .min()
+            .unwrap_or(0);
+        Matcher {
+            paths,
+            shortest,
+            second,
+        }
+    }
+
+    pub(crate) fn paths(&self) -> &Paths {
+        &self.paths
+    }
+
+    /// [`Paths::match_path`], after the pre-filter.
+    #[inline]
+    pub(crate) fn match_path<'p>(&self, path: &'p str) -> Option<(Probe, Option<&'p str>)> {
+        let bytes = path.as_bytes();
+        if bytes.len() < self.shortest || !self.second.contains(&bytes[1]) {
+            return None;
+        }
+        self.paths.match_path(path)
+    }
+}
+
 /// What the request asks of the probe's answer, read from the method, the query string
 /// and the `Accept` header once the path has matched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -554,6 +594,40 @@ mod tests {
         }
         let err = k8s().readiness("/livez").validate().unwrap_err();
         assert!(err.contains("share the path"), "{err}");
+    }
+
+    #[test]
+    fn the_pre_filter_agrees_with_the_full_match() {
+        for paths in [
+            k8s(),
+            Paths::health(),
+            k8s().liveness("/x").readiness("/yy"),
+        ] {
+            let matcher = Matcher::new(paths.clone());
+            for path in [
+                "/",
+                "",
+                "/l",
+                "/livez",
+                "/livez/a",
+                "/readyz",
+                "/readyz/db",
+                "/startupz",
+                "/health",
+                "/health/ready",
+                "/health/db",
+                "/x",
+                "/x/y",
+                "/yy",
+                "/yy/",
+                "/a",
+                "/api/users",
+                "/livezz",
+                "/r",
+            ] {
+                assert_eq!(matcher.match_path(path), paths.match_path(path), "{path:?}");
+            }
+        }
     }
 
     #[test]

@@ -8,8 +8,9 @@ use std::fmt::Write as _;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use http::StatusCode;
+use http::{HeaderValue, StatusCode};
 
+use crate::future::Reply;
 use crate::probe::{Format, Probe};
 use crate::report::{verdict, CheckReport, Report, Status, Verdict};
 
@@ -72,11 +73,11 @@ pub(crate) enum Scope<'a> {
     Check(usize),
 }
 
-/// One probe's answer in every style.
+/// One probe's answer in every style, with each body's `Content-Length` value.
 #[derive(Debug, Clone)]
 pub(crate) struct Rendered {
-    pub(crate) status: StatusCode,
-    bodies: [Bytes; 8],
+    status: StatusCode,
+    bodies: [(Bytes, HeaderValue); 8],
 }
 
 impl Rendered {
@@ -85,14 +86,34 @@ impl Rendered {
         let bodies = Style::ALL.map(|style| {
             let (code, body) = render(report, probe, scope, style);
             status = code;
-            body
+            let length = HeaderValue::from(body.len());
+            (body, length)
         });
         Rendered { status, bodies }
     }
 
-    pub(crate) fn body(&self, style: Style) -> &Bytes {
-        &self.bodies[style.index()]
+    pub(crate) fn reply(&self, style: Style, head: bool) -> Reply {
+        let (body, length) = &self.bodies[style.index()];
+        Reply::new(self.status, style.format, length.clone(), body, head)
     }
+}
+
+/// A reply rendered for this request alone (with exclusions).
+pub(crate) fn reply(
+    report: &Report,
+    probe: Probe,
+    scope: Scope<'_>,
+    style: Style,
+    head: bool,
+) -> Reply {
+    let (status, body) = render(report, probe, scope, style);
+    Reply::new(
+        status,
+        style.format,
+        HeaderValue::from(body.len()),
+        &body,
+        head,
+    )
 }
 
 /// Every plain probe's answer, and each check's own answer on each probe it gates.

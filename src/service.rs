@@ -1,7 +1,6 @@
 //! [`HealthService`]: decides, from the path alone, whether a request is a probe; answers
 //! it if so and otherwise hands the request to the inner service untouched.
 
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -9,7 +8,7 @@ use http::{Request, Response, Version};
 use tower_service::Service;
 
 use crate::future::ResponseFuture;
-use crate::health::Shared;
+use crate::health::SharedRef;
 
 /// A service that answers liveness, readiness and startup probes and passes every other
 /// request to the service it wraps. Made by [`HealthLayer`](crate::HealthLayer).
@@ -19,11 +18,11 @@ use crate::health::Shared;
 #[derive(Clone)]
 pub struct HealthService<S> {
     inner: S,
-    shared: Arc<Shared>,
+    shared: SharedRef,
 }
 
 impl<S> HealthService<S> {
-    pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(inner: S, shared: SharedRef) -> Self {
         HealthService { inner, shared }
     }
 
@@ -59,19 +58,31 @@ where
 
     #[inline]
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let shared = &self.shared;
-        if let Some((probe, rest)) = shared.paths.match_path(req.uri().path()) {
-            if let Some(future) = shared.answer(probe, rest, &req) {
+        if let Some((probe, rest)) = self.shared.matcher.match_path(req.uri().path()) {
+            if let Some(future) = self.shared.answer(probe, rest, &req) {
                 return future;
             }
         }
-        // Not a probe: one atomic load when closing is configured, and a counter only when
-        // in-flight tracking was asked for.
+        if self.shared.tracks_pass_through() {
+            return self.call_tracked(req);
+        }
+        ResponseFuture::inner(self.inner.call(req))
+    }
+}
+
+impl<S> HealthService<S> {
+    /// A request that is not a probe, while counting requests or draining.
+    #[inline(never)]
+    fn call_tracked<ReqBody, ResBody>(&mut self, req: Request<ReqBody>) -> ResponseFuture<S::Future>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    {
+        let shared = &self.shared;
         let close = shared.close_when_draining
             && req.version() <= Version::HTTP_11
             && shared.lifecycle.is_draining();
         let guard = shared.in_flight.as_ref().map(|c| c.enter());
-        ResponseFuture::inner(self.inner.call(req), close, guard)
+        ResponseFuture::tracked(self.inner.call(req), close, guard)
     }
 }
 
@@ -79,7 +90,7 @@ impl<S: std::fmt::Debug> std::fmt::Debug for HealthService<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HealthService")
             .field("inner", &self.inner)
-            .field("paths", &self.shared.paths)
+            .field("paths", self.shared.matcher.paths())
             .finish_non_exhaustive()
     }
 }

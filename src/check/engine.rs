@@ -136,24 +136,32 @@ impl Engine {
         probe: Option<Probe>,
         only: Option<usize>,
         force: bool,
-        mut start: impl FnMut(usize),
+        mut start: impl FnMut(usize) -> bool,
     ) -> bool {
         let now = self.now();
         let mut complete = true;
-        let indices: Box<dyn Iterator<Item = usize>> = match probe {
-            Some(probe) => Box::new(self.needed(probe, only)),
-            None => Box::new(0..self.entries.len()),
-        };
-        for i in indices {
-            let entry = &self.entries[i];
+        for (i, entry) in self.entries.iter().enumerate() {
+            let needed = match probe {
+                Some(probe) => entry.check.gates.contains(probe) && only.is_none_or(|o| o == i),
+                None => true,
+            };
+            if !needed {
+                continue;
+            }
             let fresh_until = entry.fresh_until.load(Ordering::Acquire);
             complete &= fresh_until != 0;
             let stale_at = if force { 0 } else { fresh_until };
             if self.try_claim(entry, now, stale_at) {
                 start(i);
             }
+            // (A start that fails has released its claim; the caller answers at once.)
         }
         complete
+    }
+
+    /// Gives back a claim whose run could not be started.
+    pub(crate) fn release(&self, i: usize) {
+        self.entries[i].running.store(false, Ordering::Release);
     }
 
     fn try_claim(&self, entry: &Entry, now: u64, stale_at: u64) -> bool {
