@@ -13,63 +13,54 @@ use crate::body::HealthBody;
 use crate::probe::Format;
 use crate::shutdown::InFlightGuard;
 
-/// A probe's answer, kept small until the response is built from it.
+/// A probe's answer: its status, its headers (built once per rendered answer and cloned
+/// here) and, but for `HEAD` and `405`, its body.
 #[derive(Debug)]
 pub(crate) struct Reply {
     pub(crate) status: StatusCode,
-    /// `None` for a `405`.
-    pub(crate) format: Option<Format>,
-    pub(crate) content_length: HeaderValue,
-    /// `None` for `HEAD` and `405`.
+    pub(crate) headers: HeaderMap,
     pub(crate) body: Option<Bytes>,
 }
 
-impl Reply {
-    /// The answer `body` in `format`, without the body itself for `HEAD`.
-    pub(crate) fn new(
-        status: StatusCode,
-        format: Format,
-        content_length: HeaderValue,
-        body: &Bytes,
-        head: bool,
-    ) -> Reply {
-        Reply {
-            status,
-            format: Some(format),
-            content_length,
-            body: (!head).then(|| body.clone()),
-        }
-    }
+const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
 
+/// The headers of a probe answer in `format` whose body is `length` bytes long. `HEAD`
+/// gets the length `GET` would have, so it is set here rather than left to the server.
+pub(crate) fn probe_headers(format: Format, length: usize) -> HeaderMap {
+    const HEALTH_JSON: HeaderValue = HeaderValue::from_static("application/health+json");
+    const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+    let mut headers = HeaderMap::with_capacity(4);
+    let content_type = match format {
+        Format::Json => HEALTH_JSON,
+        Format::Text => TEXT,
+    };
+    headers.insert(CONTENT_TYPE, content_type);
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
+    headers.insert(CACHE_CONTROL, NO_STORE);
+    headers.insert(http::header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
+    headers
+}
+
+impl Reply {
     pub(crate) fn method_not_allowed() -> Reply {
+        const ALLOWED: HeaderValue = HeaderValue::from_static("GET, HEAD");
+        let mut headers = HeaderMap::with_capacity(4);
+        headers.insert(ALLOW, ALLOWED);
+        headers.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+        headers.insert(CACHE_CONTROL, NO_STORE);
+        headers.insert(http::header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
         Reply {
             status: StatusCode::METHOD_NOT_ALLOWED,
-            format: None,
-            content_length: HeaderValue::from_static("0"),
+            headers,
             body: None,
         }
     }
 
     fn into_response<B>(self) -> Response<HealthBody<B>> {
-        const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
-        const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
-        const HEALTH_JSON: HeaderValue = HeaderValue::from_static("application/health+json");
-        const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
-        const ALLOWED: HeaderValue = HeaderValue::from_static("GET, HEAD");
-
-        let mut headers = HeaderMap::with_capacity(4);
-        match self.format {
-            Some(Format::Json) => headers.insert(CONTENT_TYPE, HEALTH_JSON),
-            Some(Format::Text) => headers.insert(CONTENT_TYPE, TEXT),
-            None => headers.insert(ALLOW, ALLOWED),
-        };
-        // HEAD gets the length GET would have, so it is set here rather than by the server.
-        headers.insert(CONTENT_LENGTH, self.content_length);
-        headers.insert(CACHE_CONTROL, NO_STORE);
-        headers.insert(http::header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
         let mut response = Response::new(HealthBody::answer(self.body));
         *response.status_mut() = self.status;
-        *response.headers_mut() = headers;
+        *response.headers_mut() = self.headers;
         response
     }
 }

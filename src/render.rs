@@ -8,9 +8,9 @@ use std::fmt::Write as _;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use http::{HeaderValue, StatusCode};
+use http::{HeaderMap, StatusCode};
 
-use crate::future::Reply;
+use crate::future::{probe_headers, Reply};
 use crate::probe::{Format, Probe};
 use crate::report::{verdict, CheckReport, Report, Status, Verdict};
 
@@ -73,11 +73,11 @@ pub(crate) enum Scope<'a> {
     Check(usize),
 }
 
-/// One probe's answer in every style, with each body's `Content-Length` value.
+/// One probe's answer in every style, each body with its headers.
 #[derive(Debug, Clone)]
 pub(crate) struct Rendered {
     status: StatusCode,
-    bodies: [(Bytes, HeaderValue); 8],
+    bodies: [(Bytes, HeaderMap); 8],
 }
 
 impl Rendered {
@@ -86,15 +86,19 @@ impl Rendered {
         let bodies = Style::ALL.map(|style| {
             let (code, body) = render(report, probe, scope, style);
             status = code;
-            let length = HeaderValue::from(body.len());
-            (body, length)
+            let headers = probe_headers(style.format, body.len());
+            (body, headers)
         });
         Rendered { status, bodies }
     }
 
     pub(crate) fn reply(&self, style: Style, head: bool) -> Reply {
-        let (body, length) = &self.bodies[style.index()];
-        Reply::new(self.status, style.format, length.clone(), body, head)
+        let (body, headers) = &self.bodies[style.index()];
+        Reply {
+            status: self.status,
+            headers: headers.clone(),
+            body: (!head).then(|| body.clone()),
+        }
     }
 }
 
@@ -107,13 +111,11 @@ pub(crate) fn reply(
     head: bool,
 ) -> Reply {
     let (status, body) = render(report, probe, scope, style);
-    Reply::new(
+    Reply {
         status,
-        style.format,
-        HeaderValue::from(body.len()),
-        &body,
-        head,
-    )
+        headers: probe_headers(style.format, body.len()),
+        body: (!head).then_some(body),
+    }
 }
 
 /// Every plain probe's answer, and each check's own answer on each probe it gates.
