@@ -235,7 +235,7 @@ pub(crate) fn render(
         StatusCode::SERVICE_UNAVAILABLE
     };
     let body = match style.format {
-        Format::Json => json(probe, &verdict, &entries, style),
+        Format::Json => json(&verdict, &entries, style),
         Format::Text => text(probe, &verdict, &entries, style),
     };
     (code, Bytes::from(body))
@@ -246,33 +246,22 @@ fn summary(verdict: &Verdict, entries: &[Entry<'_>]) -> Option<String> {
     if let Some(blocker) = verdict.blocker {
         return Some(blocker.as_str().to_owned());
     }
-    let (word, culprits): (&str, Vec<&str>) = match verdict.status {
+    let (word, wanted) = match verdict.status {
         Status::Pass => return None,
-        Status::Warn => (
-            "degraded",
-            entries
-                .iter()
-                .filter(|e| !e.excluded)
-                .filter_map(|e| e.check)
-                .filter(|c| c.gating_status() == Status::Warn)
-                .map(CheckReport::name)
-                .collect(),
-        ),
-        Status::Fail | Status::Unknown => (
-            "failed",
-            entries
-                .iter()
-                .filter(|e| !e.excluded)
-                .filter_map(|e| e.check)
-                .filter(|c| c.gating_status() == Status::Fail)
-                .map(CheckReport::name)
-                .collect(),
-        ),
+        Status::Warn => ("degraded", Status::Warn),
+        Status::Fail | Status::Unknown => ("failed", Status::Fail),
     };
+    let culprits: Vec<&str> = entries
+        .iter()
+        .filter(|e| !e.excluded)
+        .filter_map(|e| e.check)
+        .filter(|c| c.gating_status() == wanted)
+        .map(CheckReport::name)
+        .collect();
     Some(format!("{word}: {}", culprits.join(", ")))
 }
 
-fn json(_probe: Probe, verdict: &Verdict, entries: &[Entry<'_>], style: Style) -> String {
+fn json(verdict: &Verdict, entries: &[Entry<'_>], style: Style) -> String {
     let mut out = String::with_capacity(64);
     out.push_str("{\"status\":");
     push_json_str(&mut out, verdict.status.as_str());
