@@ -95,13 +95,19 @@ impl Builder {
     /// How long a check's result stays fresh unless the check sets its own
     /// ([`Check::cache_for`]); 1 s unless set. A probe that finds a stale result is
     /// answered from it at once and starts one refresh behind it.
+    ///
+    /// So without [`Builder::refresh_every`], an answer shows the run that the previous
+    /// probe started: with the kubelet probing every 10 s, a result up to 10 s old. When
+    /// that matters, refresh in the background.
     pub fn cache_for(mut self, ttl: Duration) -> Self {
         self.ttl = ttl;
         self
     }
 
     /// Runs every check on this interval in the background as well, so that results are
-    /// warm before the first probe and probes never find them stale. The task starts
+    /// warm before the first probe and never older than the interval (plus a run),
+    /// however rarely probes come. Recommended for production: with it, no probe waits
+    /// and every answer is fresh. The task starts
     /// with the first Tokio runtime that sees this `Health` (at `build`, or at the first
     /// probe) and ends when the last `Health`, layer and service made from it are gone.
     pub fn refresh_every(mut self, interval: Duration) -> Self {
