@@ -8,11 +8,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use common::{
-    assert_probe_headers, bounded, empty, get, http1_client, http2_client, hyper_handle, request,
-    send, spawn_hyper, stop_switch, walk_probe_table, HttpClient, LIVEZ, READYZ, STARTUPZ,
+    assert_method_not_allowed, assert_probe_headers, bounded, empty, get, http1_client,
+    http2_client, hyper_handle, request, send, spawn_hyper, stop_switch, walk_probe_table_over,
+    HttpClient, LIVEZ, READYZ, STARTUPZ,
 };
 use futures_util::FutureExt;
-use http::header::{ACCEPT, ALLOW};
+use http::header::ACCEPT;
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -36,15 +37,7 @@ async fn every_row_of_the_probe_table_over_http1_and_http2() {
             .service_fn(hyper_handle);
         let (stop, stopped) = stop_switch();
         let server = spawn_hyper(service, stopped).await;
-        walk_probe_table(&health, |path| {
-            let client = &client;
-            async move {
-                let reply = get(client, server.addr, path).await;
-                assert_eq!(reply.version, version);
-                reply
-            }
-        })
-        .await;
+        walk_probe_table_over(&health, &client, server.addr, version).await;
         let _ = stop.send(());
         server.stopped().await;
     }
@@ -104,10 +97,7 @@ async fn head_405_and_content_types_over_http1_and_http2() {
             ] {
                 let reply = send(&client, empty(request(method.clone(), addr, READYZ))).await;
                 let context = format!("{version:?} {method} while {state}");
-                assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{context}");
-                assert_eq!(reply.header(ALLOW), Some("GET, HEAD"), "{context}");
-                assert_eq!(reply.content_length(), Some(0), "{context}");
-                assert!(reply.body.is_empty(), "{context}");
+                assert_method_not_allowed(&reply, &context);
             }
         }
     }

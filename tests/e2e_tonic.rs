@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{
-    assert_probe_headers, bounded, empty, get, http1_client, http2_client, request, send,
-    spawn_tonic, stop_switch, walk_probe_table, HttpClient, LIVEZ, READYZ, STARTUPZ,
+    assert_method_not_allowed, assert_probe_headers, bounded, empty, get, http1_client,
+    http2_client, request, send, spawn_tonic, stop_switch, walk_probe_table_over, HttpClient,
+    LIVEZ, READYZ, STARTUPZ,
 };
-use http::header::{ACCEPT, ALLOW, CONTENT_TYPE};
+use http::header::{ACCEPT, CONTENT_TYPE};
 use http::{Method, Request, StatusCode, Version};
 use http_body_util::Full;
 use tonic::transport::{Channel, Endpoint};
@@ -124,15 +125,7 @@ async fn every_row_of_the_probe_table_over_http1_and_http2() {
         let health = Health::new();
         let (stop, stopped) = stop_switch();
         let server = spawn_tonic(Some(&health), stopped).await;
-        walk_probe_table(&health, |path| {
-            let client = &client;
-            async move {
-                let reply = get(client, server.addr, path).await;
-                assert_eq!(reply.version, version);
-                reply
-            }
-        })
-        .await;
+        walk_probe_table_over(&health, &client, server.addr, version).await;
         let _ = stop.send(());
         server.stopped().await;
     }
@@ -188,8 +181,7 @@ async fn head_405_and_text_on_the_grpc_port() {
                     ),
                 )
                 .await;
-                assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED, "{context}");
-                assert_eq!(post.header(ALLOW), Some("GET, HEAD"), "{context}");
+                assert_method_not_allowed(&post, &context);
             }
         }
     }

@@ -15,7 +15,7 @@ use axum::response::IntoResponse;
 use axum::routing;
 use axum::{Json, Router};
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
+use http::header::{ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -149,6 +149,31 @@ where
             assert_eq!(reply.json(), row.expected_json(index), "{context}");
         }
     }
+}
+
+/// Walks [`TABLE`] with `GET`s from `client` to `addr`, checking that each reply came in
+/// `version`.
+pub async fn walk_probe_table_over(
+    health: &Health,
+    client: &HttpClient,
+    addr: SocketAddr,
+    version: Version,
+) {
+    walk_probe_table(health, |path| async move {
+        let reply = get(client, addr, path).await;
+        assert_eq!(reply.version, version, "{path}");
+        reply
+    })
+    .await;
+}
+
+/// The layer's `405`: `Allow: GET, HEAD`, the probe headers' cache policy, no body.
+pub fn assert_method_not_allowed(reply: &Reply, context: &str) {
+    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{context}");
+    assert_eq!(reply.header(ALLOW), Some("GET, HEAD"), "{context}");
+    assert_eq!(reply.header(CACHE_CONTROL), Some("no-store"), "{context}");
+    assert_eq!(reply.content_length(), Some(0), "{context}");
+    assert!(reply.body.is_empty(), "{context}");
 }
 
 /// The headers every probe answer carries.
