@@ -15,7 +15,7 @@ use bytes::Bytes;
 use criterion::Criterion;
 use http::{Request, Response};
 use http_body_util::Full;
-use tower::{Layer, Service, ServiceExt};
+use tower::Layer;
 use tower_health::{Check, Health};
 
 mod support;
@@ -41,17 +41,6 @@ async fn inner(_req: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, Infa
 /// The same request every iteration: `GET /`, which is no probe.
 fn request() -> Request<Full<Bytes>> {
     Request::new(Full::default())
-}
-
-async fn once<S, B>(service: &S)
-where
-    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone,
-    S::Error: std::fmt::Debug,
-    B: http_body::Body,
-    B::Error: std::fmt::Debug,
-{
-    let response = service.clone().oneshot(request()).await.expect("response");
-    support::drain(response).await;
 }
 
 fn health(track_in_flight: bool) -> Health {
@@ -80,15 +69,25 @@ fn bench(c: &mut Criterion) {
     let router_layered = plain.layer().layer(router.clone());
 
     let mut group = c.benchmark_group(GROUP);
-    group.bench_function(BENCHES[0], |b| b.to_async(&rt).iter(|| once(&bare)));
-    group.bench_function(BENCHES[1], |b| b.to_async(&rt).iter(|| once(&layered)));
-    group.bench_function(BENCHES[2], |b| {
-        b.to_async(&rt).iter(|| once(&layered_static))
+    group.bench_function(BENCHES[0], |b| {
+        b.to_async(&rt).iter(|| support::once(&bare, request()))
     });
-    group.bench_function(BENCHES[3], |b| b.to_async(&rt).iter(|| once(&tracked)));
-    group.bench_function(BENCHES[4], |b| b.to_async(&rt).iter(|| once(&router)));
+    group.bench_function(BENCHES[1], |b| {
+        b.to_async(&rt).iter(|| support::once(&layered, request()))
+    });
+    group.bench_function(BENCHES[2], |b| {
+        b.to_async(&rt)
+            .iter(|| support::once(&layered_static, request()))
+    });
+    group.bench_function(BENCHES[3], |b| {
+        b.to_async(&rt).iter(|| support::once(&tracked, request()))
+    });
+    group.bench_function(BENCHES[4], |b| {
+        b.to_async(&rt).iter(|| support::once(&router, request()))
+    });
     group.bench_function(BENCHES[5], |b| {
-        b.to_async(&rt).iter(|| once(&router_layered))
+        b.to_async(&rt)
+            .iter(|| support::once(&router_layered, request()))
     });
     group.finish();
     assert_eq!(tracking.in_flight(), Some(0), "every body was drained");

@@ -7,14 +7,13 @@
 //! body to its end, on a current-thread Tokio runtime.
 
 use std::convert::Infallible;
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use axum::routing::get;
 use axum::{Json, Router};
 use bytes::Bytes;
 use criterion::Criterion;
-use http::{Request, Response, StatusCode, Uri};
+use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use tower::{Layer, Service, ServiceExt};
 use tower_health::{Check, Health};
@@ -25,33 +24,8 @@ const GROUP: &str = "probe";
 const BENCHES: [&str; 3] = ["hand_written", "layer_cached", "axum_json"];
 const PASS: &[u8] = br#"{"status":"pass"}"#;
 
-/// `GET /readyz`, its URI parsed once rather than on every request.
-fn readyz() -> Request<Full<Bytes>> {
-    static READYZ: LazyLock<Uri> = LazyLock::new(|| Uri::from_static("/readyz"));
-    let mut request = Request::new(Full::default());
-    *request.uri_mut() = READYZ.clone();
-    request
-}
-
 async fn fixed(_req: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, Infallible> {
     Ok(Response::new(Full::new(Bytes::from_static(PASS))))
-}
-
-async fn not_found(_req: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let mut response = Response::new(Full::default());
-    *response.status_mut() = StatusCode::NOT_FOUND;
-    Ok(response)
-}
-
-async fn once<S, B>(service: &S)
-where
-    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone,
-    S::Error: std::fmt::Debug,
-    B: http_body::Body,
-    B::Error: std::fmt::Debug,
-{
-    let response = service.clone().oneshot(readyz()).await.expect("response");
-    support::drain(response).await;
 }
 
 /// The body a service answers `GET /readyz` with.
@@ -62,7 +36,11 @@ where
     B: http_body::Body,
     B::Error: std::fmt::Debug,
 {
-    let response = service.clone().oneshot(readyz()).await.expect("response");
+    let response = service
+        .clone()
+        .oneshot(support::readyz())
+        .await
+        .expect("response");
     assert_eq!(response.status(), StatusCode::OK);
     response
         .into_body()
@@ -84,7 +62,7 @@ fn bench(c: &mut Criterion) {
         .build();
     health.ready();
     rt.block_on(health.refresh());
-    let layered = health.layer().layer(tower::service_fn(not_found));
+    let layered = health.layer().layer(tower::service_fn(support::not_found));
     let hand_written = tower::service_fn(fixed);
     let axum = Router::new().route(
         "/readyz",
@@ -97,9 +75,18 @@ fn bench(c: &mut Criterion) {
     });
 
     let mut group = c.benchmark_group(GROUP);
-    group.bench_function(BENCHES[0], |b| b.to_async(&rt).iter(|| once(&hand_written)));
-    group.bench_function(BENCHES[1], |b| b.to_async(&rt).iter(|| once(&layered)));
-    group.bench_function(BENCHES[2], |b| b.to_async(&rt).iter(|| once(&axum)));
+    group.bench_function(BENCHES[0], |b| {
+        b.to_async(&rt)
+            .iter(|| support::once(&hand_written, support::readyz()))
+    });
+    group.bench_function(BENCHES[1], |b| {
+        b.to_async(&rt)
+            .iter(|| support::once(&layered, support::readyz()))
+    });
+    group.bench_function(BENCHES[2], |b| {
+        b.to_async(&rt)
+            .iter(|| support::once(&axum, support::readyz()))
+    });
     group.finish();
 }
 

@@ -8,7 +8,7 @@
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
@@ -16,7 +16,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use bytes::Bytes;
 use criterion::{Criterion, SamplingMode};
-use http::{Request, Response, Uri};
+use http::{Request, Response};
 use http_body_util::Full;
 use tokio::runtime::Runtime;
 use tower::{Layer, Service, ServiceExt};
@@ -28,20 +28,6 @@ const GROUP: &str = "probe_storm";
 const BENCHES: [&str; 2] = ["layer_cold_cache", "axum_check_per_probe"];
 const PROBES: usize = 1_000;
 const CHECK_TAKES: Duration = Duration::from_millis(10);
-
-/// `GET /readyz`, its URI parsed once rather than on every request.
-fn readyz() -> Request<Full<Bytes>> {
-    static READYZ: LazyLock<Uri> = LazyLock::new(|| Uri::from_static("/readyz"));
-    let mut request = Request::new(Full::default());
-    *request.uri_mut() = READYZ.clone();
-    request
-}
-
-async fn not_found(_req: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let mut response = Response::new(Full::default());
-    *response.status_mut() = StatusCode::NOT_FOUND;
-    Ok(response)
-}
 
 /// A dependency check that takes 10 ms and counts its runs.
 async fn check(runs: Arc<AtomicUsize>) -> Result<(), Infallible> {
@@ -65,7 +51,7 @@ where
         .map(|_| {
             let service = service.clone();
             tokio::spawn(async move {
-                let response = service.oneshot(readyz()).await.expect("response");
+                let response = service.oneshot(support::readyz()).await.expect("response");
                 assert_eq!(response.status(), StatusCode::OK);
                 support::drain(response).await;
             })
@@ -84,7 +70,7 @@ async fn layer_storm() -> (Duration, usize) {
         .check(Check::new("db", move || check(counter.clone())))
         .build();
     health.ready();
-    let elapsed = storm(health.layer().layer(tower::service_fn(not_found))).await;
+    let elapsed = storm(health.layer().layer(tower::service_fn(support::not_found))).await;
     (elapsed, runs.load(Ordering::Relaxed))
 }
 

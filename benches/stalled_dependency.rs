@@ -16,14 +16,14 @@
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::routing::get;
 use axum::{Json, Router};
 use bytes::Bytes;
 use criterion::{Criterion, SamplingMode};
-use http::{Request, Response, StatusCode, Uri};
+use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use tower::{Layer, Service, ServiceExt};
 use tower_health::{Check, Health};
@@ -33,20 +33,6 @@ mod support;
 const GROUP: &str = "stalled_dependency";
 const BENCHES: [&str; 2] = ["layer_from_cache", "axum_timeout_10ms"];
 const SEED_TIMEOUT: Duration = Duration::from_millis(10);
-
-/// `GET /readyz`, its URI parsed once rather than on every request.
-fn readyz() -> Request<Full<Bytes>> {
-    static READYZ: LazyLock<Uri> = LazyLock::new(|| Uri::from_static("/readyz"));
-    let mut request = Request::new(Full::default());
-    *request.uri_mut() = READYZ.clone();
-    request
-}
-
-async fn not_found(_req: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let mut response = Response::new(Full::default());
-    *response.status_mut() = StatusCode::NOT_FOUND;
-    Ok(response)
-}
 
 /// Passes on its first run and never returns from any later one.
 fn passes_once_then_hangs(
@@ -76,7 +62,11 @@ where
     let mut total = Duration::ZERO;
     for _ in 0..iters {
         let start = Instant::now();
-        let response = service.clone().oneshot(readyz()).await.expect("response");
+        let response = service
+            .clone()
+            .oneshot(support::readyz())
+            .await
+            .expect("response");
         support::drain(response).await;
         let elapsed = start.elapsed();
         total += elapsed;
@@ -117,7 +107,7 @@ fn bench(c: &mut Criterion) {
         health.refresh().await;
         tokio::time::sleep(Duration::from_millis(2)).await;
     });
-    let layered = health.layer().layer(tower::service_fn(not_found));
+    let layered = health.layer().layer(tower::service_fn(support::not_found));
 
     let check = passes_once_then_hangs();
     let _first_run = check(); // its one passing run, as the layer's had

@@ -6,8 +6,14 @@ use std::pin::pin;
 use std::time::{Duration, SystemTime};
 
 use criterion::{black_box, Criterion};
-use http::Response;
+use std::convert::Infallible;
+use std::sync::LazyLock;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt;
+use http_body_util::Full;
+use tower::{Service, ServiceExt};
 
 /// Short runs: a full `cargo bench` stays within a few minutes on a small machine.
 pub fn criterion() -> Criterion {
@@ -108,4 +114,35 @@ fn started() -> SystemTime {
 /// Marks the start of this process's measurements; call it before the first bench.
 pub fn start() {
     started();
+}
+
+/// `GET /readyz`, its URI parsed once rather than on every request.
+#[allow(dead_code)] // not every bench probes
+pub fn readyz() -> Request<Full<Bytes>> {
+    static READYZ: LazyLock<Uri> = LazyLock::new(|| Uri::from_static("/readyz"));
+    let mut request = Request::new(Full::default());
+    *request.uri_mut() = READYZ.clone();
+    request
+}
+
+/// The inner service behind the layer when only probes are sent: a 404 for anything else.
+#[allow(dead_code)]
+pub async fn not_found(_req: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let mut response = Response::new(Full::default());
+    *response.status_mut() = StatusCode::NOT_FOUND;
+    Ok(response)
+}
+
+/// One request as servers make it: clone the service, call it with `request`, read the
+/// response's body to its end.
+#[allow(dead_code)] // the storm and the stalled dependency drive their own requests
+pub async fn once<S, B>(service: &S, request: Request<Full<Bytes>>)
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
+    let response = service.clone().oneshot(request).await.expect("response");
+    drain(response).await;
 }
