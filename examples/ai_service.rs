@@ -50,7 +50,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let openai = Simulated::from_env("OPENAI_LATENCY_MS", 250)?;
     let model_loaded = Arc::new(AtomicBool::new(false));
 
-    let mut builder = Health::builder()
+    let builder = Health::builder()
         .paths(Paths::health())
         .check(database.check("database").timeout(Duration::from_secs(2)))
         .check(redis.check("redis").timeout(Duration::from_secs(1)))
@@ -67,10 +67,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .reasons(Reasons::loopback_peer(|ext| {
             ext.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())
         }));
-    if let Some(delay) = support::millis_from_env("DRAIN_DELAY_MS")? {
-        builder = builder.drain_delay(delay);
-    }
-    let health = builder.build();
+    let health = support::drain_delay_from_env(builder)?.build();
 
     let app = Router::new()
         .route(

@@ -53,7 +53,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     support::init_tracing();
 
     let deps = Dependencies::default();
-    let mut builder = Health::builder()
+    let builder = Health::builder()
         // The seed's paths: liveness on /health, readiness on /ready.
         .paths(Paths::kubernetes().liveness("/health").readiness("/ready"))
         .check(flag_check(
@@ -72,10 +72,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .reasons(Reasons::loopback_peer(|ext| {
             ext.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())
         }));
-    if let Some(delay) = support::millis_from_env("DRAIN_DELAY_MS")? {
-        builder = builder.drain_delay(delay);
-    }
-    let health = builder.build();
+    let health = support::drain_delay_from_env(builder)?.build();
 
     let app = Router::new()
         .route("/", get(|| async { Json(json!({ "Hello": "World" })) }))

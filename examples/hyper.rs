@@ -38,11 +38,7 @@ const CONNECTION_GRACE: Duration = Duration::from_secs(30);
 async fn main() -> Result<(), Box<dyn Error>> {
     support::init_tracing();
 
-    let mut builder = Health::builder();
-    if let Some(delay) = support::millis_from_env("DRAIN_DELAY_MS")? {
-        builder = builder.drain_delay(delay);
-    }
-    let health = builder.build();
+    let health = support::drain_delay_from_env(Health::builder())?.build();
 
     let service = ServiceBuilder::new()
         .layer(health.layer())

@@ -53,7 +53,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     ))?);
     let redis = Arc::new(Redis::new(&env_or("REDIS_URL", "redis://127.0.0.1:6379"))?);
 
-    let mut builder = Health::builder()
+    let builder = Health::builder()
         .check(postgres_check(&postgres))
         .check(redis_check(&redis))
         // Run the checks every second in the background too. Without it, a probe that
@@ -66,10 +66,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .reasons(Reasons::loopback_peer(|ext| {
             ext.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())
         }));
-    if let Some(delay) = support::millis_from_env("DRAIN_DELAY_MS")? {
-        builder = builder.drain_delay(delay);
-    }
-    let health = builder.build();
+    let health = support::drain_delay_from_env(builder)?.build();
 
     let app = Router::new()
         .route("/", get(|| async { "Hello from postgres_redis!\n" }))

@@ -29,13 +29,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
     // A demo check that needs no external service: a synchronous write, so it runs on
     // Tokio's blocking pool. A real service checks its database, cache, upstream API...
     let scratch = env::temp_dir().join("tower-health-quickstart");
-    let mut builder = Health::builder().check(Check::blocking("tmp-writable", move || {
+    let builder = Health::builder().check(Check::blocking("tmp-writable", move || {
         std::fs::write(&scratch, b"ok")
     }));
-    if let Some(delay) = support::millis_from_env("DRAIN_DELAY_MS")? {
-        builder = builder.drain_delay(delay);
-    }
-    let health = builder.build();
+    let health = support::drain_delay_from_env(builder)?.build();
 
     let app = Router::new()
         .route("/", get(|| async { "Hello from the quickstart!\n" }))

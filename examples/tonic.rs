@@ -30,11 +30,7 @@ mod support;
 async fn main() -> Result<(), Box<dyn Error>> {
     support::init_tracing();
 
-    let mut builder = Health::builder();
-    if let Some(delay) = support::millis_from_env("DRAIN_DELAY_MS")? {
-        builder = builder.drain_delay(delay);
-    }
-    let health = builder.build();
+    let health = support::drain_delay_from_env(Health::builder())?.build();
 
     let (reporter, grpc_health) = tonic_health::server::health_reporter();
     tokio::spawn(mirror_readiness(health.clone(), reporter));

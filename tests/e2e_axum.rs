@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use axum::Router;
 use common::{
-    assert_method_not_allowed, assert_probe_headers, axum_app, empty, get, http1_client, request,
-    send, spawn_axum, stop_switch, walk_probe_table, Running, LIVEZ, READYZ, STARTUPZ, TOKEN,
+    assert_head_matches_get, assert_method_not_allowed, assert_probe_headers, axum_app, empty, get,
+    http1_client, request, send, spawn_axum, stop_switch, walk_probe_table, Running, LIVEZ, READYZ,
+    STARTUPZ, TOKEN,
 };
 use http::header::{ACCEPT, AUTHORIZATION, CONNECTION};
 use http::{Method, StatusCode};
@@ -112,17 +113,7 @@ async fn head_and_content_types_over_http1() {
                 )
                 .await;
                 let context = format!("{path} ({accept}) while {state}");
-                let content_type = if accept == "text/plain" {
-                    "text/plain; charset=utf-8"
-                } else {
-                    "application/health+json"
-                };
-                assert_probe_headers(&get, content_type, &context);
-                assert_eq!(get.content_length(), Some(get.body.len()), "{context}");
-                assert_eq!(head.status, get.status, "{context}");
-                assert_eq!(head.stable_headers(), get.stable_headers(), "{context}");
-                assert_eq!(head.content_length(), Some(get.body.len()), "{context}");
-                assert!(head.body.is_empty(), "{context}");
+                assert_head_matches_get(&get, &head, accept, &context);
             }
         }
     }

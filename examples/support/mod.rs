@@ -37,3 +37,13 @@ pub fn millis_from_env(name: &str) -> Result<Option<Duration>, Box<dyn Error>> {
         Err(e) => Err(format!("{name}: {e}").into()),
     }
 }
+
+/// `builder` with the drain delay from `DRAIN_DELAY_MS`, if it is set.
+pub fn drain_delay_from_env(
+    builder: tower_health::Builder,
+) -> Result<tower_health::Builder, Box<dyn Error>> {
+    Ok(match millis_from_env("DRAIN_DELAY_MS")? {
+        Some(delay) => builder.drain_delay(delay),
+        None => builder,
+    })
+}

@@ -167,6 +167,22 @@ pub async fn walk_probe_table_over(
     .await;
 }
 
+/// A `HEAD` answered like the `GET` of the same probe: same status and headers, the
+/// `GET`'s `Content-Length`, no body; `accept` is what both asked for.
+pub fn assert_head_matches_get(get: &Reply, head: &Reply, accept: &str, context: &str) {
+    let content_type = if accept == "text/plain" {
+        "text/plain; charset=utf-8"
+    } else {
+        "application/health+json"
+    };
+    assert_probe_headers(get, content_type, context);
+    assert_eq!(get.content_length(), Some(get.body.len()), "{context}");
+    assert_eq!(head.status, get.status, "{context}");
+    assert_eq!(head.stable_headers(), get.stable_headers(), "{context}");
+    assert_eq!(head.content_length(), Some(get.body.len()), "{context}");
+    assert!(head.body.is_empty(), "{context}");
+}
+
 /// The layer's `405`: `Allow: GET, HEAD`, the probe headers' cache policy, no body.
 pub fn assert_method_not_allowed(reply: &Reply, context: &str) {
     assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{context}");
