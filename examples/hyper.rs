@@ -91,7 +91,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-async fn handle(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+/// The application: `/` and `POST /echo`; `HEAD` gets headers only.
+pub(crate) async fn handle(
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let head = request.method() == Method::HEAD;
     let response = match (request.method(), request.uri().path()) {
         (&Method::GET | &Method::HEAD, "/") => Response::new(Full::from("Hello from hyper!\n")),

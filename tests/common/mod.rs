@@ -4,7 +4,6 @@
 //! Each test file compiles this module on its own and uses only part of it.
 #![allow(dead_code)]
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -33,6 +32,10 @@ use tonic::transport::Server;
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 use tower_health::{Health, State};
+
+#[path = "../../examples/hyper.rs"]
+#[allow(dead_code)]
+mod hyper_example;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -516,30 +519,6 @@ pub fn axum_app() -> Router {
         ))
 }
 
-/// The handler of `examples/hyper.rs`.
-pub async fn hyper_handle(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let status = |code: StatusCode| {
-        let mut response = Response::new(Full::from(code.canonical_reason().unwrap_or("")));
-        *response.status_mut() = code;
-        response
-    };
-    let head = request.method() == Method::HEAD;
-    let response = match (request.method(), request.uri().path()) {
-        (&Method::GET | &Method::HEAD, "/") => Response::new(Full::from("Hello from hyper!\n")),
-        (&Method::POST, "/echo") => match request.into_body().collect().await {
-            Ok(body) => Response::new(Full::new(body.to_bytes())),
-            Err(_) => status(StatusCode::BAD_REQUEST),
-        },
-        _ => status(StatusCode::NOT_FOUND),
-    };
-    Ok(if head {
-        let length = http_body::Body::size_hint(response.body())
-            .exact()
-            .unwrap_or(0);
-        let (mut parts, _) = response.into_parts();
-        parts.headers.insert(CONTENT_LENGTH, length.into());
-        Response::from_parts(parts, Full::default())
-    } else {
-        response
-    })
-}
+/// The handler of `examples/hyper.rs`, taken from the example itself.
+#[allow(unused_imports)] // the hyper tests use it
+pub(crate) use hyper_example::handle as hyper_handle;
