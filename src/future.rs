@@ -4,65 +4,19 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use bytes::Bytes;
-use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
-use http::{HeaderMap, Response, StatusCode};
+use http::header::{HeaderValue, CONNECTION};
+use http::Response;
 use pin_project_lite::pin_project;
 
 use crate::body::HealthBody;
-use crate::probe::Format;
+use crate::render::Reply;
 use crate::shutdown::InFlightGuard;
 
-/// A probe's answer: its status, its headers (built once per rendered answer and cloned
-/// here) and, but for `HEAD` and `405`, its body.
-#[derive(Debug)]
-pub(crate) struct Reply {
-    pub(crate) status: StatusCode,
-    pub(crate) headers: HeaderMap,
-    pub(crate) body: Option<Bytes>,
-}
-
-const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
-const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
-
-/// The headers of a probe answer in `format` whose body is `length` bytes long. `HEAD`
-/// gets the length `GET` would have, so it is set here rather than left to the server.
-pub(crate) fn probe_headers(format: Format, length: usize) -> HeaderMap {
-    const HEALTH_JSON: HeaderValue = HeaderValue::from_static("application/health+json");
-    const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
-    let mut headers = HeaderMap::with_capacity(4);
-    let content_type = match format {
-        Format::Json => HEALTH_JSON,
-        Format::Text => TEXT,
-    };
-    headers.insert(CONTENT_TYPE, content_type);
-    headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
-    headers.insert(CACHE_CONTROL, NO_STORE);
-    headers.insert(http::header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
-    headers
-}
-
-impl Reply {
-    pub(crate) fn method_not_allowed() -> Reply {
-        const ALLOWED: HeaderValue = HeaderValue::from_static("GET, HEAD");
-        let mut headers = HeaderMap::with_capacity(4);
-        headers.insert(ALLOW, ALLOWED);
-        headers.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
-        headers.insert(CACHE_CONTROL, NO_STORE);
-        headers.insert(http::header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
-        Reply {
-            status: StatusCode::METHOD_NOT_ALLOWED,
-            headers,
-            body: None,
-        }
-    }
-
-    fn into_response<B>(self) -> Response<HealthBody<B>> {
-        let mut response = Response::new(HealthBody::answer(self.body));
-        *response.status_mut() = self.status;
-        *response.headers_mut() = self.headers;
-        response
-    }
+fn into_response<B>(reply: Reply) -> Response<HealthBody<B>> {
+    let mut response = Response::new(HealthBody::answer(reply.body));
+    *response.status_mut() = reply.status;
+    *response.headers_mut() = reply.headers;
+    response
 }
 
 /// A wait for a first check result; only a probe on a cold cache takes it.
@@ -144,11 +98,11 @@ where
                 let reply = reply
                     .take()
                     .expect("ResponseFuture polled after completion");
-                Poll::Ready(Ok(reply.into_response()))
+                Poll::Ready(Ok(into_response(*reply)))
             }
             KindProj::Pending { pending } => {
                 let reply = ready!(pending.as_mut().poll(cx));
-                Poll::Ready(Ok(reply.into_response()))
+                Poll::Ready(Ok(into_response(reply)))
             }
             KindProj::Tracked {
                 future,

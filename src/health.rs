@@ -1,26 +1,16 @@
-//! [`Health`], the handle through which an application reports its health, and its
-//! [`Builder`].
+//! [`Health`]: the handle through which an application reports its health, and nothing
+//! else. Everything it does goes through the shared state ([`crate::shared`]).
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::sync::Arc;
 
-use arc_swap::ArcSwap;
-use http::Request;
-
-use crate::check::{Check, Engine};
-use crate::future::{Reply, ResponseFuture};
+use crate::builder::Builder;
 use crate::layer::HealthLayer;
-use crate::lifecycle::{Lifecycle, Phase, State};
-use crate::probe::{Format, Matcher, MethodKind, Paths, Probe, ProbeRequest, Query, Reasons};
-use crate::render::{self, Answers, Detail, Scope, Style};
+use crate::lifecycle::State;
+use crate::probe::Paths;
 use crate::report::Report;
-use crate::shutdown::{self, InFlight};
-
-const DEFAULT_DRAIN_DELAY: Duration = Duration::from_secs(5);
-const DEFAULT_BUDGET: Duration = Duration::from_millis(900);
-const DEFAULT_TTL: Duration = Duration::from_secs(1);
+use crate::shared::{Shared, SharedRef};
+use crate::shutdown;
 
 /// The handle through which an application reports its health.
 ///
@@ -45,115 +35,7 @@ pub struct Health {
     shared: Arc<Shared>,
 }
 
-/// Configures a [`Health`]. Made by [`Health::builder`].
-#[derive(Debug, Clone)]
-#[must_use = "a Builder does nothing until .build() is called"]
-pub struct Builder {
-    paths: Paths,
-    checks: Vec<Check>,
-    budget: Duration,
-    ttl: Duration,
-    refresh_every: Option<Duration>,
-    reasons: Reasons,
-    drain_delay: Duration,
-    close_when_draining: bool,
-    track_in_flight: bool,
-}
-
-impl Default for Builder {
-    fn default() -> Self {
-        Builder {
-            paths: Paths::default(),
-            checks: Vec::new(),
-            budget: DEFAULT_BUDGET,
-            ttl: DEFAULT_TTL,
-            refresh_every: None,
-            reasons: Reasons::default(),
-            drain_delay: DEFAULT_DRAIN_DELAY,
-            close_when_draining: true,
-            track_in_flight: false,
-        }
-    }
-}
-
 impl Builder {
-    /// Adds a dependency check. It gates readiness unless it says otherwise
-    /// ([`Check::probes`]).
-    pub fn check(mut self, check: Check) -> Self {
-        self.checks.push(check);
-        self
-    }
-
-    /// The most time one refresh of the checks may take, and so the longest a probe on a
-    /// cold cache waits; every check's timeout is capped by it. 900 ms unless set, so
-    /// that even a first probe answers inside the kubelet's default 1 s `timeoutSeconds`.
-    pub fn budget(mut self, budget: Duration) -> Self {
-        self.budget = budget;
-        self
-    }
-
-    /// How long a check's result stays fresh unless the check sets its own
-    /// ([`Check::cache_for`]); 1 s unless set. A probe that finds a stale result is
-    /// answered from it at once and starts one refresh behind it.
-    ///
-    /// So without [`Builder::refresh_every`], an answer shows the run that the previous
-    /// probe started: with the kubelet probing every 10 s, a result up to 10 s old. When
-    /// that matters, refresh in the background.
-    pub fn cache_for(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl;
-        self
-    }
-
-    /// Runs every check on this interval in the background as well, so that results are
-    /// warm before the first probe and never older than the interval (plus a run),
-    /// however rarely probes come. Recommended for production: with it, no probe waits
-    /// and every answer is fresh. The task starts
-    /// with the first Tokio runtime that sees this `Health` (at `build`, or at the first
-    /// probe) and ends when the last `Health`, layer and service made from it are gone.
-    pub fn refresh_every(mut self, interval: Duration) -> Self {
-        self.refresh_every = Some(interval.max(Duration::from_millis(1)));
-        self
-    }
-
-    /// Whether probe answers say why a check failed: [`Reasons::withheld`] unless set.
-    pub fn reasons(mut self, reasons: Reasons) -> Self {
-        self.reasons = reasons;
-        self
-    }
-
-    /// The probe paths; [`Paths::kubernetes`] (`/livez`, `/readyz`, `/startupz`) unless
-    /// set.
-    pub fn paths(mut self, paths: Paths) -> Self {
-        self.paths = paths;
-        self
-    }
-
-    /// How long [`Health::shutdown_signal`] keeps serving after the signal, with readiness
-    /// failing, before it resolves and the server stops accepting connections. It is the
-    /// time the orchestrator needs to take the replica out of every load balancer; 5 s
-    /// unless set. Keep the pod's `terminationGracePeriodSeconds` above this delay plus
-    /// the longest request.
-    pub fn drain_delay(mut self, delay: Duration) -> Self {
-        self.drain_delay = delay;
-        self
-    }
-
-    /// Whether HTTP/1 responses carry `Connection: close` while draining, so that
-    /// keep-alive clients reconnect to another replica before the listener closes. On
-    /// unless turned off.
-    pub fn close_connections_when_draining(mut self, close: bool) -> Self {
-        self.close_when_draining = close;
-        self
-    }
-
-    /// Counts requests that pass through until their response body has ended or been
-    /// dropped, for [`Health::in_flight`] and [`Health::drained`]. Off unless turned on,
-    /// because it costs two atomic operations per request.
-    pub fn track_in_flight(mut self, track: bool) -> Self {
-        self.track_in_flight = track;
-        self
-    }
-
     /// Builds the [`Health`].
     ///
     /// # Panics
@@ -163,46 +45,9 @@ impl Builder {
     /// `?` or `#`; two probes on one path; a check name that is not letters, digits,
     /// `-`, `_` and `.`; two checks with one name.
     pub fn build(self) -> Health {
-        if let Err(problem) = self.validate() {
-            panic!("tower-health: {problem}");
-        }
-        let lifecycle = Lifecycle::new();
-        let phase = lifecycle.phase();
-        let engine = Engine::new(self.checks, self.budget, self.ttl);
-        let report = Report {
-            phase,
-            checks: engine.snapshot(),
-        };
-        let shared = Arc::new(Shared {
-            answers: ArcSwap::from_pointee(Cached {
-                phase,
-                generation: engine.generation(),
-                answers: Answers::new(&report),
-            }),
-            render_lock: Mutex::new(()),
-            lifecycle,
-            engine,
-            reasons: self.reasons,
-            refresh_every: self.refresh_every,
-            background: AtomicBool::new(false),
-            matcher: Matcher::new(self.paths),
-            drain_delay: self.drain_delay,
-            close_when_draining: self.close_when_draining,
-            in_flight: self.track_in_flight.then(Default::default),
-        });
+        let shared = self.into_shared();
         SharedRef::Counted(shared.clone()).start_background();
         Health { shared }
-    }
-
-    fn validate(&self) -> Result<(), String> {
-        self.paths.validate()?;
-        for (i, check) in self.checks.iter().enumerate() {
-            check.validate_name()?;
-            if self.checks[..i].iter().any(|c| c.name() == check.name()) {
-                return Err(format!("two checks are named {:?}", check.name()));
-            }
-        }
-        Ok(())
     }
 }
 
@@ -357,8 +202,11 @@ impl Health {
         &self,
         trigger: impl Future<Output = ()> + Send + 'static,
     ) -> impl Future<Output = ()> + Send + 'static {
+        let health = self.clone();
         shutdown::sequence(
-            self.clone(),
+            move || {
+                health.drain();
+            },
             self.shared.drain_delay,
             trigger,
             shutdown::os_signal(),
@@ -393,257 +241,5 @@ impl std::fmt::Debug for Health {
             .field("live", &phase.is_live())
             .field("paths", self.shared.matcher.paths())
             .finish_non_exhaustive()
-    }
-}
-
-// === impl Shared ===
-
-/// The state every clone of a [`Health`] and every layer and service made from it share.
-pub(crate) struct Shared {
-    pub(crate) lifecycle: Lifecycle,
-    pub(crate) matcher: Matcher,
-    pub(crate) close_when_draining: bool,
-    pub(crate) in_flight: Option<Arc<InFlight>>,
-    drain_delay: Duration,
-    engine: Engine,
-    reasons: Reasons,
-    refresh_every: Option<Duration>,
-    background: AtomicBool,
-    /// The answers for the phase and results they were rendered from.
-    answers: ArcSwap<Cached>,
-    render_lock: Mutex<()>,
-}
-
-struct Cached {
-    phase: Phase,
-    generation: u64,
-    answers: Answers,
-}
-
-/// What a probe request asks for, owned, so that a probe on a cold cache can carry it
-/// while it waits.
-struct Ask {
-    probe: Probe,
-    only: Option<usize>,
-    style: Style,
-    head: bool,
-    excluded: Option<Box<[bool]>>,
-}
-
-impl Shared {
-    /// Whether a request that is not a probe needs more than passing through: counting,
-    /// or `Connection: close` while draining.
-    #[inline]
-    pub(crate) fn tracks_pass_through(&self) -> bool {
-        self.in_flight.is_some() || (self.close_when_draining && self.lifecycle.is_draining())
-    }
-
-    fn report(&self, phase: Phase) -> Report {
-        Report {
-            phase,
-            checks: self.engine.snapshot(),
-        }
-    }
-
-    /// The rendered answers for the current phase and results, rendering them if the
-    /// cached ones are older.
-    fn current(&self) -> arc_swap::Guard<Arc<Cached>> {
-        let is_current = |c: &Cached| {
-            c.phase == self.lifecycle.phase() && c.generation == self.engine.generation()
-        };
-        let cached = self.answers.load();
-        if is_current(&cached) {
-            return cached;
-        }
-        drop(cached);
-        let _lock = self.render_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let cached = self.answers.load();
-        if is_current(&cached) {
-            return cached;
-        }
-        // Read the generation before the results, so that a run finishing meanwhile
-        // makes the next probe render again rather than be missed.
-        let generation = self.engine.generation();
-        let phase = self.lifecycle.phase();
-        self.answers.store(Arc::new(Cached {
-            phase,
-            generation,
-            answers: Answers::new(&self.report(phase)),
-        }));
-        self.answers.load()
-    }
-
-    fn respond(&self, ask: &Ask) -> Reply {
-        let cached = self.current();
-        let rendered = match ask.only {
-            Some(index) => cached.answers.check(index, ask.probe),
-            None if ask.excluded.is_none() => Some(cached.answers.probe(ask.probe)),
-            None => None,
-        };
-        if let Some(rendered) = rendered {
-            return rendered.reply(ask.style, ask.head);
-        }
-        let scope = match (&ask.excluded, ask.only) {
-            (_, Some(index)) => Scope::Check(index),
-            (Some(excluded), None) => Scope::Probe { excluded },
-            (None, None) => Scope::Probe { excluded: &[] },
-        };
-        let report = self.report(cached.phase);
-        render::reply(&report, ask.probe, scope, ask.style, ask.head)
-    }
-}
-
-// === impl SharedRef ===
-
-/// How layers and services hold the shared state: by a counted reference, or borrowed
-/// for the rest of the program ([`Health::static_layer`]), which makes cloning a service
-/// a plain copy.
-#[derive(Clone)]
-pub(crate) enum SharedRef {
-    Counted(Arc<Shared>),
-    Static(&'static Shared),
-}
-
-impl std::ops::Deref for SharedRef {
-    type Target = Shared;
-
-    #[inline]
-    fn deref(&self) -> &Shared {
-        match self {
-            SharedRef::Counted(shared) => shared,
-            SharedRef::Static(shared) => shared,
-        }
-    }
-}
-
-/// A [`SharedRef`] that does not keep the state alive.
-enum WeakRef {
-    Counted(Weak<Shared>),
-    Static(&'static Shared),
-}
-
-impl WeakRef {
-    fn upgrade(&self) -> Option<SharedRef> {
-        match self {
-            WeakRef::Counted(weak) => weak.upgrade().map(SharedRef::Counted),
-            WeakRef::Static(shared) => Some(SharedRef::Static(shared)),
-        }
-    }
-}
-
-impl SharedRef {
-    fn downgrade(&self) -> WeakRef {
-        match self {
-            SharedRef::Counted(shared) => WeakRef::Counted(Arc::downgrade(shared)),
-            SharedRef::Static(shared) => WeakRef::Static(shared),
-        }
-    }
-
-    /// Starts the `refresh_every` task once, if configured and a runtime is at hand.
-    fn start_background(&self) {
-        let Some(every) = self.refresh_every else {
-            return;
-        };
-        if self.background.load(Ordering::Acquire) {
-            return;
-        }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        if self.background.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let weak = self.downgrade();
-        runtime.spawn(async move {
-            let mut ticks = tokio::time::interval(every);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticks.tick().await;
-                // Hold the state only while starting runs, so that dropping the last
-                // handle ends this task.
-                let Some(shared) = weak.upgrade() else {
-                    tracing::debug!("health: background refresh stopped");
-                    return;
-                };
-                shared
-                    .engine
-                    .claim(None, None, true, |i| shared.spawn_run(i));
-            }
-        });
-    }
-
-    /// Starts the claimed run of check `index` on the current runtime; without one, gives
-    /// the claim back and returns `false`.
-    fn spawn_run(&self, index: usize) -> bool {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            self.engine.release(index);
-            return false;
-        };
-        let shared = self.clone();
-        runtime.spawn(async move {
-            shared.engine.run(index).await;
-            // Render now, so that the next probe finds the answers ready.
-            let _ = shared.current();
-        });
-        true
-    }
-
-    /// The answer to a request whose path matched `probe` (with `rest` after a `/`), or
-    /// `None` when it is not a probe after all and goes to the inner service.
-    #[inline(never)]
-    pub(crate) fn answer<B, F>(
-        &self,
-        probe: Probe,
-        rest: Option<&str>,
-        req: &Request<B>,
-    ) -> Option<ResponseFuture<F>> {
-        // Below a probe path only a check that gates that probe is a probe; anything
-        // else belongs to the application.
-        let only = match rest {
-            None => None,
-            Some(name) => Some(self.engine.find(probe, name)?),
-        };
-        let method = MethodKind::of(req.method());
-        if method == MethodKind::Other {
-            return Some(ResponseFuture::reply(Reply::method_not_allowed()));
-        }
-        let query = Query::parse(req.uri().query());
-        let shown = self.reasons.allow(&ProbeRequest::new(req));
-        let ask = Ask {
-            probe,
-            only,
-            style: Style {
-                format: Format::negotiate(req.headers()),
-                verbose: query.verbose,
-                detail: if shown {
-                    Detail::Shown
-                } else {
-                    Detail::Withheld
-                },
-            },
-            head: method == MethodKind::Head,
-            excluded: (query.has_excludes && only.is_none())
-                .then(|| self.engine.names().map(|n| query.excludes(n)).collect()),
-        };
-        if self.engine.is_empty() {
-            return Some(ResponseFuture::reply(self.respond(&ask)));
-        }
-        self.start_background();
-        let mut runtime = true;
-        let complete = self.engine.claim(Some(probe), only, false, |i| {
-            let started = self.spawn_run(i);
-            runtime &= started;
-            started
-        });
-        if complete || !runtime {
-            return Some(ResponseFuture::reply(self.respond(&ask)));
-        }
-        // Nothing cached for a check this probe needs: wait for it, at most the budget.
-        let shared = self.clone();
-        let deadline = tokio::time::Instant::now() + self.engine.budget();
-        Some(ResponseFuture::pending(Box::pin(async move {
-            shared.engine.wait_for_results(probe, only, deadline).await;
-            shared.respond(&ask)
-        })))
     }
 }

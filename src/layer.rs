@@ -2,8 +2,8 @@
 
 use tower_layer::Layer;
 
-use crate::health::SharedRef;
 use crate::service::HealthService;
+use crate::shared::SharedRef;
 
 /// Wraps a service so that it answers the probes of the [`Health`](crate::Health) it came
 /// from, made with [`Health::layer`](crate::Health::layer).

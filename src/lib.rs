@@ -83,6 +83,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod body;
+mod builder;
 mod check;
 mod future;
 mod health;
@@ -91,15 +92,19 @@ mod lifecycle;
 mod probe;
 mod render;
 mod report;
+mod request;
 mod service;
+mod shared;
 mod shutdown;
 
 pub use crate::body::HealthBody;
+pub use crate::builder::Builder;
 pub use crate::check::{Check, HealthCheck, Outcome};
 pub use crate::future::ResponseFuture;
-pub use crate::health::{Builder, Health};
+pub use crate::health::Health;
 pub use crate::layer::HealthLayer;
 pub use crate::lifecycle::State;
-pub use crate::probe::{Paths, Probe, ProbeRequest, Reasons};
+pub use crate::probe::{Paths, Probe};
 pub use crate::report::{CheckReport, Observed, Report, Status};
+pub use crate::request::{ProbeRequest, Reasons};
 pub use crate::service::HealthService;

@@ -8,7 +8,7 @@ use http::{Request, Response, Version};
 use tower_service::Service;
 
 use crate::future::ResponseFuture;
-use crate::health::SharedRef;
+use crate::shared::SharedRef;
 
 /// A service that answers liveness, readiness and startup probes and passes every other
 /// request to the service it wraps. Made by [`HealthLayer`](crate::HealthLayer).

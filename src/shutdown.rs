@@ -8,8 +8,6 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::Health;
-
 // === impl InFlight ===
 
 /// The number of requests passed to the inner service whose response has not ended.
@@ -91,13 +89,13 @@ pub(crate) async fn os_signal() {
 /// The timeline: wait for `first`, drain at once, keep serving for `delay` unless `second`
 /// arrives sooner, then resolve so that the server stops accepting.
 pub(crate) async fn sequence(
-    health: Health,
+    drain: impl FnOnce(),
     delay: Duration,
     first: impl Future<Output = ()>,
     second: impl Future<Output = ()>,
 ) {
     first.await;
-    health.drain();
+    drain();
     tracing::info!(
         delay_ms = delay.as_millis() as u64,
         "health: draining; readiness now fails, traffic is still served until the delay ends"
@@ -115,6 +113,7 @@ pub(crate) async fn sequence(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Health;
     use futures_util::FutureExt as _;
     use tokio::sync::oneshot;
 
@@ -124,8 +123,11 @@ mod tests {
         health.ready();
         let (first_tx, first) = oneshot::channel::<()>();
         let (second_tx, second) = oneshot::channel::<()>();
+        let draining = health.clone();
         let mut sequence = Box::pin(sequence(
-            health.clone(),
+            move || {
+                draining.drain();
+            },
             Duration::from_secs(30),
             async move {
                 let _ = first.await;

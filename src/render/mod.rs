@@ -1,18 +1,21 @@
-//! Probe answers as bytes: `application/health+json` (the IETF draft "Health Check
-//! Response Format for HTTP APIs") and the Kubernetes API server's `text/plain`.
+//! Probe answers as bytes: what an answer is made of (its entries and verdict), the cache
+//! of rendered answers, and one file per body format: [`json`] (`application/health+json`,
+//! the IETF draft "Health Check Response Format for HTTP APIs") and [`text`] (the
+//! Kubernetes API server's `text/plain`).
 //!
 //! Every answer a plain probe can get is rendered once, when the lifecycle or a check's
 //! result changes, and kept as shared [`Bytes`]; answering a probe then only picks one.
 
-use std::fmt::Write as _;
-use std::time::SystemTime;
-
 use bytes::Bytes;
+use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, StatusCode};
 
-use crate::future::{probe_headers, Reply};
-use crate::probe::{Format, Probe};
-use crate::report::{verdict, CheckReport, Report, Status, Verdict};
+use crate::probe::Probe;
+use crate::report::{lifecycle_blocker, verdict, CheckReport, Report, Status, Verdict};
+use crate::request::Format;
+
+mod json;
+mod text;
 
 /// What to say about why a check failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,14 +155,14 @@ impl Answers {
 }
 
 /// One entry of an answer: a lifecycle line or a check.
-struct Entry<'a> {
-    name: &'a str,
+pub(crate) struct Entry<'a> {
+    pub(crate) name: &'a str,
     /// The status shown on the entry itself.
-    status: Status,
+    pub(crate) status: Status,
     /// Shown whatever the detail policy: the lifecycle is no secret.
-    public: Option<&'static str>,
-    check: Option<&'a CheckReport>,
-    excluded: bool,
+    pub(crate) public: Option<&'static str>,
+    pub(crate) check: Option<&'a CheckReport>,
+    pub(crate) excluded: bool,
 }
 
 fn entries<'a>(report: &'a Report, probe: Probe, scope: Scope<'a>) -> (Verdict, Vec<Entry<'a>>) {
@@ -187,10 +190,10 @@ fn entries<'a>(report: &'a Report, probe: Probe, scope: Scope<'a>) -> (Verdict, 
                 });
             }
             if matches!(probe, Probe::Readiness | Probe::Startup) {
-                let blocked = match probe {
-                    Probe::Readiness => phase.state() != crate::State::Ready,
-                    _ => phase.state() == crate::State::Starting,
-                };
+                // The lifecycle's own line fails exactly when the lifecycle blocks this
+                // probe for a reason other than liveness, which has its own line.
+                let blocked = lifecycle_blocker(phase, probe)
+                    .is_some_and(|b| b != crate::report::Blocker::NotLive);
                 out.push(Entry {
                     name: "lifecycle",
                     status: if blocked { Status::Fail } else { Status::Pass },
@@ -235,14 +238,14 @@ pub(crate) fn render(
         StatusCode::SERVICE_UNAVAILABLE
     };
     let body = match style.format {
-        Format::Json => json(&verdict, &entries, style),
-        Format::Text => text(probe, &verdict, &entries, style),
+        Format::Json => json::body(&verdict, &entries, style),
+        Format::Text => text::body(probe, &verdict, &entries, style),
     };
     (code, Bytes::from(body))
 }
 
 /// Names of the checks that make the verdict what it is, for a plain answer's `output`.
-fn summary(verdict: &Verdict, entries: &[Entry<'_>]) -> Option<String> {
+pub(crate) fn summary(verdict: &Verdict, entries: &[Entry<'_>]) -> Option<String> {
     if let Some(blocker) = verdict.blocker {
         return Some(blocker.as_str().to_owned());
     }
@@ -261,143 +264,49 @@ fn summary(verdict: &Verdict, entries: &[Entry<'_>]) -> Option<String> {
     Some(format!("{word}: {}", culprits.join(", ")))
 }
 
-fn json(verdict: &Verdict, entries: &[Entry<'_>], style: Style) -> String {
-    let mut out = String::with_capacity(64);
-    out.push_str("{\"status\":");
-    push_json_str(&mut out, verdict.status.as_str());
-    if let Some(summary) = summary(verdict, entries) {
-        out.push_str(",\"output\":");
-        push_json_str(&mut out, &summary);
-    }
-    if style.verbose {
-        out.push_str(",\"checks\":{");
-        for (i, entry) in entries.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            push_json_str(&mut out, entry.name);
-            out.push_str(":[{\"status\":");
-            push_json_str(&mut out, entry.status.as_str());
-            match entry.check {
-                None => {
-                    out.push_str(",\"componentType\":\"system\"");
-                    if let Some(value) = entry.public {
-                        out.push_str(",\"observedValue\":");
-                        push_json_str(&mut out, value);
-                    }
-                }
-                Some(check) => push_check_fields(&mut out, entry, check, style.detail),
-            }
-            if entry.excluded {
-                out.push_str(",\"excluded\":true");
-            }
-            out.push_str("}]");
-        }
-        out.push('}');
-    }
-    out.push('}');
-    out
+/// A probe's answer: its status, its headers (built once per rendered answer and cloned
+/// for each request) and, but for `HEAD` and `405`, its body.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Option<Bytes>,
 }
 
-fn push_check_fields(out: &mut String, entry: &Entry<'_>, check: &CheckReport, detail: Detail) {
-    if !check.is_critical() {
-        out.push_str(",\"critical\":false");
-    }
-    if let Some(time) = check.time() {
-        out.push_str(",\"time\":");
-        push_json_str(out, &rfc3339(time));
-    }
-    match (check.observed(), check.duration()) {
-        (Some(observed), _) => {
-            out.push_str(",\"observedValue\":");
-            out.push_str(&observed.value().to_string());
-            if let Some(unit) = observed.unit() {
-                out.push_str(",\"observedUnit\":");
-                push_json_str(out, unit);
-            }
-        }
-        (None, Some(duration)) => {
-            let ms = duration.as_secs_f64() * 1000.0;
-            let _ = write!(
-                out,
-                ",\"observedValue\":{},\"observedUnit\":\"ms\"",
-                (ms * 1000.0).round() / 1000.0
-            );
-        }
-        (None, None) => {}
-    }
-    if let Some(output) = entry.public.or_else(|| match detail {
-        Detail::Shown => check.output(),
-        Detail::Withheld => None,
-    }) {
-        out.push_str(",\"output\":");
-        push_json_str(out, output);
-    }
+const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
+
+/// The headers of a probe answer in `format` whose body is `length` bytes long. `HEAD`
+/// gets the length `GET` would have, so it is set here rather than left to the server.
+pub(crate) fn probe_headers(format: Format, length: usize) -> HeaderMap {
+    const HEALTH_JSON: HeaderValue = HeaderValue::from_static("application/health+json");
+    const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+    let mut headers = HeaderMap::with_capacity(4);
+    let content_type = match format {
+        Format::Json => HEALTH_JSON,
+        Format::Text => TEXT,
+    };
+    headers.insert(CONTENT_TYPE, content_type);
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
+    headers.insert(CACHE_CONTROL, NO_STORE);
+    headers.insert(http::header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
+    headers
 }
 
-fn text(probe: Probe, verdict: &Verdict, entries: &[Entry<'_>], style: Style) -> String {
-    let passing = verdict.status.is_passing();
-    if passing && !style.verbose {
-        return "ok".to_owned();
-    }
-    // Like the API server, a failing answer always lists its entries.
-    let mut out = String::with_capacity(128);
-    for entry in entries {
-        let reason = |out: &mut String| {
-            let why = entry.public.or(match (style.detail, entry.check) {
-                (Detail::Shown, Some(check)) => check.output(),
-                _ => None,
-            });
-            push_one_line(out, why.unwrap_or("reason withheld"));
-        };
-        let soft = entry.check.is_some_and(|c| !c.is_critical());
-        match (entry.excluded, entry.status) {
-            (true, status) => {
-                let word = if status == Status::Pass {
-                    "ok"
-                } else {
-                    "failed"
-                };
-                let _ = writeln!(out, "[+]{} excluded: {word}", entry.name);
-            }
-            (false, Status::Pass) => {
-                let _ = writeln!(out, "[+]{} ok", entry.name);
-            }
-            (false, Status::Warn) => {
-                let _ = write!(out, "[+]{} warn: ", entry.name);
-                reason(&mut out);
-                out.push('\n');
-            }
-            (false, Status::Fail | Status::Unknown) => {
-                let _ = write!(out, "[-]{} failed: ", entry.name);
-                reason(&mut out);
-                if soft {
-                    out.push_str(" (non-critical)");
-                }
-                out.push('\n');
-            }
+impl Reply {
+    pub(crate) fn method_not_allowed() -> Reply {
+        const ALLOWED: HeaderValue = HeaderValue::from_static("GET, HEAD");
+        let mut headers = HeaderMap::with_capacity(4);
+        headers.insert(ALLOW, ALLOWED);
+        headers.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+        headers.insert(CACHE_CONTROL, NO_STORE);
+        headers.insert(http::header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
+        Reply {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            headers,
+            body: None,
         }
     }
-    let _ = writeln!(
-        out,
-        "{probe} check {}",
-        if passing { "passed" } else { "failed" }
-    );
-    out
-}
-
-fn push_json_str(out: &mut String, s: &str) {
-    // Serialising a str into a String cannot fail.
-    out.push_str(&serde_json::Value::from(s).to_string());
-}
-
-/// Text lines stay one line each, whatever a check's error says.
-fn push_one_line(out: &mut String, s: &str) {
-    out.extend(s.chars().map(|c| if c.is_control() { ' ' } else { c }));
-}
-
-fn rfc3339(time: SystemTime) -> String {
-    humantime::format_rfc3339_millis(time).to_string()
 }
 
 #[cfg(test)]
@@ -405,9 +314,10 @@ mod tests {
     use super::*;
     use crate::lifecycle::Phase;
     use crate::report::Gates;
+    use crate::request::Format;
     use crate::State;
     use std::sync::Arc;
-    use std::time::Duration;
+    use std::time::{Duration, SystemTime};
 
     fn style(format: Format, verbose: bool, detail: Detail) -> Style {
         Style {

@@ -1,0 +1,161 @@
+//! [`Builder`]: the configuration of a [`Health`](crate::Health), validated once when it is
+//! built.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::check::{Check, Engine};
+use crate::lifecycle::Lifecycle;
+use crate::probe::{Matcher, Paths};
+use crate::request::Reasons;
+use crate::shared::{Options, Shared};
+
+const DEFAULT_DRAIN_DELAY: Duration = Duration::from_secs(5);
+const DEFAULT_BUDGET: Duration = Duration::from_millis(900);
+const DEFAULT_TTL: Duration = Duration::from_secs(1);
+
+/// Configures a [`Health`]. Made by [`Health::builder`].
+#[derive(Debug, Clone)]
+#[must_use = "a Builder does nothing until .build() is called"]
+pub struct Builder {
+    paths: Paths,
+    checks: Vec<Check>,
+    budget: Duration,
+    ttl: Duration,
+    refresh_every: Option<Duration>,
+    reasons: Reasons,
+    drain_delay: Duration,
+    close_when_draining: bool,
+    track_in_flight: bool,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            paths: Paths::default(),
+            checks: Vec::new(),
+            budget: DEFAULT_BUDGET,
+            ttl: DEFAULT_TTL,
+            refresh_every: None,
+            reasons: Reasons::default(),
+            drain_delay: DEFAULT_DRAIN_DELAY,
+            close_when_draining: true,
+            track_in_flight: false,
+        }
+    }
+}
+
+impl Builder {
+    /// Adds a dependency check. It gates readiness unless it says otherwise
+    /// ([`Check::probes`]).
+    pub fn check(mut self, check: Check) -> Self {
+        self.checks.push(check);
+        self
+    }
+
+    /// The most time one refresh of the checks may take, and so the longest a probe on a
+    /// cold cache waits; every check's timeout is capped by it. 900 ms unless set, so
+    /// that even a first probe answers inside the kubelet's default 1 s `timeoutSeconds`.
+    pub fn budget(mut self, budget: Duration) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// How long a check's result stays fresh unless the check sets its own
+    /// ([`Check::cache_for`]); 1 s unless set. A probe that finds a stale result is
+    /// answered from it at once and starts one refresh behind it.
+    ///
+    /// So without [`Builder::refresh_every`], an answer shows the run that the previous
+    /// probe started: with the kubelet probing every 10 s, a result up to 10 s old. When
+    /// that matters, refresh in the background.
+    pub fn cache_for(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Runs every check on this interval in the background as well, so that results are
+    /// warm before the first probe and never older than the interval (plus a run),
+    /// however rarely probes come. Recommended for production: with it, no probe waits
+    /// and every answer is fresh. The task starts
+    /// with the first Tokio runtime that sees this `Health` (at `build`, or at the first
+    /// probe) and ends when the last `Health`, layer and service made from it are gone.
+    pub fn refresh_every(mut self, interval: Duration) -> Self {
+        self.refresh_every = Some(interval.max(Duration::from_millis(1)));
+        self
+    }
+
+    /// Whether probe answers say why a check failed: [`Reasons::withheld`] unless set.
+    pub fn reasons(mut self, reasons: Reasons) -> Self {
+        self.reasons = reasons;
+        self
+    }
+
+    /// The probe paths; [`Paths::kubernetes`] (`/livez`, `/readyz`, `/startupz`) unless
+    /// set.
+    pub fn paths(mut self, paths: Paths) -> Self {
+        self.paths = paths;
+        self
+    }
+
+    /// How long [`Health::shutdown_signal`] keeps serving after the signal, with readiness
+    /// failing, before it resolves and the server stops accepting connections. It is the
+    /// time the orchestrator needs to take the replica out of every load balancer; 5 s
+    /// unless set. Keep the pod's `terminationGracePeriodSeconds` above this delay plus
+    /// the longest request.
+    pub fn drain_delay(mut self, delay: Duration) -> Self {
+        self.drain_delay = delay;
+        self
+    }
+
+    /// Whether HTTP/1 responses carry `Connection: close` while draining, so that
+    /// keep-alive clients reconnect to another replica before the listener closes. On
+    /// unless turned off.
+    pub fn close_connections_when_draining(mut self, close: bool) -> Self {
+        self.close_when_draining = close;
+        self
+    }
+
+    /// Counts requests that pass through until their response body has ended or been
+    /// dropped, for [`Health::in_flight`] and [`Health::drained`]. Off unless turned on,
+    /// because it costs two atomic operations per request.
+    pub fn track_in_flight(mut self, track: bool) -> Self {
+        self.track_in_flight = track;
+        self
+    }
+
+    /// Validates the configuration and makes the state every handle, layer and service
+    /// will share.
+    ///
+    /// # Panics
+    ///
+    /// If the configuration is unusable, with a message that says why.
+    pub(crate) fn into_shared(self) -> Arc<Shared> {
+        if let Err(problem) = self.validate() {
+            panic!("tower-health: {problem}");
+        }
+        let engine = Engine::new(self.checks, self.budget, self.ttl);
+        Arc::new(Shared::new(
+            Lifecycle::new(),
+            engine,
+            Matcher::new(self.paths),
+            Options {
+                reasons: self.reasons,
+                refresh_every: self.refresh_every,
+                drain_delay: self.drain_delay,
+                close_when_draining: self.close_when_draining,
+                track_in_flight: self.track_in_flight,
+            },
+        ))
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        self.paths.validate()?;
+        for (i, check) in self.checks.iter().enumerate() {
+            check.validate_name()?;
+            if self.checks[..i].iter().any(|c| c.name() == check.name()) {
+                return Err(format!("two checks are named {:?}", check.name()));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,412 @@
+//! What a probe request asks for, read once its path has matched: the method, the query
+//! (`verbose`, `exclude`), the `Accept` header, and whether the asker may see reasons
+//! ([`Reasons`]).
+
+use std::fmt;
+
+use http::{HeaderMap, Method};
+
+/// What the request asks of the probe's answer, read from the method, the query string
+/// and the `Accept` header once the path has matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MethodKind {
+    Get,
+    Head,
+    Other,
+}
+
+impl MethodKind {
+    #[inline]
+    pub(crate) fn of(method: &Method) -> MethodKind {
+        if method == Method::GET {
+            MethodKind::Get
+        } else if method == Method::HEAD {
+            MethodKind::Head
+        } else {
+            MethodKind::Other
+        }
+    }
+}
+
+/// The body formats a probe can answer in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Format {
+    /// `application/health+json`.
+    Json,
+    /// The Kubernetes API server's `text/plain`.
+    Text,
+}
+
+impl Format {
+    /// JSON unless the client prefers `text/plain`: a `text/plain` (or `text/*`) range
+    /// whose quality is higher than every JSON-capable range's, or equal and listed first.
+    pub(crate) fn negotiate(headers: &HeaderMap) -> Format {
+        let mut best_json: Option<(u16, usize)> = None;
+        let mut best_text: Option<(u16, usize)> = None;
+        let mut position = 0usize;
+        for value in headers.get_all(http::header::ACCEPT) {
+            let Ok(value) = value.to_str() else { continue };
+            for range in value.split(',') {
+                position += 1;
+                let mut parts = range.split(';');
+                let media = parts.next().unwrap_or("").trim();
+                let quality = parts
+                    .filter_map(|p| p.trim().strip_prefix("q="))
+                    .map(parse_quality)
+                    .next()
+                    .unwrap_or(1000);
+                if quality == 0 {
+                    continue;
+                }
+                let slot = if media.eq_ignore_ascii_case("text/plain")
+                    || media.eq_ignore_ascii_case("text/*")
+                {
+                    &mut best_text
+                } else if media.eq_ignore_ascii_case("application/health+json")
+                    || media.eq_ignore_ascii_case("application/json")
+                    || media.eq_ignore_ascii_case("application/*")
+                    || media == "*/*"
+                {
+                    &mut best_json
+                } else {
+                    continue;
+                };
+                if slot.is_none_or(|(q, _)| quality > q) {
+                    *slot = Some((quality, position));
+                }
+            }
+        }
+        match (best_text, best_json) {
+            (Some(_), None) => Format::Text,
+            (Some((tq, tp)), Some((jq, jp))) if tq > jq || (tq == jq && tp < jp) => Format::Text,
+            _ => Format::Json,
+        }
+    }
+}
+
+/// A quality value as thousandths; anything unreadable counts as 1.
+fn parse_quality(q: &str) -> u16 {
+    let q = q.trim();
+    let (int, frac) = q.split_once('.').unwrap_or((q, ""));
+    let whole = match int {
+        "0" => 0u16,
+        "1" => 1000,
+        _ => return 1000,
+    };
+    let mut thousandths = 0u16;
+    for (i, b) in frac.bytes().take(3).enumerate() {
+        if !b.is_ascii_digit() {
+            return 1000;
+        }
+        thousandths += u16::from(b - b'0') * [100, 10, 1][i];
+    }
+    (whole + thousandths).min(1000)
+}
+
+/// The recognised query parameters: `verbose` and any number of `exclude=NAME`.
+///
+/// Unknown parameters are ignored and malformed percent-encoding is taken literally, so
+/// no query string is an error.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Query<'q> {
+    raw: &'q str,
+    pub(crate) verbose: bool,
+    pub(crate) has_excludes: bool,
+}
+
+impl<'q> Query<'q> {
+    pub(crate) fn parse(raw: Option<&'q str>) -> Query<'q> {
+        let raw = raw.unwrap_or("");
+        let mut query = Query {
+            raw,
+            verbose: false,
+            has_excludes: false,
+        };
+        for (key, value) in pairs(raw) {
+            if key == "verbose" {
+                query.verbose = !matches!(value, Some("0" | "false" | "no" | "off"));
+            } else if key == "exclude" && value.is_some_and(|v| !v.is_empty()) {
+                query.has_excludes = true;
+            }
+        }
+        query
+    }
+
+    /// Whether `name` is among the `exclude=` values, compared after percent-decoding.
+    pub(crate) fn excludes(&self, name: &str) -> bool {
+        self.has_excludes
+            && pairs(self.raw).any(|(key, value)| {
+                key == "exclude" && value.is_some_and(|v| PercentDecoded(v).eq_str(name))
+            })
+    }
+}
+
+fn pairs(raw: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
+    raw.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (pair, None),
+        })
+}
+
+/// Percent-decoding (with `+` as a space) compared byte by byte, with no buffer. A `%`
+/// that is not followed by two hex digits stands for itself.
+struct PercentDecoded<'a>(&'a str);
+
+impl PercentDecoded<'_> {
+    fn bytes(&self) -> impl Iterator<Item = u8> + '_ {
+        let raw = self.0.as_bytes();
+        let mut i = 0;
+        std::iter::from_fn(move || {
+            let b = *raw.get(i)?;
+            i += 1;
+            Some(match b {
+                b'+' => b' ',
+                b'%' => match (raw.get(i).and_then(hex), raw.get(i + 1).and_then(hex)) {
+                    (Some(h), Some(l)) => {
+                        i += 2;
+                        h << 4 | l
+                    }
+                    _ => b'%',
+                },
+                b => b,
+            })
+        })
+    }
+
+    fn eq_str(&self, other: &str) -> bool {
+        self.bytes().eq(other.bytes())
+    }
+}
+
+fn hex(b: &u8) -> Option<u8> {
+    (*b as char).to_digit(16).map(|d| d as u8)
+}
+
+/// The parts of a probe request that a [`Reasons`] predicate can look at.
+#[derive(Debug, Clone, Copy)]
+pub struct ProbeRequest<'a> {
+    method: &'a Method,
+    uri: &'a http::Uri,
+    headers: &'a HeaderMap,
+    extensions: &'a http::Extensions,
+}
+
+impl<'a> ProbeRequest<'a> {
+    pub(crate) fn new<B>(req: &'a http::Request<B>) -> Self {
+        ProbeRequest {
+            method: req.method(),
+            uri: req.uri(),
+            headers: req.headers(),
+            extensions: req.extensions(),
+        }
+    }
+
+    /// The request method.
+    pub fn method(&self) -> &'a Method {
+        self.method
+    }
+
+    /// The request URI.
+    pub fn uri(&self) -> &'a http::Uri {
+        self.uri
+    }
+
+    /// The request headers.
+    pub fn headers(&self) -> &'a HeaderMap {
+        self.headers
+    }
+
+    /// The request extensions, where servers put the peer's address (axum's
+    /// `ConnectInfo`, tonic's `TcpConnectInfo`).
+    pub fn extensions(&self) -> &'a http::Extensions {
+        self.extensions
+    }
+}
+
+type Predicate = std::sync::Arc<dyn Fn(&ProbeRequest<'_>) -> bool + Send + Sync>;
+
+/// Whether probe answers say why a check failed.
+///
+/// By default they do not: an answer names the failing check and says "reason withheld",
+/// and the reason goes to the log, because an error's text (a host name, a user name, a
+/// driver's message) is no business of whoever can reach the probe port. Allow reasons
+/// where the asker is trusted:
+///
+/// ```
+/// use std::net::SocketAddr;
+/// use tower_health::{Health, Reasons};
+///
+/// // With axum's `into_make_service_with_connect_info::<SocketAddr>()`:
+/// let health = Health::builder()
+///     .reasons(Reasons::loopback_peer(|ext| {
+///         ext.get::<axum::extract::ConnectInfo<SocketAddr>>().map(|info| info.0.ip())
+///     }))
+///     .build();
+/// # drop(health);
+/// ```
+#[derive(Clone, Default)]
+pub struct Reasons {
+    predicate: Option<Predicate>,
+}
+
+impl Reasons {
+    /// Never show reasons (the default).
+    pub fn withheld() -> Self {
+        Reasons { predicate: None }
+    }
+
+    /// Always show reasons.
+    pub fn always() -> Self {
+        Reasons::when(|_| true)
+    }
+
+    /// Show reasons to requests that `predicate` accepts (a header carrying a token, an
+    /// internal network...).
+    pub fn when(predicate: impl Fn(&ProbeRequest<'_>) -> bool + Send + Sync + 'static) -> Self {
+        Reasons {
+            predicate: Some(std::sync::Arc::new(predicate)),
+        }
+    }
+
+    /// Show reasons to requests from a loopback address (`127.0.0.0/8`, `::1`), such as
+    /// `kubectl port-forward` or `curl` inside the pod. `peer` reads the peer's address
+    /// from the request's extensions, where the server put it; a request whose peer is
+    /// unknown gets no reasons.
+    pub fn loopback_peer(
+        peer: impl Fn(&http::Extensions) -> Option<std::net::IpAddr> + Send + Sync + 'static,
+    ) -> Self {
+        Reasons::when(move |req| peer(req.extensions()).is_some_and(|ip| ip.is_loopback()))
+    }
+
+    pub(crate) fn allow(&self, req: &ProbeRequest<'_>) -> bool {
+        self.predicate.as_ref().is_some_and(|p| p(req))
+    }
+}
+
+impl fmt::Debug for Reasons {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.predicate {
+            None => "Reasons::withheld()",
+            Some(_) => "Reasons::when(..)",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn methods() {
+        assert_eq!(MethodKind::of(&Method::GET), MethodKind::Get);
+        assert_eq!(MethodKind::of(&Method::HEAD), MethodKind::Head);
+        assert_eq!(MethodKind::of(&Method::POST), MethodKind::Other);
+        let odd = Method::from_bytes(b"BREW").unwrap();
+        assert_eq!(MethodKind::of(&odd), MethodKind::Other);
+    }
+
+    #[test]
+    fn query_verbose() {
+        assert!(!Query::parse(None).verbose);
+        assert!(!Query::parse(Some("")).verbose);
+        assert!(Query::parse(Some("verbose")).verbose);
+        assert!(Query::parse(Some("verbose=")).verbose);
+        assert!(Query::parse(Some("verbose=1")).verbose);
+        assert!(Query::parse(Some("a=b&verbose&c")).verbose);
+        assert!(!Query::parse(Some("verbose=false")).verbose);
+        assert!(!Query::parse(Some("verbosee")).verbose);
+        assert!(!Query::parse(Some("&&&=&")).verbose);
+    }
+
+    #[test]
+    fn query_excludes() {
+        let q = Query::parse(Some("exclude=a&exclude=b%2Dc&verbose"));
+        assert!(q.verbose);
+        assert!(q.excludes("a"));
+        assert!(q.excludes("b-c"));
+        assert!(!q.excludes("c"));
+        assert!(!q.excludes(""));
+        let q = Query::parse(Some("exclude="));
+        assert!(!q.has_excludes);
+        assert!(!q.excludes(""));
+        assert!(Query::parse(Some("exclude=two+words")).excludes("two words"));
+    }
+
+    #[test]
+    fn malformed_percent_encoding_is_taken_literally() {
+        let q = Query::parse(Some("exclude=%zz&exclude=%&exclude=%4&exclude=%E2%82"));
+        assert!(q.excludes("%zz"));
+        assert!(q.excludes("%"));
+        assert!(q.excludes("%4"));
+        assert!(!q.excludes("€"));
+    }
+
+    #[test]
+    fn very_long_queries_are_fine() {
+        let long = "x=".to_string() + &"y".repeat(100_000) + "&verbose&exclude=db";
+        let q = Query::parse(Some(&long));
+        assert!(q.verbose);
+        assert!(q.excludes("db"));
+        let many = "exclude=a&".repeat(10_000);
+        assert!(Query::parse(Some(&many)).excludes("a"));
+    }
+
+    fn accept(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for v in values {
+            headers.append(http::header::ACCEPT, HeaderValue::from_str(v).unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn negotiation_prefers_json_unless_text_is_asked_for() {
+        assert_eq!(Format::negotiate(&accept(&[])), Format::Json);
+        assert_eq!(Format::negotiate(&accept(&["*/*"])), Format::Json);
+        assert_eq!(Format::negotiate(&accept(&["text/plain"])), Format::Text);
+        assert_eq!(Format::negotiate(&accept(&["TEXT/PLAIN"])), Format::Text);
+        assert_eq!(
+            Format::negotiate(&accept(&["text/plain, */*"])),
+            Format::Text
+        );
+        assert_eq!(
+            Format::negotiate(&accept(&["application/json, text/plain"])),
+            Format::Json
+        );
+        assert_eq!(
+            Format::negotiate(&accept(&["application/json;q=0.5, text/plain;q=0.9"])),
+            Format::Text
+        );
+        assert_eq!(
+            Format::negotiate(&accept(&["text/plain;q=0"])),
+            Format::Json
+        );
+        assert_eq!(
+            Format::negotiate(&accept(&["text/html", "text/plain; charset=utf-8"])),
+            Format::Text
+        );
+        assert_eq!(
+            Format::negotiate(&accept(&["image/png"])),
+            Format::Json,
+            "nothing we can give: JSON"
+        );
+    }
+
+    #[test]
+    fn odd_accept_headers_do_not_panic() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::ACCEPT,
+            HeaderValue::from_bytes(b"text/plain;q=\xff").unwrap(),
+        );
+        assert_eq!(Format::negotiate(&headers), Format::Json);
+        for v in [";;;", ",,,", "text/plain;q=abc", "text/plain;q=1.5", "q=0"] {
+            let _ = Format::negotiate(&accept(&[v]));
+        }
+        let huge = "text/html,".repeat(10_000) + "text/plain";
+        assert_eq!(Format::negotiate(&accept(&[&huge])), Format::Text);
+    }
+}
