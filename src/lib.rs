@@ -86,6 +86,8 @@ mod body;
 mod builder;
 mod check;
 mod future;
+#[cfg(feature = "grpc")]
+mod grpc;
 mod health;
 mod layer;
 mod lifecycle;
