@@ -47,7 +47,8 @@
 //! | [`State::Draining`] | 200 | 503 `draining` | 200 |
 //! | liveness marked failed ([`Health::fail_liveness`]) | 503 | 503 | unchanged |
 //!
-//! - Paths default to `/livez`, `/readyz`, `/startupz` ([`Paths`] changes them).
+//! - Paths default to `/livez`, `/readyz`, `/startupz` ([`Paths`] changes them; see
+//!   [which requests are probes](#which-requests-are-probes)).
 //! - `GET` and `HEAD` are answered (`HEAD` with the same status and headers and no body);
 //!   any other method on a probe path gets `405` with `Allow: GET, HEAD`.
 //! - Bodies are `application/health+json` (`{"status":"pass"}`), or the Kubernetes API
@@ -56,8 +57,26 @@
 //!   one check alone.
 //! - A failure names the check and withholds the reason unless [`Reasons`] allows it.
 //! - Answers carry `Cache-Control: no-store` and `X-Content-Type-Options: nosniff`.
-//! - Any other path, `/readyzz` and `/readyz/not-a-check` included, goes to the inner
-//!   service.
+//!
+//! ## Which requests are probes
+//!
+//! One rule, for every configuration of [`Paths`], presets included. It looks at the
+//! request's path (`uri().path()`, without the query) and nothing else:
+//!
+//! 1. A path equal to a probe's path is that probe.
+//! 2. Otherwise, of the probe paths that the path starts with, followed by `/NAME` where
+//!    `NAME` is the name of a check gating that probe, the **longest** wins: the path is
+//!    that check's answer for that probe, alone.
+//! 3. Otherwise the request is not a probe: it goes to the inner service, untouched.
+//!
+//! So with [`Paths::health`] (`/health`, `/health/ready`, `/health/started`),
+//! `/health/ready/db` is the `db` check's readiness answer, never liveness's, and
+//! `/health/db` is its liveness answer only if `db` gates liveness. `/readyzz`,
+//! `/readyz/`, `/readyz/not-a-check`, `/readyz/db/more` and a check below a probe it
+//! does not gate all go to the inner service, so that an application route below a
+//! probe path keeps working. Check names never hold a `/`, and matching is a few byte
+//! compares: no allocation, no regex, the query read only once the path has matched.
+//! Then the method: `GET` and `HEAD` are answered, anything else gets the `405`.
 //!
 //! # Checks
 //!

@@ -47,7 +47,9 @@ impl fmt::Display for Probe {
 ///
 /// The default is the Kubernetes components' own convention, [`Paths::kubernetes`]:
 /// `/livez`, `/readyz`, `/startupz`. Each path also answers for a single check below it:
-/// `/readyz/postgres` is the readiness answer of the `postgres` check alone.
+/// `/readyz/postgres` is the readiness answer of the `postgres` check alone. Paths may
+/// nest (as in [`Paths::health`]); the crate docs give the one rule that says
+/// [which requests are probes](crate#which-requests-are-probes).
 ///
 /// ```
 /// use tower_health::{Health, Paths};
@@ -161,8 +163,14 @@ impl Paths {
         Ok(())
     }
 
-    /// The probe whose path is exactly `path`, or the probe and the rest of `path` when it
-    /// is a probe path followed by `/` and something more.
+    /// The probe that `path` may ask for, and the check name after it, by the matching
+    /// rule of the crate docs: the probe whose path is exactly `path`; else the probe whose
+    /// path is `path` up to its last `/`, with the non-empty name after that `/`.
+    ///
+    /// A check name never holds a `/`, so of the probe paths that `path` starts with
+    /// followed by `/NAME`, only the longest can be followed by a name: this one
+    /// candidate is the rule's answer if `NAME` gates that probe, which the caller
+    /// decides, and otherwise the request passes through.
     #[inline]
     pub(crate) fn match_path<'p>(&self, path: &'p str) -> Option<(Probe, Option<&'p str>)> {
         for probe in Probe::ALL {
@@ -170,18 +178,14 @@ impl Paths {
                 return Some((probe, None));
             }
         }
-        for probe in Probe::ALL {
-            let prefix = self.path(probe);
-            if let Some(rest) = path
-                .strip_prefix(prefix)
-                .and_then(|rest| rest.strip_prefix('/'))
-            {
-                if !rest.is_empty() {
-                    return Some((probe, Some(rest)));
-                }
-            }
+        let (prefix, name) = path.rsplit_once('/')?;
+        if name.is_empty() {
+            return None;
         }
-        None
+        Probe::ALL
+            .into_iter()
+            .find(|probe| prefix == self.path(*probe))
+            .map(|probe| (probe, Some(name)))
     }
 }
 
@@ -248,7 +252,8 @@ mod tests {
         );
         assert_eq!(
             k8s().match_path("/livez/a/b"),
-            Some((Probe::Liveness, Some("a/b")))
+            None,
+            "no check name holds a '/'"
         );
     }
 
@@ -272,7 +277,7 @@ mod tests {
     }
 
     #[test]
-    fn nested_preset_paths_prefer_the_exact_match() {
+    fn nested_preset_paths_take_the_longest_probe_path_before_a_name() {
         let paths = Paths::health();
         assert_eq!(paths.match_path("/health"), Some((Probe::Liveness, None)));
         assert_eq!(
@@ -289,8 +294,20 @@ mod tests {
         );
         assert_eq!(
             paths.match_path("/health/ready/db"),
-            Some((Probe::Liveness, Some("ready/db")))
+            Some((Probe::Readiness, Some("db")))
         );
+        assert_eq!(
+            paths.match_path("/health/started/db"),
+            Some((Probe::Startup, Some("db")))
+        );
+        for path in [
+            "/health/ready/db/x",
+            "/health/x/db",
+            "/health/ready/",
+            "/health/",
+        ] {
+            assert_eq!(paths.match_path(path), None, "{path:?}");
+        }
     }
 
     #[test]

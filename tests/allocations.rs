@@ -181,3 +181,66 @@ fn a_cached_probe_allocates_no_more_than_a_fixed_few_times() {
         );
     }
 }
+
+/// Request paths around the `Paths::health()` preset's probes and checks: exact paths,
+/// per-check paths, checks below the wrong probe, deeper and emptier paths.
+fn preset_request_path() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    const SEGMENTS: [&str; 9] = [
+        "health", "ready", "started", "db", "model", "worker", "x", "", "%2F",
+    ];
+    proptest::collection::vec(proptest::sample::select(&SEGMENTS[..]), 0..5)
+        .prop_map(|s| format!("/{}", s.join("/")))
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config {
+        cases: 64,
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    })]
+
+    /// Matching (nested probe paths, per-check paths, their near misses) allocates
+    /// nothing: a request that passes through allocates nothing when the inner service does
+    /// not, and a probe no more than a cached answer does.
+    #[test]
+    fn matching_allocates_nothing_for_generated_paths(
+        paths in proptest::collection::vec(preset_request_path(), 1..16),
+    ) {
+        let rt = runtime();
+        let _entered = rt.enter();
+        let health = Health::builder()
+            .paths(tower_health::Paths::health())
+            .check(Check::new("db", || async { Ok::<(), Infallible>(()) }))
+            .check(
+                Check::new("model", || async { Ok::<(), Infallible>(()) })
+                    .probes([tower_health::Probe::Startup, tower_health::Probe::Readiness]),
+            )
+            .check(
+                Check::new("worker", || async { Ok::<(), Infallible>(()) })
+                    .probes([tower_health::Probe::Liveness]),
+            )
+            .cache_for(Duration::from_secs(3600))
+            .build();
+        rt.block_on(health.refresh());
+        health.ready();
+        let inner = tower::service_fn(|_req: Request<Full<Bytes>>| {
+            let mut response = Response::new(Full::new(Bytes::from_static(b"inner")));
+            *response.status_mut() = StatusCode::IM_A_TEAPOT;
+            std::future::ready(Ok::<_, Infallible>(response))
+        });
+        let mut layered = health.layer().layer(inner);
+        for path in &paths {
+            let (status, count) = steady(&mut layered, Method::GET, path);
+            if status == StatusCode::IM_A_TEAPOT {
+                proptest::prop_assert_eq!(count, 0, "{} passed through", path);
+            } else {
+                proptest::prop_assert_eq!(status, StatusCode::OK, "{}", path);
+                proptest::prop_assert!(
+                    count <= CACHED_PROBE_ALLOCATIONS,
+                    "{}: {} allocations", path, count
+                );
+            }
+        }
+    }
+}
