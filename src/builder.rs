@@ -4,6 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::watch;
+
+use crate::changes::Publisher;
 use crate::check::{Check, Engine};
 use crate::lifecycle::Lifecycle;
 use crate::probe::{Matcher, Paths};
@@ -23,6 +26,7 @@ pub struct Builder {
     budget: Duration,
     ttl: Duration,
     refresh_every: Option<Duration>,
+    background_refresh: bool,
     reasons: Reasons,
     drain_delay: Duration,
     close_when_draining: bool,
@@ -37,6 +41,7 @@ impl Default for Builder {
             budget: DEFAULT_BUDGET,
             ttl: DEFAULT_TTL,
             refresh_every: None,
+            background_refresh: true,
             reasons: Reasons::default(),
             drain_delay: DEFAULT_DRAIN_DELAY,
             close_when_draining: true,
@@ -62,25 +67,34 @@ impl Builder {
     }
 
     /// How long a check's result stays fresh unless the check sets its own
-    /// ([`Check::cache_for`]); 1 s unless set. A probe that finds a stale result is
-    /// answered from it at once and starts one refresh behind it.
-    ///
-    /// So without [`Builder::refresh_every`], an answer shows the run that the previous
-    /// probe started: with the kubelet probing every 10 s, a result up to 10 s old. When
-    /// that matters, refresh in the background.
+    /// ([`Check::cache_for`](crate::Check::cache_for)); 1 s unless set. It is also the
+    /// interval of the background refresh unless [`Builder::refresh_every`] sets another.
     pub fn cache_for(mut self, ttl: Duration) -> Self {
         self.ttl = ttl;
         self
     }
 
-    /// Runs every check on this interval in the background as well, so that results are
-    /// warm before the first probe and never older than the interval (plus a run),
-    /// however rarely probes come. Recommended for production: with it, no probe waits
-    /// and every answer is fresh. The task starts
-    /// with the first Tokio runtime that sees this `Health` (at `build`, or at the first
-    /// probe) and ends when the last `Health`, layer and service made from it are gone.
+    /// The interval of the background refresh: every check whose result would go stale
+    /// before the next tick is run on each tick. Unless set, the cache time
+    /// ([`Builder::cache_for`], 1 s).
+    ///
+    /// With the background refresh (on by default), results are warm before the first
+    /// probe, no answer is older than the interval however rarely probes come, a probe
+    /// never waits, and checks run at a steady rate that no storm of probes can raise.
+    /// The task starts with the first Tokio runtime that sees this `Health` (at `build`,
+    /// or at the first probe or [`Health::refresh`](crate::Health::refresh)) and ends
+    /// when the last `Health`, layer and service made from it are gone.
     pub fn refresh_every(mut self, interval: Duration) -> Self {
         self.refresh_every = Some(interval.max(Duration::from_millis(1)));
+        self
+    }
+
+    /// Whether checks are refreshed in the background (on unless turned off). Turned off,
+    /// checks run only behind probes: a probe that finds a stale result is answered from
+    /// it at once and starts one run, so an answer shows the run that the previous probe
+    /// started (with the kubelet probing every 10 s, a result up to 10 s old).
+    pub fn background_refresh(mut self, on: bool) -> Self {
+        self.background_refresh = on;
         self
     }
 
@@ -133,14 +147,29 @@ impl Builder {
         if let Err(problem) = self.validate() {
             panic!("tower-health: {problem}");
         }
-        let engine = Engine::new(self.checks, self.budget, self.ttl);
+        let changes = Publisher::new();
+        let (alive, alive_rx) = watch::channel(());
+        let background = self.background_refresh.then(|| {
+            self.refresh_every
+                .unwrap_or(self.ttl)
+                .max(Duration::from_millis(1))
+        });
+        let engine = Engine::new(
+            self.checks,
+            self.budget,
+            self.ttl,
+            background,
+            alive_rx,
+            changes.clone(),
+        );
         Arc::new(Shared::new(
-            Lifecycle::new(),
+            Lifecycle::new(changes.clone()),
             engine,
             Matcher::new(self.paths),
+            changes,
+            alive,
             Options {
                 reasons: self.reasons,
-                refresh_every: self.refresh_every,
                 drain_delay: self.drain_delay,
                 close_when_draining: self.close_when_draining,
                 track_in_flight: self.track_in_flight,

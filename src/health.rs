@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::builder::Builder;
+use crate::changes::Changes;
 use crate::layer::HealthLayer;
 use crate::lifecycle::State;
 use crate::probe::Paths;
@@ -46,7 +47,7 @@ impl Builder {
     /// `-`, `_` and `.`; two checks with one name.
     pub fn build(self) -> Health {
         let shared = self.into_shared();
-        SharedRef::Counted(shared.clone()).start_background();
+        shared.engine.ensure_background();
         Health { shared }
     }
 }
@@ -173,15 +174,15 @@ impl Health {
     /// the budget for them to finish, and returns the report. Useful at start-up, to
     /// have results before calling [`Health::ready`], and in tests.
     pub async fn refresh(&self) -> Report {
-        let shared = SharedRef::Counted(self.shared.clone());
-        if !shared.engine.is_empty() {
-            let deadline = tokio::time::Instant::now() + shared.engine.budget();
-            shared
-                .engine
-                .claim(None, None, true, |i| shared.spawn_run(i));
-            shared.engine.wait_idle(deadline).await;
-        }
+        self.shared.engine.refresh().await;
         self.report()
+    }
+
+    /// A subscription to every change from now on: lifecycle transitions, the liveness
+    /// flag, and each check's status changes with the reason (which the application may
+    /// read even where probe answers withhold it). See [`Changes`].
+    pub fn changes(&self) -> Changes {
+        self.shared.changes()
     }
 
     /// The future to hand to the server's graceful shutdown

@@ -103,6 +103,7 @@
 
 mod body;
 mod builder;
+mod changes;
 mod check;
 mod future;
 #[cfg(feature = "grpc")]
@@ -120,6 +121,7 @@ mod shutdown;
 
 pub use crate::body::HealthBody;
 pub use crate::builder::Builder;
+pub use crate::changes::{Change, Changes, CheckChange};
 pub use crate::check::{Check, HealthCheck, Outcome};
 pub use crate::future::ResponseFuture;
 pub use crate::health::Health;

@@ -4,7 +4,11 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU8, Ordering};
 
+use std::time::SystemTime;
+
 use tokio::sync::watch;
+
+use crate::changes::{Change, Publisher};
 
 /// Where the application is in its life, as the orchestrator should see it.
 ///
@@ -65,10 +69,15 @@ const STATE_MASK: u8 = 0b011;
 const NOT_LIVE: u8 = 0b100;
 
 /// A consistent reading of the lifecycle word: the state and the liveness flag together.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub(crate) struct Phase(u8);
 
 impl Phase {
+    /// The word itself (three bits).
+    pub(crate) fn bits(self) -> u8 {
+        self.0
+    }
+
     pub(crate) fn state(self) -> State {
         State::from_bits(self.0)
     }
@@ -83,19 +92,22 @@ impl Phase {
     }
 }
 
-/// The atomic cell plus a watch channel that wakes whoever waits for a change.
+/// The atomic cell, a watch channel that wakes whoever waits for a change, and the change
+/// stream that reports each transition.
 #[derive(Debug)]
 pub(crate) struct Lifecycle {
     word: AtomicU8,
     changes: watch::Sender<Phase>,
+    events: Publisher,
 }
 
 impl Lifecycle {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(events: Publisher) -> Self {
         let (changes, _) = watch::channel(Phase(STARTING));
         Lifecycle {
             word: AtomicU8::new(STARTING),
             changes,
+            events,
         }
     }
 
@@ -137,14 +149,30 @@ impl Lifecycle {
     fn update(&self, f: impl Fn(u8) -> Option<u8>) -> bool {
         match self
             .word
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, f)
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, &f)
         {
-            Ok(before) => {
-                let (before, after) = (Phase(before), self.phase());
+            Ok(before_bits) => {
+                let before = Phase(before_bits);
+                // What this call wrote, whatever other calls wrote since.
+                let after = Phase(f(before_bits).unwrap_or(before_bits));
                 // Publish under the channel's lock and re-read the word there, so that
                 // two racing transitions can never leave the channel behind the atomic.
                 self.changes.send_modify(|seen| *seen = self.phase());
                 log_transition(before, after);
+                let at = SystemTime::now();
+                if before.state() != after.state() {
+                    self.events.publish(Change::State {
+                        from: before.state(),
+                        to: after.state(),
+                        at,
+                    });
+                }
+                if before.is_live() != after.is_live() {
+                    self.events.publish(Change::Liveness {
+                        live: after.is_live(),
+                        at,
+                    });
+                }
                 true
             }
             Err(_) => false,
@@ -175,14 +203,14 @@ mod tests {
 
     #[test]
     fn starts_in_starting_and_live() {
-        let l = Lifecycle::new();
+        let l = Lifecycle::new(Publisher::new());
         assert_eq!(l.phase().state(), State::Starting);
         assert!(l.phase().is_live());
     }
 
     #[test]
     fn draining_is_one_way() {
-        let l = Lifecycle::new();
+        let l = Lifecycle::new(Publisher::new());
         assert!(l.ready());
         assert!(l.drain());
         assert!(!l.ready());
@@ -192,7 +220,7 @@ mod tests {
 
     #[test]
     fn starting_can_drain_without_being_ready() {
-        let l = Lifecycle::new();
+        let l = Lifecycle::new(Publisher::new());
         assert!(l.drain());
         assert!(!l.ready());
         assert_eq!(l.phase().state(), State::Draining);
@@ -200,7 +228,7 @@ mod tests {
 
     #[test]
     fn liveness_is_independent_of_state() {
-        let l = Lifecycle::new();
+        let l = Lifecycle::new(Publisher::new());
         assert!(l.set_live(false));
         assert!(!l.set_live(false));
         assert!(l.ready());
@@ -214,7 +242,7 @@ mod tests {
 
     #[test]
     fn watchers_see_the_latest_phase() {
-        let l = Lifecycle::new();
+        let l = Lifecycle::new(Publisher::new());
         let mut rx = l.subscribe();
         assert!(!rx.has_changed().unwrap());
         l.ready();

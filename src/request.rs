@@ -2,6 +2,8 @@
 //! (`verbose`, `exclude`), the `Accept` header, and whether the asker may see reasons
 //! ([`Reasons`]).
 
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt;
 
 use http::{HeaderMap, Method};
@@ -38,6 +40,17 @@ pub(crate) enum Format {
 }
 
 impl Format {
+    /// Every format, in the order of their [`index`](Format::index).
+    pub(crate) const ALL: [Format; 2] = [Format::Json, Format::Text];
+
+    /// The format's place in [`Format::ALL`].
+    pub(crate) const fn index(self) -> usize {
+        match self {
+            Format::Json => 0,
+            Format::Text => 1,
+        }
+    }
+
     /// JSON unless the client prefers `text/plain`: a `text/plain` (or `text/*`) range
     /// whose quality is higher than every JSON-capable range's, or equal and listed first.
     pub(crate) fn negotiate(headers: &HeaderMap) -> Format {
@@ -103,85 +116,43 @@ fn parse_quality(q: &str) -> u16 {
     (whole + thousandths).min(1000)
 }
 
-/// The recognised query parameters: `verbose` and any number of `exclude=NAME`.
+/// The recognised query parameters: `verbose` and any number of `exclude=NAME`, read once
+/// (with the `application/x-www-form-urlencoded` rules: percent-decoding, `+` for a
+/// space), in time linear in the query's length.
 ///
 /// Unknown parameters are ignored and malformed percent-encoding is taken literally, so
 /// no query string is an error.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Query<'q> {
-    raw: &'q str,
     pub(crate) verbose: bool,
-    pub(crate) has_excludes: bool,
+    /// The decoded `exclude` values; empty (and unallocated) when there are none.
+    excludes: HashSet<Cow<'q, str>>,
 }
 
 impl<'q> Query<'q> {
     pub(crate) fn parse(raw: Option<&'q str>) -> Query<'q> {
-        let raw = raw.unwrap_or("");
-        let mut query = Query {
-            raw,
-            verbose: false,
-            has_excludes: false,
-        };
-        for (key, value) in pairs(raw) {
-            if key == "verbose" {
-                query.verbose = !matches!(value, Some("0" | "false" | "no" | "off"));
-            } else if key == "exclude" && value.is_some_and(|v| !v.is_empty()) {
-                query.has_excludes = true;
+        let mut query = Query::default();
+        for (key, value) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+            match &*key {
+                "verbose" => query.verbose = !matches!(&*value, "0" | "false" | "no" | "off"),
+                "exclude" if !value.is_empty() => {
+                    query.excludes.insert(value);
+                }
+                _ => {}
             }
         }
         query
     }
 
-    /// Whether `name` is among the `exclude=` values, compared after percent-decoding.
+    /// Whether any check is excluded.
+    pub(crate) fn has_excludes(&self) -> bool {
+        !self.excludes.is_empty()
+    }
+
+    /// Whether `name` is among the `exclude` values.
     pub(crate) fn excludes(&self, name: &str) -> bool {
-        self.has_excludes
-            && pairs(self.raw).any(|(key, value)| {
-                key == "exclude" && value.is_some_and(|v| PercentDecoded(v).eq_str(name))
-            })
+        self.excludes.contains(name)
     }
-}
-
-fn pairs(raw: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
-    raw.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| match pair.split_once('=') {
-            Some((k, v)) => (k, Some(v)),
-            None => (pair, None),
-        })
-}
-
-/// Percent-decoding (with `+` as a space) compared byte by byte, with no buffer. A `%`
-/// that is not followed by two hex digits stands for itself.
-struct PercentDecoded<'a>(&'a str);
-
-impl PercentDecoded<'_> {
-    fn bytes(&self) -> impl Iterator<Item = u8> + '_ {
-        let raw = self.0.as_bytes();
-        let mut i = 0;
-        std::iter::from_fn(move || {
-            let b = *raw.get(i)?;
-            i += 1;
-            Some(match b {
-                b'+' => b' ',
-                b'%' => match (raw.get(i).and_then(hex), raw.get(i + 1).and_then(hex)) {
-                    (Some(h), Some(l)) => {
-                        i += 2;
-                        h << 4 | l
-                    }
-                    _ => b'%',
-                },
-                b => b,
-            })
-        })
-    }
-
-    fn eq_str(&self, other: &str) -> bool {
-        self.bytes().eq(other.bytes())
-    }
-}
-
-fn hex(b: &u8) -> Option<u8> {
-    (*b as char).to_digit(16).map(|d| d as u8)
 }
 
 /// The parts of a probe request that a [`Reasons`] predicate can look at.
@@ -270,14 +241,18 @@ impl Reasons {
         }
     }
 
-    /// Show reasons to requests from a loopback address (`127.0.0.0/8`, `::1`), such as
+    /// Show reasons to requests from a loopback address (`127.0.0.0/8`, `::1`, and
+    /// `::ffff:127.0.0.0/104` as a dual-stack listener reports IPv4 peers), such as
     /// `kubectl port-forward` or `curl` inside the pod. `peer` reads the peer's address
     /// from the request's extensions, where the server put it; a request whose peer is
     /// unknown gets no reasons.
     pub fn loopback_peer(
         peer: impl Fn(&http::Extensions) -> Option<std::net::IpAddr> + Send + Sync + 'static,
     ) -> Self {
-        Reasons::when(move |req| peer(req.extensions()).is_some_and(|ip| ip.is_loopback()))
+        Reasons::when(move |req| {
+            // A dual-stack listener sees an IPv4 peer as `::ffff:127.0.0.1`.
+            peer(req.extensions()).is_some_and(|ip| ip.to_canonical().is_loopback())
+        })
     }
 
     pub(crate) fn allow(&self, req: &ProbeRequest<'_>) -> bool {
@@ -330,7 +305,7 @@ mod tests {
         assert!(!q.excludes("c"));
         assert!(!q.excludes(""));
         let q = Query::parse(Some("exclude="));
-        assert!(!q.has_excludes);
+        assert!(!q.has_excludes());
         assert!(!q.excludes(""));
         assert!(Query::parse(Some("exclude=two+words")).excludes("two words"));
     }

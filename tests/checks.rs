@@ -148,11 +148,14 @@ async fn a_panicking_check_is_reported_and_nothing_else_is_disturbed() {
     let (status, body) = get(&svc, "/readyz?verbose").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(body.contains(r#""boom":[{"status":"fail""#), "{body}");
-    assert!(body.contains(r#""output":"panicked""#), "{body}");
+    assert!(
+        body.contains(r#""output":"panicked: check exploded""#),
+        "{body}"
+    );
     assert!(body.contains(r#""db":[{"status":"pass""#), "{body}");
     assert_eq!(
         health.report().check("sync-boom").unwrap().output(),
-        Some("panicked")
+        Some("panicked: before the future")
     );
     // The service and the other paths still work.
     assert_eq!(get(&svc, "/other").await, (StatusCode::OK, "inner".into()));
@@ -560,39 +563,64 @@ async fn health_check_types_report_warn_and_observed_values() {
 async fn blocking_checks_run_off_the_runtime() {
     let calls = Arc::new(AtomicUsize::new(0));
     let seen = calls.clone();
+    let threads = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let ran_on = threads.clone();
     let health = Health::builder()
         .budget(Duration::from_secs(60))
         .check(Check::blocking("sync-client", move || {
             seen.fetch_add(1, Ordering::SeqCst);
+            ran_on.lock().unwrap().push(std::thread::current().id());
             std::thread::sleep(Duration::from_millis(5));
             Err::<(), _>("no route to host")
         }))
         .build();
     let report = health.refresh().await;
     assert_eq!(calls.load(Ordering::SeqCst), 1);
+    // This test's runtime has one thread, this one: the check ran on another.
+    let runtime_thread = std::thread::current().id();
+    assert!(!threads.lock().unwrap().is_empty());
+    assert!(
+        threads.lock().unwrap().iter().all(|t| *t != runtime_thread),
+        "a blocking check ran on the runtime's thread"
+    );
     let check = report.check("sync-client").unwrap();
     assert_eq!(check.status(), Status::Fail);
     assert_eq!(check.output(), Some("no route to host"));
 }
 
+/// The message of the panic `f` raised, if it raised one.
+fn panic_message(f: impl FnOnce() + std::panic::UnwindSafe) -> Option<String> {
+    let payload = std::panic::catch_unwind(f).err()?;
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+}
+
 #[test]
 fn bad_check_names_are_refused_at_build() {
     for name in ["", "a b", "a/b", "lifecycle", "liveness", "é"] {
-        let result = std::panic::catch_unwind(|| {
+        let message = panic_message(|| {
             Health::builder()
                 .check(Check::new(name, || async { Ok::<(), String>(()) }))
-                .build()
-        });
-        assert!(result.is_err(), "{name:?}");
+                .build();
+        })
+        .unwrap_or_else(|| panic!("{name:?} was accepted"));
+        assert!(
+            message.starts_with("tower-health: the check name")
+                && message.contains("must be non-empty ASCII letters, digits"),
+            "{name:?}: {message}"
+        );
     }
-    let result = std::panic::catch_unwind(|| {
+    let message = panic_message(|| {
         let ok = || async { Ok::<(), String>(()) };
         Health::builder()
             .check(Check::new("a", ok))
             .check(Check::new("a", ok))
-            .build()
-    });
-    assert!(result.is_err());
+            .build();
+    })
+    .expect("a duplicate name was accepted");
+    assert_eq!(message, "tower-health: two checks are named \"a\"");
 }
 
 #[test]

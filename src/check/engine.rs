@@ -1,34 +1,73 @@
 //! The refresh engine: per-check cached results, single-flight runs under a timeout and a
-//! budget, damping, and the wait of a probe that finds no result at all.
+//! budget, damping, the background refresh, and the wait of a probe that finds no result.
+//!
+//! Costs: a finished run touches its own check only; a probe answered from the cache reads
+//! a few atomics whatever the number of checks; scans over every check happen once per
+//! refresh tick, once per `refresh()`, or (with the background refresh off) once per
+//! staleness.
 
+use std::any::Any;
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
 use futures_util::FutureExt as _;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
-use super::{Check, Outcome};
+use super::{Check, Hold, Outcome};
+use crate::changes::{Change, CheckChange, Publisher};
 use crate::probe::Probe;
 use crate::report::{CheckReport, Status};
+
+/// The most of a check's output that is kept, in bytes.
+pub(crate) const OUTPUT_CAP: usize = 1024;
+const CUT_MARK: &str = " [cut]";
 
 /// Every check with its cached result.
 pub(crate) struct Engine {
     entries: Box<[Entry]>,
+    by_name: HashMap<Arc<str>, usize>,
     budget: Duration,
+    /// `Some` when checks run on an interval in the background.
+    background: Option<Duration>,
+    /// Whether a background task is alive (it clears this when it ends, however).
+    background_running: Arc<AtomicBool>,
     /// Instants are kept as nanoseconds since this one, so that they fit an atomic.
     origin: Instant,
-    /// Bumped after every finished run; rendered answers are keyed by it.
-    generation: AtomicU64,
+    /// Bumped after every finished run: answers that show results are keyed by it.
+    results: AtomicU64,
+    /// Bumped when a check's status changes: answers that show statuses only are keyed by
+    /// it.
+    statuses: AtomicU64,
+    /// Per probe, how many checks gating it have no result yet.
+    missing: [AtomicUsize; 3],
+    /// Per probe, notified when `missing` reaches zero.
+    complete: [Notify; 3],
+    /// Notified when any check gets its first result.
+    first_result: Notify,
+    /// Notified when any run finishes.
     finished: Notify,
+    /// Per probe, no check gating it goes stale before this (nanoseconds since the
+    /// origin; never later than the truth); lets a probe skip the scan for stale checks.
+    next_stale: [AtomicU64; 3],
+    /// Closes when the last handle, layer and service are gone: runs and the background
+    /// task end with it.
+    alive: watch::Receiver<()>,
+    changes: Publisher,
 }
 
 struct Entry {
     check: Check,
     ttl: Duration,
-    running: AtomicBool,
+    /// The run claim: set while a run (or a blocking check's thread) is under way.
+    claim: Arc<AtomicBool>,
+    /// Set while the engine itself waits for a run of this check.
+    in_run: AtomicBool,
+    /// How many runs have been recorded.
+    runs: AtomicU64,
     /// When the result goes stale, as nanoseconds since the origin; 0 before any result.
     fresh_until: AtomicU64,
     state: Mutex<EntryState>,
@@ -40,36 +79,108 @@ struct EntryState {
     streak: u32,
 }
 
+/// A claim on a check's run. The claim ends when the last of the engine's copy and any
+/// [`Hold`] a blocking check took from it is dropped, however the run ends.
+pub(crate) struct Claim(Arc<ClaimFlag>);
+
+pub(crate) struct ClaimFlag(Arc<AtomicBool>);
+
+impl Drop for ClaimFlag {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+impl Claim {
+    fn hold(&self) -> Hold {
+        Hold(self.0.clone())
+    }
+}
+
+/// A run under way: clears the check's `in_run` mark and gives back the claim however the
+/// run ends.
+struct RunGuard {
+    engine: Arc<Engine>,
+    index: usize,
+    claim: Claim,
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        self.engine.entries[self.index]
+            .in_run
+            .store(false, Ordering::Release);
+    }
+}
+
+/// What a probe needs before it can be answered.
+pub(crate) enum Need {
+    /// Every result it needs is there: answer now.
+    Nothing,
+    /// Some result is missing and a run is under way: wait, at most the budget.
+    Wait,
+}
+
 impl Engine {
-    pub(crate) fn new(checks: Vec<Check>, budget: Duration, default_ttl: Duration) -> Engine {
-        let entries = checks
+    pub(crate) fn new(
+        checks: Vec<Check>,
+        budget: Duration,
+        default_ttl: Duration,
+        background: Option<Duration>,
+        alive: watch::Receiver<()>,
+        changes: Publisher,
+    ) -> Engine {
+        let mut missing = [0; 3];
+        let entries: Box<[Entry]> = checks
             .into_iter()
-            .map(|check| Entry {
-                ttl: check.ttl.unwrap_or(default_ttl),
-                running: AtomicBool::new(false),
-                fresh_until: AtomicU64::new(0),
-                state: Mutex::new(EntryState {
-                    report: CheckReport {
-                        name: check.name.clone(),
-                        status: Status::Unknown,
-                        critical: check.critical,
-                        gates: check.gates,
-                        time: None,
-                        duration: None,
-                        observed: None,
-                        output: None,
-                    },
-                    streak: 0,
-                }),
-                check,
+            .map(|check| {
+                for probe in Probe::ALL {
+                    missing[probe.index()] += usize::from(check.gates.contains(probe));
+                }
+                Entry {
+                    ttl: check.ttl.unwrap_or(default_ttl),
+                    claim: Arc::new(AtomicBool::new(false)),
+                    in_run: AtomicBool::new(false),
+                    runs: AtomicU64::new(0),
+                    fresh_until: AtomicU64::new(0),
+                    state: Mutex::new(EntryState {
+                        report: CheckReport {
+                            name: check.name.clone(),
+                            status: Status::Unknown,
+                            critical: check.critical,
+                            gates: check.gates,
+                            time: None,
+                            duration: None,
+                            observed: None,
+                            output: None,
+                        },
+                        streak: 0,
+                    }),
+                    check,
+                }
             })
+            .collect();
+        let by_name = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.check.name.clone(), i))
             .collect();
         Engine {
             entries,
+            by_name,
             budget,
+            background,
+            background_running: Arc::new(AtomicBool::new(false)),
             origin: Instant::now(),
-            generation: AtomicU64::new(0),
+            results: AtomicU64::new(0),
+            statuses: AtomicU64::new(0),
+            missing: missing.map(AtomicUsize::new),
+            complete: Default::default(),
+            first_result: Notify::new(),
             finished: Notify::new(),
+            next_stale: Default::default(),
+            alive,
+            changes,
         }
     }
 
@@ -77,31 +188,48 @@ impl Engine {
         self.entries.is_empty()
     }
 
-    pub(crate) fn budget(&self) -> Duration {
-        self.budget
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
     }
 
-    pub(crate) fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+    /// Changes whenever any result does.
+    pub(crate) fn results_generation(&self) -> u64 {
+        self.results.load(Ordering::Acquire)
+    }
+
+    /// Changes whenever any check's status does.
+    pub(crate) fn status_generation(&self) -> u64 {
+        self.statuses.load(Ordering::Acquire)
+    }
+
+    /// How many runs of check `i` have been recorded: its answers are keyed by it.
+    pub(crate) fn runs_of(&self, i: usize) -> u64 {
+        self.entries[i].runs.load(Ordering::Acquire)
     }
 
     /// The index of the check called `name` if it gates `probe`.
     pub(crate) fn find(&self, probe: Probe, name: &str) -> Option<usize> {
-        self.entries
-            .iter()
-            .position(|e| &*e.check.name == name && e.check.gates.contains(probe))
+        let &i = self.by_name.get(name)?;
+        self.entries[i].check.gates.contains(probe).then_some(i)
     }
 
+    /// Every check's name, in registration order.
     pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
         self.entries.iter().map(|e| &*e.check.name)
     }
 
     /// Every check's last result, in registration order.
     pub(crate) fn snapshot(&self) -> Vec<CheckReport> {
-        self.entries
-            .iter()
-            .map(|e| lock(&e.state).report.clone())
-            .collect()
+        self.entries.iter().map(|e| self.report_of(e)).collect()
+    }
+
+    /// Check `i`'s last result.
+    pub(crate) fn report(&self, i: usize) -> CheckReport {
+        self.report_of(&self.entries[i])
+    }
+
+    fn report_of(&self, entry: &Entry) -> CheckReport {
+        lock(&entry.state).report.clone()
     }
 
     fn now(&self) -> u64 {
@@ -112,105 +240,92 @@ impl Engine {
             .max(1)
     }
 
-    /// The checks a probe needs: every check gating `probe`, or `only` that one.
-    fn needed(&self, probe: Probe, only: Option<usize>) -> impl Iterator<Item = usize> + '_ {
-        let all = only.is_none();
-        self.entries
-            .iter()
-            .enumerate()
-            .filter(move |(i, e)| e.check.gates.contains(probe) && (all || only == Some(*i)))
-            .map(|(i, _)| i)
+    fn has_result(&self, i: usize) -> bool {
+        self.entries[i].fresh_until.load(Ordering::Acquire) != 0
     }
 
-    /// Whether every check in `needed` has a result.
-    fn all_have_results(&self, probe: Probe, only: Option<usize>) -> bool {
-        self.needed(probe, only)
-            .all(|i| self.entries[i].fresh_until.load(Ordering::Acquire) != 0)
-    }
+    // === claims and runs ===
 
-    /// Calls `start` for each needed check (every check when `probe` is `None`) that is
-    /// not running and is stale (or whatever its age, with `force`), after claiming its
-    /// run; returns whether every needed check already has a result.
-    pub(crate) fn claim(
-        &self,
-        probe: Option<Probe>,
-        only: Option<usize>,
-        force: bool,
-        mut start: impl FnMut(usize) -> bool,
-    ) -> bool {
-        let now = self.now();
-        let mut complete = true;
-        for (i, entry) in self.entries.iter().enumerate() {
-            let needed = match probe {
-                Some(probe) => entry.check.gates.contains(probe) && only.is_none_or(|o| o == i),
-                None => true,
-            };
-            if !needed {
-                continue;
-            }
-            let fresh_until = entry.fresh_until.load(Ordering::Acquire);
-            complete &= fresh_until != 0;
-            let stale_at = if force { 0 } else { fresh_until };
-            if self.try_claim(entry, now, stale_at) {
-                start(i);
-            }
-            // (A start that fails has released its claim; the caller answers at once.)
+    /// Claims check `i`'s run if no run holds it and its result goes stale before
+    /// `stale_before` (any result, with `u64::MAX`).
+    fn try_claim(&self, i: usize, stale_before: u64) -> Option<Claim> {
+        let entry = &self.entries[i];
+        if entry.fresh_until.load(Ordering::Acquire) >= stale_before
+            || entry.claim.load(Ordering::Acquire)
+            || entry.claim.swap(true, Ordering::AcqRel)
+        {
+            return None;
         }
-        complete
-    }
-
-    /// Gives back a claim whose run could not be started.
-    pub(crate) fn release(&self, i: usize) {
-        self.entries[i].running.store(false, Ordering::Release);
-    }
-
-    fn try_claim(&self, entry: &Entry, now: u64, stale_at: u64) -> bool {
-        if now < stale_at || entry.running.load(Ordering::Acquire) {
-            return false;
-        }
-        if entry.running.swap(true, Ordering::AcqRel) {
-            return false;
-        }
+        let claim = Claim(Arc::new(ClaimFlag(entry.claim.clone())));
         // A run may have finished between the first look and the claim.
-        if stale_at != 0 && now < entry.fresh_until.load(Ordering::Acquire) {
-            entry.running.store(false, Ordering::Release);
-            return false;
+        if entry.fresh_until.load(Ordering::Acquire) >= stale_before {
+            return None;
         }
+        Some(claim)
+    }
+
+    /// Starts the claimed run of check `i` on the current runtime. Without a runtime the
+    /// claim is given back and nothing runs.
+    fn spawn(self: &Arc<Self>, i: usize, claim: Claim) -> bool {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return false;
+        };
+        self.entries[i].in_run.store(true, Ordering::Release);
+        let guard = RunGuard {
+            engine: self.clone(),
+            index: i,
+            claim,
+        };
+        let mut alive = self.alive.clone();
+        runtime.spawn(async move {
+            // Cancelled with the last handle; dropped with its runtime. Either way the
+            // guard goes, and with it the run's marks.
+            tokio::select! {
+                biased;
+                _ = alive.changed() => {}
+                () = guard.engine.run(guard.index, &guard.claim) => {}
+            }
+            drop(guard);
+        });
         true
     }
 
-    /// Runs check `i` once (its run was claimed) and records the result.
-    pub(crate) async fn run(&self, i: usize) {
+    /// Runs check `i` once under its timeout and records the result.
+    async fn run(&self, i: usize, claim: &Claim) {
         let entry = &self.entries[i];
         let timeout = entry.check.timeout.unwrap_or(self.budget).min(self.budget);
         let started = Instant::now();
-        let run = AssertUnwindSafe(|| (entry.check.run)());
-        let outcome = match std::panic::catch_unwind(run) {
-            Err(_) => Outcome::fail("panicked"),
-            Ok(future) => {
-                match tokio::time::timeout(timeout, AssertUnwindSafe(future).catch_unwind()).await {
-                    Ok(Ok(outcome)) => outcome,
-                    Ok(Err(_)) => Outcome::fail("panicked"),
-                    Err(_) => Outcome::fail(format!("timed out after {} ms", timeout.as_millis())),
+        let outcome = if !timers::enabled() {
+            Outcome::fail(timers::NO_TIMER)
+        } else {
+            let hold = claim.hold();
+            match std::panic::catch_unwind(AssertUnwindSafe(|| (entry.check.run)(hold))) {
+                Err(payload) => Outcome::fail(panic_reason(&*payload)),
+                Ok(future) => {
+                    let run = AssertUnwindSafe(future).catch_unwind();
+                    match tokio::time::timeout(timeout, run).await {
+                        Ok(Ok(outcome)) => outcome,
+                        Ok(Err(payload)) => Outcome::fail(panic_reason(&*payload)),
+                        Err(_) => {
+                            Outcome::fail(format!("timed out after {} ms", timeout.as_millis()))
+                        }
+                    }
                 }
             }
         };
-        let elapsed = started.elapsed();
-        self.record(entry, outcome, elapsed);
-        let fresh_until = self.now().saturating_add(entry.ttl.as_nanos() as u64);
-        entry.fresh_until.store(fresh_until, Ordering::Release);
-        entry.running.store(false, Ordering::Release);
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        self.finished.notify_waiters();
+        self.record(i, outcome, started.elapsed());
     }
 
-    fn record(&self, entry: &Entry, outcome: Outcome, elapsed: Duration) {
+    fn record(&self, i: usize, outcome: Outcome, elapsed: Duration) {
+        let entry = &self.entries[i];
         let name = &*entry.check.name;
-        let reason = outcome.output.as_deref().unwrap_or("");
+        let output = outcome.output.map(cap);
+        let reason = output.as_deref().unwrap_or("");
         let ran_ok = outcome.status != Status::Fail;
         if !ran_ok {
             tracing::debug!(check = name, reason, "health: check failed");
         }
+        let now = SystemTime::now();
         let mut state = lock(&entry.state);
         let before = state.report.status;
         // Damping: a run that disagrees with the reported status only changes it after
@@ -234,11 +349,32 @@ impl Engine {
         };
         let report = &mut state.report;
         report.status = status;
-        report.time = Some(SystemTime::now());
+        report.time = Some(now);
         report.duration = Some(elapsed);
-        report.observed = outcome.observed.clone();
-        report.output = outcome.output.clone();
+        report.observed = outcome.observed;
+        report.output = output.clone();
         drop(state);
+
+        let fresh_until = self.now().saturating_add(entry.ttl.as_nanos() as u64);
+        let first = entry.fresh_until.swap(fresh_until, Ordering::AcqRel) == 0;
+        for probe in Probe::ALL {
+            if first
+                && entry.check.gates.contains(probe)
+                && self.missing[probe.index()].fetch_sub(1, Ordering::AcqRel) == 1
+            {
+                self.complete[probe.index()].notify_waiters();
+            }
+        }
+        if status != before {
+            self.statuses.fetch_add(1, Ordering::AcqRel);
+        }
+        entry.runs.fetch_add(1, Ordering::AcqRel);
+        self.results.fetch_add(1, Ordering::AcqRel);
+        if first {
+            self.first_result.notify_waiters();
+        }
+        self.finished.notify_waiters();
+
         if status != before {
             if status == Status::Fail {
                 tracing::warn!(check = name, reason, "health: check now failing");
@@ -246,46 +382,248 @@ impl Engine {
                 let status = status.as_str();
                 tracing::info!(check = name, status, "health: check status changed");
             }
+            self.changes.publish(Change::Check(CheckChange {
+                name: entry.check.name.clone(),
+                from: before,
+                to: status,
+                at: now,
+                reason: output,
+            }));
         }
     }
 
-    /// Waits until no check is running, or `deadline`.
-    pub(crate) async fn wait_idle(&self, deadline: Instant) {
-        loop {
-            let finished = self.finished.notified();
-            tokio::pin!(finished);
-            finished.as_mut().enable();
-            if !self
-                .entries
-                .iter()
-                .any(|e| e.running.load(Ordering::Acquire))
-            {
-                return;
+    // === what a probe does ===
+
+    /// Makes sure what `probe` (or check `only` of it) needs is there or coming: starts
+    /// runs of checks that have no result, and of stale ones unless the background
+    /// refresh keeps them fresh. Costs a few atomic loads when nothing is due.
+    pub(crate) fn prepare(self: &Arc<Self>, probe: Probe, only: Option<usize>) -> Need {
+        self.ensure_background();
+        let now = self.now();
+        let stale_before = if self.background_running.load(Ordering::Acquire) {
+            // The background task refreshes; a probe only fills in what is missing.
+            1
+        } else {
+            now.saturating_add(1)
+        };
+        let mut started = false;
+        match only {
+            Some(i) => {
+                if let Some(claim) = self.try_claim(i, stale_before) {
+                    started |= self.spawn(i, claim);
+                }
+                if self.has_result(i) || !started && !self.entries[i].in_run.load(Ordering::Acquire)
+                {
+                    return Need::Nothing;
+                }
             }
-            if tokio::time::timeout_at(deadline, finished).await.is_err() {
+            None => {
+                let p = probe.index();
+                let missing = self.missing[p].load(Ordering::Acquire);
+                if missing == 0 && now < self.next_stale[p].load(Ordering::Acquire) {
+                    return Need::Nothing;
+                }
+                if missing == 0 && stale_before == 1 {
+                    return Need::Nothing;
+                }
+                let mut earliest = u64::MAX;
+                for (i, entry) in self.entries.iter().enumerate() {
+                    if !entry.check.gates.contains(probe) {
+                        continue;
+                    }
+                    if let Some(claim) = self.try_claim(i, stale_before) {
+                        started |= self.spawn(i, claim);
+                    }
+                    // Read after any run finished: at most the true earliest, so a
+                    // probe may scan once too often but never misses a stale check.
+                    earliest = earliest.min(entry.fresh_until.load(Ordering::Acquire));
+                }
+                self.next_stale[p].store(earliest, Ordering::Release);
+                if missing == 0 || !started && !self.runs_in_flight(probe) {
+                    return Need::Nothing;
+                }
+            }
+        }
+        Need::Wait
+    }
+
+    fn runs_in_flight(&self, probe: Probe) -> bool {
+        self.entries
+            .iter()
+            .any(|e| e.check.gates.contains(probe) && e.in_run.load(Ordering::Acquire))
+    }
+
+    /// Waits until every check `probe` (or check `only`) needs has a result, at most the
+    /// budget.
+    pub(crate) async fn wait_for_results(&self, probe: Probe, only: Option<usize>) {
+        let deadline = timers::enabled().then(|| Instant::now() + self.budget);
+        loop {
+            let notify = match only {
+                Some(_) => &self.first_result,
+                None => &self.complete[probe.index()],
+            };
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let done = match only {
+                Some(i) => self.has_result(i),
+                None => self.missing[probe.index()].load(Ordering::Acquire) == 0,
+            };
+            if done || !wait(deadline, notified).await {
                 return;
             }
         }
     }
 
-    /// Waits until every check `probe` needs has a result, or `deadline`.
-    pub(crate) async fn wait_for_results(
-        &self,
-        probe: Probe,
-        only: Option<usize>,
-        deadline: Instant,
-    ) {
-        loop {
-            let finished = self.finished.notified();
-            tokio::pin!(finished);
-            finished.as_mut().enable();
-            if self.all_have_results(probe, only) {
-                return;
+    // === refresh ===
+
+    /// Runs every check now (a check whose run or thread is still under way is not
+    /// started twice) and waits, at most the budget, for the runs it started and the
+    /// runs already under way.
+    pub(crate) async fn refresh(self: &Arc<Self>) {
+        if self.entries.is_empty() {
+            return;
+        }
+        self.ensure_background();
+        let mut awaited = Vec::new();
+        for (i, entry) in self.entries.iter().enumerate() {
+            let runs = entry.runs.load(Ordering::Acquire);
+            let started = match self.try_claim(i, u64::MAX) {
+                Some(claim) => self.spawn(i, claim),
+                None => entry.in_run.load(Ordering::Acquire),
+            };
+            if started {
+                awaited.push((i, runs));
             }
-            if tokio::time::timeout_at(deadline, finished).await.is_err() {
+        }
+        if awaited.is_empty() {
+            return;
+        }
+        // Without a timer, runs end at once (they cannot run), so there is no need for one.
+        let deadline = timers::enabled().then(|| Instant::now() + self.budget);
+        // One pass over the awaited checks in all, however many runs finish meanwhile.
+        let mut next = 0;
+        while next < awaited.len() {
+            let notified = self.finished.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            while let Some(&(i, runs)) = awaited.get(next) {
+                if self.entries[i].runs.load(Ordering::Acquire) > runs
+                    || !self.entries[i].in_run.load(Ordering::Acquire)
+                {
+                    next += 1;
+                } else {
+                    break;
+                }
+            }
+            if next == awaited.len() || !wait(deadline, notified).await {
                 return;
             }
         }
+    }
+
+    // === the background refresh ===
+
+    /// Starts the background refresh, if it is on, not running, and a runtime with a
+    /// timer is at hand. A task that ended with its runtime is started again here.
+    pub(crate) fn ensure_background(self: &Arc<Self>) {
+        let Some(every) = self.background else {
+            return;
+        };
+        if self.entries.is_empty() || self.background_running.load(Ordering::Acquire) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if !timers::enabled() || self.background_running.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        let mut alive = self.alive.clone();
+        let running = Running(self.background_running.clone());
+        runtime.spawn(async move {
+            let _running = running;
+            tokio::select! {
+                biased;
+                _ = alive.changed() => {}
+                () = background(weak, every) => {}
+            }
+            tracing::debug!("health: background refresh stopped");
+        });
+    }
+}
+
+/// Waits for `notified` until `deadline` (without one, for as long as it takes); whether
+/// it came in time.
+async fn wait(deadline: Option<Instant>, notified: impl std::future::Future<Output = ()>) -> bool {
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, notified).await.is_ok(),
+        None => {
+            notified.await;
+            true
+        }
+    }
+}
+
+/// Clears the background flag however the task ends (finished, aborted, or dropped with
+/// its runtime), so that the next probe starts it again.
+struct Running(Arc<AtomicBool>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+async fn background(engine: Weak<Engine>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        // Hold the engine only while starting runs.
+        let Some(engine) = engine.upgrade() else {
+            return;
+        };
+        // Run every check on each tick, but for one with a cache time of its own: that
+        // one when its result would go stale before the next tick.
+        let due = engine.now().saturating_add(every.as_nanos() as u64);
+        for (i, entry) in engine.entries.iter().enumerate() {
+            let stale_before = match entry.check.ttl {
+                Some(_) => due,
+                None => u64::MAX,
+            };
+            if let Some(claim) = engine.try_claim(i, stale_before) {
+                engine.spawn(i, claim);
+            }
+        }
+    }
+}
+
+/// A check's output, cut to [`OUTPUT_CAP`] bytes on a character boundary and marked.
+fn cap(output: Arc<str>) -> Arc<str> {
+    if output.len() <= OUTPUT_CAP {
+        return output;
+    }
+    let mut end = OUTPUT_CAP - CUT_MARK.len();
+    while !output.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut kept = String::with_capacity(end + CUT_MARK.len());
+    kept.push_str(&output[..end]);
+    kept.push_str(CUT_MARK);
+    Arc::from(kept)
+}
+
+/// `panicked: <message>` when the panic carried a string.
+pub(crate) fn panic_reason(payload: &(dyn Any + Send)) -> String {
+    let message = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
+    match message {
+        Some(message) => format!("panicked: {message}"),
+        None => "panicked".to_owned(),
     }
 }
 
@@ -300,6 +638,57 @@ impl std::fmt::Debug for Engine {
         f.debug_struct("Engine")
             .field("checks", &self.entries.len())
             .field("budget", &self.budget)
+            .field("background", &self.background)
             .finish_non_exhaustive()
+    }
+}
+
+/// Whether the current Tokio runtime has a timer. Tokio has no way to ask but to try,
+/// and trying panics; the answer is remembered per runtime, so each runtime without a
+/// timer costs one caught panic (its message goes through the panic hook once).
+pub(crate) mod timers {
+    use std::cell::Cell;
+    use std::sync::Mutex;
+
+    use tokio::runtime::{Handle, Id};
+
+    pub(crate) const NO_TIMER: &str =
+        "not run: the Tokio runtime has no timer (build it with enable_time or enable_all)";
+
+    static KNOWN: Mutex<Vec<(Id, bool)>> = Mutex::new(Vec::new());
+
+    thread_local! {
+        static LAST: Cell<Option<(Id, bool)>> = const { Cell::new(None) };
+    }
+
+    pub(crate) fn enabled() -> bool {
+        let Ok(handle) = Handle::try_current() else {
+            return false;
+        };
+        let id = handle.id();
+        if let Some((last, enabled)) = LAST.get() {
+            if last == id {
+                return enabled;
+            }
+        }
+        let enabled = ask(id);
+        LAST.set(Some((id, enabled)));
+        enabled
+    }
+
+    fn ask(id: Id) -> bool {
+        let mut known = KNOWN.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&(_, enabled)) = known.iter().find(|(known, _)| *known == id) {
+            return enabled;
+        }
+        let enabled = std::panic::catch_unwind(|| {
+            drop(tokio::time::sleep(std::time::Duration::ZERO));
+        })
+        .is_ok();
+        if known.len() >= 64 {
+            known.clear();
+        }
+        known.push((id, enabled));
+        enabled
     }
 }

@@ -55,10 +55,14 @@ use std::time::Duration;
 use crate::probe::Probe;
 use crate::report::{Gates, Observed, Status};
 
-pub(crate) use engine::Engine;
+pub(crate) use engine::{Engine, Need};
 
 type BoxFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
-type Runner = Arc<dyn Fn() -> BoxFuture + Send + Sync>;
+type Runner = Arc<dyn Fn(Hold) -> BoxFuture + Send + Sync>;
+
+/// Keeps a run's claim on its check while it lives: a blocking check moves it into its
+/// thread, so that no new run starts until the thread returns. Async checks drop it.
+pub(crate) struct Hold(#[allow(dead_code)] Arc<engine::ClaimFlag>);
 
 /// What one run of a check found.
 #[derive(Debug, Clone, PartialEq)]
@@ -176,7 +180,7 @@ impl Check {
     {
         Check::with_runner(
             name,
-            Arc::new(move || {
+            Arc::new(move |_| {
                 let run = check();
                 Box::pin(async move { Outcome::from(run.await) }) as BoxFuture
             }),
@@ -188,7 +192,7 @@ impl Check {
         let check = Arc::new(check);
         Check::with_runner(
             name,
-            Arc::new(move || {
+            Arc::new(move |_| {
                 let check = check.clone();
                 Box::pin(async move { check.check().await }) as BoxFuture
             }),
@@ -196,8 +200,25 @@ impl Check {
     }
 
     /// A check from a blocking function (a synchronous client), run on Tokio's blocking
-    /// thread pool so that it never stalls the async runtime. A run that overruns its
-    /// timeout is reported as failed at once, though its thread finishes in its own time.
+    /// thread pool so that it never stalls the async runtime.
+    ///
+    /// A run that overruns its timeout is reported failed at the timeout ("timed out
+    /// after N ms"), but a thread cannot be cancelled: it finishes in its own time, and no
+    /// new run of this check starts until it has. So a check that hangs forever holds one
+    /// thread of the pool, never more, and keeps reporting the timeout.
+    ///
+    /// ```
+    /// use std::net::TcpStream;
+    /// use std::time::Duration;
+    /// use tower_health::Check;
+    ///
+    /// let check = Check::blocking("legacy-db", || {
+    ///     TcpStream::connect_timeout(&"127.0.0.1:5432".parse().unwrap(), Duration::from_millis(500))
+    ///         .map(drop)
+    /// })
+    /// .timeout(Duration::from_secs(1));
+    /// # drop(check);
+    /// ```
     pub fn blocking<F, E>(name: impl Into<Cow<'static, str>>, check: F) -> Self
     where
         F: Fn() -> Result<(), E> + Send + Sync + 'static,
@@ -206,12 +227,19 @@ impl Check {
         let check = Arc::new(check);
         Check::with_runner(
             name,
-            Arc::new(move || {
+            Arc::new(move |hold: Hold| {
                 let check = check.clone();
                 Box::pin(async move {
-                    match tokio::task::spawn_blocking(move || Outcome::from(check())).await {
+                    let thread = tokio::task::spawn_blocking(move || {
+                        // The claim ends when this thread is done, not at the timeout.
+                        let _hold = hold;
+                        Outcome::from(check())
+                    });
+                    match thread.await {
                         Ok(outcome) => outcome,
-                        Err(error) if error.is_panic() => Outcome::fail("panicked"),
+                        Err(error) if error.is_panic() => {
+                            Outcome::fail(engine::panic_reason(&*error.into_panic()))
+                        }
                         Err(_) => Outcome::fail("cancelled"),
                     }
                 }) as BoxFuture

@@ -3,9 +3,12 @@
 //! the IETF draft "Health Check Response Format for HTTP APIs") and [`text`] (the
 //! Kubernetes API server's `text/plain`).
 //!
-//! Every answer a plain probe can get is rendered once, when the lifecycle or a check's
-//! result changes, and kept as shared [`Bytes`]; answering a probe then only picks one.
+//! An answer is rendered when it is first asked for after a change of what it shows, and
+//! kept as shared [`Bytes`] with its headers; answering a probe then only picks it.
 
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, StatusCode};
@@ -33,36 +36,21 @@ pub(crate) struct Style {
 }
 
 impl Style {
-    const ALL: [Style; 8] = {
-        let mut all = [Style {
-            format: Format::Json,
-            verbose: false,
-            detail: Detail::Withheld,
-        }; 8];
-        let mut i = 0;
-        while i < 8 {
-            all[i] = Style {
-                format: if i & 4 == 0 {
-                    Format::Json
-                } else {
-                    Format::Text
-                },
-                verbose: i & 2 != 0,
-                detail: if i & 1 == 0 {
-                    Detail::Withheld
-                } else {
-                    Detail::Shown
-                },
-            };
-            i += 1;
-        }
-        all
-    };
+    /// How many styles there are: every format, plain or verbose, reasons withheld or
+    /// shown.
+    pub(crate) const COUNT: usize = Format::ALL.len() * 4;
 
-    fn index(self) -> usize {
-        (matches!(self.format, Format::Text) as usize) << 2
-            | (self.verbose as usize) << 1
-            | matches!(self.detail, Detail::Shown) as usize
+    pub(crate) fn index(self) -> usize {
+        self.format.index() * 4
+            + usize::from(self.verbose) * 2
+            + usize::from(self.detail == Detail::Shown)
+    }
+
+    /// Whether an answer in this style shows more than statuses (the time, duration and
+    /// output of each check), so that it changes with every run rather than with every
+    /// change of status.
+    fn shows_results(self) -> bool {
+        self.verbose || self.detail == Detail::Shown
     }
 }
 
@@ -76,31 +64,31 @@ pub(crate) enum Scope<'a> {
     Check(usize),
 }
 
-/// One probe's answer in every style, each body with its headers.
-#[derive(Debug, Clone)]
+/// One rendered answer, with the key of the state it was rendered from.
+#[derive(Debug)]
 pub(crate) struct Rendered {
+    key: u64,
     status: StatusCode,
-    bodies: [(Bytes, HeaderMap); 8],
+    headers: HeaderMap,
+    body: Bytes,
 }
 
 impl Rendered {
-    pub(crate) fn new(report: &Report, probe: Probe, scope: Scope<'_>) -> Rendered {
-        let mut status = StatusCode::OK;
-        let bodies = Style::ALL.map(|style| {
-            let (code, body) = render(report, probe, scope, style);
-            status = code;
-            let headers = probe_headers(style.format, body.len());
-            (body, headers)
-        });
-        Rendered { status, bodies }
+    fn new(key: u64, status: StatusCode, format: Format, body: Bytes) -> Rendered {
+        Rendered {
+            key,
+            status,
+            headers: probe_headers(format, body.len()),
+            body,
+        }
     }
 
-    pub(crate) fn reply(&self, style: Style, head: bool) -> Reply {
-        let (body, headers) = &self.bodies[style.index()];
+    /// The reply: the headers and the body are shared, not copied.
+    pub(crate) fn reply(&self, head: bool) -> Reply {
         Reply {
             status: self.status,
-            headers: headers.clone(),
-            body: (!head).then(|| body.clone()),
+            headers: self.headers.clone(),
+            body: (!head).then(|| self.body.clone()),
         }
     }
 }
@@ -121,37 +109,131 @@ pub(crate) fn reply(
     }
 }
 
-/// Every plain probe's answer, and each check's own answer on each probe it gates.
-#[derive(Debug)]
-pub(crate) struct Answers {
-    probes: [Rendered; 3],
-    checks: Vec<[Option<Rendered>; 3]>,
+/// What the engine and the lifecycle say has changed since an answer was rendered.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Generations {
+    /// The lifecycle word.
+    pub(crate) phase: u8,
+    /// Bumped when a check's status changes.
+    pub(crate) statuses: u64,
+    /// Bumped when any run finishes.
+    pub(crate) results: u64,
 }
 
-impl Answers {
-    pub(crate) fn new(report: &Report) -> Answers {
-        Answers {
-            probes: Probe::ALL
-                .map(|probe| Rendered::new(report, probe, Scope::Probe { excluded: &[] })),
-            checks: (0..report.checks.len())
-                .map(|i| {
-                    Probe::ALL.map(|probe| {
-                        report.checks[i]
-                            .gates(probe)
-                            .then(|| Rendered::new(report, probe, Scope::Check(i)))
-                    })
-                })
+impl Generations {
+    fn key(self, style: Style) -> u64 {
+        let generation = if style.shows_results() {
+            self.results
+        } else {
+            self.statuses
+        };
+        generation << 3 | u64::from(self.phase)
+    }
+}
+
+/// Answers rendered on demand: the first request for an answer after a change renders it,
+/// the requests after it share its bytes. Nothing is rendered that nobody asks for, and a
+/// finished run renders nothing at all.
+pub(crate) struct AnswerCache {
+    /// The whole-probe answers, one slot per probe and style.
+    probes: Box<[Slot]>,
+    /// Each check's own answers (`/readyz/NAME`), made the first time one is asked for.
+    checks: Box<[Mutex<Option<CheckAnswers>>]>,
+}
+
+/// One check's answers, one per probe and style, each rendered when first asked for.
+type CheckAnswers = Box<[Option<Arc<Rendered>>]>;
+
+#[derive(Default)]
+struct Slot {
+    answer: ArcSwapOption<Rendered>,
+    /// Taken to render, so that a storm of probes after a change renders the answer once.
+    render: Mutex<()>,
+}
+
+impl AnswerCache {
+    pub(crate) fn new(checks: usize) -> AnswerCache {
+        AnswerCache {
+            probes: (0..Probe::ALL.len() * Style::COUNT)
+                .map(|_| Slot::default())
                 .collect(),
+            checks: (0..checks).map(|_| Mutex::new(None)).collect(),
         }
     }
 
-    pub(crate) fn probe(&self, probe: Probe) -> &Rendered {
-        &self.probes[probe.index()]
+    /// The answer of `probe` in `style` for the state `now` describes, rendered from
+    /// `report()` unless a current one is cached.
+    pub(crate) fn probe(
+        &self,
+        probe: Probe,
+        style: Style,
+        now: Generations,
+        report: impl FnOnce() -> Report,
+        head: bool,
+    ) -> Reply {
+        let slot = &self.probes[probe.index() * Style::COUNT + style.index()];
+        let key = now.key(style);
+        if let Some(answer) = &*slot.answer.load() {
+            if answer.key == key {
+                return answer.reply(head);
+            }
+        }
+        let _render = lock(&slot.render);
+        if let Some(answer) = &*slot.answer.load() {
+            if answer.key == key {
+                return answer.reply(head);
+            }
+        }
+        let report = report();
+        let scope = Scope::Probe { excluded: &[] };
+        let (status, body) = render(&report, probe, scope, style);
+        let answer = Arc::new(Rendered::new(key, status, style.format, body));
+        let reply = answer.reply(head);
+        slot.answer.store(Some(answer));
+        reply
     }
 
-    pub(crate) fn check(&self, index: usize, probe: Probe) -> Option<&Rendered> {
-        self.checks.get(index)?[probe.index()].as_ref()
+    /// Check `index`'s own answer on `probe` in `style`, after `runs` recorded runs,
+    /// rendered from `report()` (the check's last result) unless a current one is
+    /// cached.
+    pub(crate) fn check(
+        &self,
+        index: usize,
+        probe: Probe,
+        style: Style,
+        runs: u64,
+        report: impl FnOnce() -> CheckReport,
+        head: bool,
+    ) -> Reply {
+        let mut answers = lock(&self.checks[index]);
+        let answers = answers
+            .get_or_insert_with(|| (0..Probe::ALL.len() * Style::COUNT).map(|_| None).collect());
+        let slot = &mut answers[probe.index() * Style::COUNT + style.index()];
+        if let Some(answer) = slot.as_ref().filter(|a| a.key == runs) {
+            return answer.reply(head);
+        }
+        let report = Report {
+            // A check's own answer does not depend on the lifecycle.
+            phase: crate::lifecycle::Phase::default(),
+            checks: vec![report()],
+        };
+        let (status, body) = render(&report, probe, Scope::Check(0), style);
+        let answer = Arc::new(Rendered::new(runs, status, style.format, body));
+        let reply = answer.reply(head);
+        *slot = Some(answer);
+        reply
     }
+}
+
+impl std::fmt::Debug for AnswerCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnswerCache").finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Rendering does not panic, but a poisoned lock must not take the probes down.
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// One entry of an answer: a lifecycle line or a check.
@@ -354,8 +436,21 @@ mod tests {
 
     #[test]
     fn style_indices_are_a_bijection() {
-        let mut seen = [false; 8];
-        for s in Style::ALL {
+        let mut seen = [false; Style::COUNT];
+        let all = Format::ALL.into_iter().flat_map(|format| {
+            [
+                (false, Detail::Withheld),
+                (false, Detail::Shown),
+                (true, Detail::Withheld),
+                (true, Detail::Shown),
+            ]
+            .map(|(verbose, detail)| Style {
+                format,
+                verbose,
+                detail,
+            })
+        });
+        for s in all {
             assert!(!seen[s.index()]);
             seen[s.index()] = true;
         }
