@@ -131,8 +131,9 @@ impl CheckReport {
         self.observed.as_ref()
     }
 
-    /// Why the last run failed or warned: the error's text, "timed out after N ms" or
-    /// "panicked". Probe answers show it only where the detail policy allows.
+    /// Why the last run failed or warned: the error's text (at most 1 KiB, marked
+    /// ` [cut]` where it was cut), "timed out after N ms" or "panicked: <message>". Probe
+    /// answers show it only where the detail policy allows.
     pub fn output(&self) -> Option<&str> {
         self.output.as_deref()
     }

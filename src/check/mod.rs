@@ -2,8 +2,8 @@
 //!
 //! A check is a named, cheap question about one dependency ("does `SELECT 1` work?").
 //! The layer runs every check a probe needs concurrently, each under its own timeout and
-//! all under one budget, and caches the results: a probe is answered from the cache at
-//! once, a stale result triggers one refresh in the background, and however many probes
+//! all under one budget, and caches the results: checks are refreshed in the background
+//! on an interval, a probe is answered from the cache at once, and however many probes
 //! arrive a check has at most one run in flight.
 //!
 //! # Choosing the options
@@ -22,8 +22,9 @@
 //! - **Timeouts and the budget.** A probe on a cold cache waits for results at most the
 //!   [budget](crate::Builder::budget) (900 ms by default, inside the kubelet's default
 //!   1 s probe timeout); every check's timeout is capped by it. Raise the budget only
-//!   together with the probe's `timeoutSeconds`, or warm the cache with
-//!   [`refresh_every`](crate::Builder::refresh_every) so probes never wait.
+//!   together with the probe's `timeoutSeconds`. With the background refresh (on by
+//!   default, every [`refresh_every`](crate::Builder::refresh_every)) only the first
+//!   probes after start-up can find no result.
 //! - **Damping.** [`fail_after`](Check::fail_after) and [`pass_after`](Check::pass_after)
 //!   keep one lost packet from flapping readiness; the kubelet's own
 //!   `failureThreshold` does the same per probe, so use damping for checks shared by
@@ -93,7 +94,8 @@ impl Outcome {
     }
 
     /// The dependency is not healthy, and why. The reason goes to the log and into probe
-    /// answers only where the detail policy allows.
+    /// answers only where the detail policy allows. It is kept to its first 1 KiB (cut on
+    /// a character boundary and marked ` [cut]`), so that no answer carries more.
     pub fn fail(output: impl fmt::Display) -> Self {
         Outcome {
             status: Status::Fail,
