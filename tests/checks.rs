@@ -2,74 +2,20 @@
 //! single flight, damping, aggregation, per-check paths, exclusions and the detail policy.
 //! Time is Tokio's paused clock wherever it matters.
 
-use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http::{Request, StatusCode};
+use http_body_util::Full;
 use tokio::time::Instant;
-use tower::{Layer, Service, ServiceExt};
+use tower::{Service, ServiceExt};
 use tower_health::{Check, Health, HealthCheck, Outcome, Probe, Reasons, Status};
 
-type Svc = tower_health::HealthService<
-    tower::util::ServiceFn<
-        fn(Request<Full<Bytes>>) -> std::future::Ready<Result<Response<Full<Bytes>>, Infallible>>,
-    >,
->;
+mod in_process;
 
-fn inner(
-    _req: Request<Full<Bytes>>,
-) -> std::future::Ready<Result<Response<Full<Bytes>>, Infallible>> {
-    std::future::ready(Ok(Response::new(Full::new(Bytes::from_static(b"inner")))))
-}
-
-fn service(health: &Health) -> Svc {
-    health.layer().layer(tower::service_fn(inner as fn(_) -> _))
-}
-
-async fn get(svc: &Svc, uri: &str) -> (StatusCode, String) {
-    get_with(svc, Request::get(uri)).await
-}
-
-async fn get_with(svc: &Svc, req: http::request::Builder) -> (StatusCode, String) {
-    let req = req.body(Full::default()).unwrap();
-    let response = svc.clone().oneshot(req).await.unwrap();
-    let status = response.status();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8(body.to_vec()).unwrap())
-}
-
-/// A check that counts its runs and passes or fails as `ok` says, after `delay`.
-fn counted(
-    name: &'static str,
-    runs: &Arc<AtomicUsize>,
-    ok: &Arc<AtomicBool>,
-    delay: Duration,
-) -> Check {
-    let (runs, ok) = (runs.clone(), ok.clone());
-    Check::new(name, move || {
-        let (runs, ok) = (runs.clone(), ok.clone());
-        async move {
-            runs.fetch_add(1, Ordering::SeqCst);
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
-            if ok.load(Ordering::SeqCst) {
-                Ok(())
-            } else {
-                Err("connection refused")
-            }
-        }
-    })
-}
-
-fn flags(ok: bool) -> (Arc<AtomicUsize>, Arc<AtomicBool>) {
-    (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(ok)))
-}
+use in_process::{counted, flags, get, get_with, service};
 
 #[tokio::test(start_paused = true)]
 async fn a_hanging_check_fails_after_its_timeout_within_the_budget() {

@@ -3,65 +3,17 @@
 //! huge failure message, IPv4-mapped loopback peers, panic messages, and the default
 //! background refresh. Time is Tokio's paused clock wherever it matters.
 
-use std::convert::Infallible;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
-use tower::{Layer, ServiceExt};
+use http::{Request, StatusCode};
 use tower_health::{Check, Health, Reasons, Status};
 
-type Svc = tower_health::HealthService<
-    tower::util::ServiceFn<
-        fn(Request<Full<Bytes>>) -> std::future::Ready<Result<Response<Full<Bytes>>, Infallible>>,
-    >,
->;
+mod in_process;
 
-fn inner(
-    _req: Request<Full<Bytes>>,
-) -> std::future::Ready<Result<Response<Full<Bytes>>, Infallible>> {
-    std::future::ready(Ok(Response::new(Full::new(Bytes::from_static(b"inner")))))
-}
-
-fn service(health: &Health) -> Svc {
-    health.layer().layer(tower::service_fn(inner as fn(_) -> _))
-}
-
-async fn get(svc: &Svc, req: http::request::Builder) -> (StatusCode, String) {
-    let req = req.body(Full::default()).unwrap();
-    let response = svc.clone().oneshot(req).await.unwrap();
-    let status = response.status();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8(body.to_vec()).unwrap())
-}
-
-/// A check that counts its runs and passes or fails as `ok` says, after `delay`.
-fn counted(
-    name: &'static str,
-    runs: &Arc<AtomicUsize>,
-    ok: &Arc<AtomicBool>,
-    delay: Duration,
-) -> Check {
-    let (runs, ok) = (runs.clone(), ok.clone());
-    Check::new(name, move || {
-        let (runs, ok) = (runs.clone(), ok.clone());
-        async move {
-            runs.fetch_add(1, Ordering::SeqCst);
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
-            if ok.load(Ordering::SeqCst) {
-                Ok(())
-            } else {
-                Err("connection refused")
-            }
-        }
-    })
-}
+use in_process::{counted, get_with as get, service};
 
 // A real clock: Tokio's paused clock does not advance while a blocking task runs, and this
 // test is about a blocking task that outlives its timeout. Nothing here depends on speed:
