@@ -1,12 +1,14 @@
-//! [`ResponseFuture`]: a probe's answer, ready at once, or the inner service's future.
+//! [`ResponseFuture`]: a probe's answer, ready at once, or the inner service's future
+//! (after waiting for the inner service to be ready, when it was not).
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use http::header::{HeaderValue, CONNECTION};
-use http::Response;
+use http::{Request, Response};
 use pin_project_lite::pin_project;
+use tower_service::Service;
 
 use crate::body::HealthBody;
 use crate::render::Reply;
@@ -24,31 +26,43 @@ pub(crate) type Pending = Pin<Box<dyn Future<Output = Reply> + Send>>;
 
 pin_project! {
     /// The response future of a [`HealthService`](crate::HealthService).
-    pub struct ResponseFuture<F> {
+    pub struct ResponseFuture<S: Service<Request<ReqBody>>, ReqBody> {
         #[pin]
-        kind: Kind<F>,
+        kind: Kind<S, ReqBody>,
     }
 }
 
 pin_project! {
     #[project = KindProj]
-    enum Kind<F> {
+    enum Kind<S: Service<Request<ReqBody>>, ReqBody> {
+        // A request that is not a probe, passed through with nothing to add.
+        Inner { #[pin] future: S::Future },
         // Boxed, so that a probe's answer does not make every pass-through future larger.
         Reply { reply: Option<Box<Reply>> },
         Pending { pending: Pending },
-        // A request that is not a probe, passed through with nothing to add.
-        Inner { #[pin] future: F },
         // The same, counted as in flight or to be answered with `Connection: close`.
         Tracked {
             #[pin]
-            future: F,
+            future: S::Future,
             close: bool,
             guard: Option<InFlightGuard>,
         },
+        // A request that is not a probe, arrived while the inner service was not ready:
+        // it waits here, not in `poll_ready`, so that probes do not wait with it.
+        Waiting { waiting: Box<Waiting<S, ReqBody>> },
     }
 }
 
-impl<F> ResponseFuture<F> {
+/// A request that passes through once the inner service (which this future owns) is
+/// ready, and what it is to be tracked with then.
+struct Waiting<S, ReqBody> {
+    service: S,
+    request: Option<Request<ReqBody>>,
+    close: bool,
+    guard: Option<InFlightGuard>,
+}
+
+impl<S: Service<Request<ReqBody>>, ReqBody> ResponseFuture<S, ReqBody> {
     pub(crate) fn reply(reply: Reply) -> Self {
         ResponseFuture {
             kind: Kind::Reply {
@@ -64,13 +78,13 @@ impl<F> ResponseFuture<F> {
     }
 
     #[inline]
-    pub(crate) fn inner(future: F) -> Self {
+    pub(crate) fn inner(future: S::Future) -> Self {
         ResponseFuture {
             kind: Kind::Inner { future },
         }
     }
 
-    pub(crate) fn tracked(future: F, close: bool, guard: Option<InFlightGuard>) -> Self {
+    pub(crate) fn tracked(future: S::Future, close: bool, guard: Option<InFlightGuard>) -> Self {
         ResponseFuture {
             kind: Kind::Tracked {
                 future,
@@ -79,40 +93,84 @@ impl<F> ResponseFuture<F> {
             },
         }
     }
+
+    /// `request`, to be called on `service` once it is ready.
+    pub(crate) fn waiting(
+        service: S,
+        request: Request<ReqBody>,
+        close: bool,
+        guard: Option<InFlightGuard>,
+    ) -> Self {
+        ResponseFuture {
+            kind: Kind::Waiting {
+                waiting: Box::new(Waiting {
+                    service,
+                    request: Some(request),
+                    close,
+                    guard,
+                }),
+            },
+        }
+    }
 }
 
-impl<F, B, E> Future for ResponseFuture<F>
+impl<S, ReqBody, B> Future for ResponseFuture<S, ReqBody>
 where
-    F: Future<Output = Result<Response<B>, E>>,
+    S: Service<Request<ReqBody>, Response = Response<B>>,
 {
-    type Output = Result<Response<HealthBody<B>>, E>;
+    type Output = Result<Response<HealthBody<B>>, S::Error>;
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProj::Inner { future } => {
-                let response = ready!(future.poll(cx));
-                Poll::Ready(response.map(|r| r.map(HealthBody::inner)))
-            }
-            KindProj::Reply { reply } => {
-                let reply = reply
-                    .take()
-                    .expect("ResponseFuture polled after completion");
-                Poll::Ready(Ok(into_response(*reply)))
-            }
-            KindProj::Pending { pending } => {
-                let reply = ready!(pending.as_mut().poll(cx));
-                Poll::Ready(Ok(into_response(reply)))
-            }
-            KindProj::Tracked {
-                future,
-                close,
-                guard,
-            } => {
-                let response = ready!(future.poll(cx));
-                let guard = guard.take();
-                let close = *close;
-                Poll::Ready(response.map(|response| finish_tracked(response, close, guard)))
+        let mut kind = self.project().kind;
+        loop {
+            match kind.as_mut().project() {
+                KindProj::Inner { future } => {
+                    let response = ready!(future.poll(cx));
+                    return Poll::Ready(response.map(|r| r.map(HealthBody::inner)));
+                }
+                KindProj::Reply { reply } => {
+                    let reply = reply
+                        .take()
+                        .expect("ResponseFuture polled after completion");
+                    return Poll::Ready(Ok(into_response(*reply)));
+                }
+                KindProj::Pending { pending } => {
+                    let reply = ready!(pending.as_mut().poll(cx));
+                    return Poll::Ready(Ok(into_response(reply)));
+                }
+                KindProj::Tracked {
+                    future,
+                    close,
+                    guard,
+                } => {
+                    let response = ready!(future.poll(cx));
+                    let guard = guard.take();
+                    let close = *close;
+                    return Poll::Ready(
+                        response.map(|response| finish_tracked(response, close, guard)),
+                    );
+                }
+                KindProj::Waiting { waiting } => {
+                    // tower's contract: `call` only once `poll_ready` said so. An error
+                    // here is the inner service's own, for this request to report.
+                    ready!(waiting.service.poll_ready(cx))?;
+                    let request = waiting
+                        .request
+                        .take()
+                        .expect("ResponseFuture polled after completion");
+                    let future = waiting.service.call(request);
+                    let (close, guard) = (waiting.close, waiting.guard.take());
+                    kind.set(if close || guard.is_some() {
+                        Kind::Tracked {
+                            future,
+                            close,
+                            guard,
+                        }
+                    } else {
+                        Kind::Inner { future }
+                    });
+                }
             }
         }
     }
@@ -135,13 +193,14 @@ fn finish_tracked<B>(
     response
 }
 
-impl<F> std::fmt::Debug for ResponseFuture<F> {
+impl<S: Service<Request<ReqBody>>, ReqBody> std::fmt::Debug for ResponseFuture<S, ReqBody> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let kind = match &self.kind {
             Kind::Reply { .. } => "Reply",
             Kind::Pending { .. } => "Pending",
             Kind::Inner { .. } => "Inner",
             Kind::Tracked { .. } => "Tracked",
+            Kind::Waiting { .. } => "Waiting",
         };
         f.debug_struct("ResponseFuture")
             .field("kind", &kind)

@@ -78,6 +78,14 @@
 //! compares: no allocation, no regex, the query read only once the path has matched.
 //! Then the method: `GET` and `HEAD` are answered, anything else gets the `405`.
 //!
+//! ## Probes never wait on your service
+//!
+//! A probe is answered whatever the inner service's readiness: a concurrency limit, a
+//! buffer or a load shedder inside the layer never holds a liveness probe back, so a
+//! replica that is only busy is not restarted for it. Requests that pass through still
+//! reach the inner service only once it is ready, as tower requires; see
+//! [`HealthService`] for how, and why the inner service must be `Clone`.
+//!
 //! # Checks
 //!
 //! Checks run concurrently, each under its own timeout and all under one budget, and

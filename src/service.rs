@@ -13,17 +13,57 @@ use crate::shared::SharedRef;
 /// A service that answers liveness, readiness and startup probes and passes every other
 /// request to the service it wraps. Made by [`HealthLayer`](crate::HealthLayer).
 ///
-/// `poll_ready` is the inner service's. A probe is answered without calling the inner
-/// service at all.
-#[derive(Clone)]
+/// # Readiness and backpressure
+///
+/// A probe never waits on the inner service: it is answered without calling it, and
+/// `poll_ready` is ready whatever the inner service's readiness, so that a concurrency
+/// limit, a buffer or a load shedder inside the layer cannot hold a liveness probe back
+/// (a busy replica restarted for being busy makes an overload worse).
+///
+/// A request that passes through still reaches the inner service only once that service
+/// is ready, as tower requires. `poll_ready` polls the inner service and remembers
+/// whether it was ready: if it was, a request that passes through is called on it at once
+/// (nothing added: no allocation, no clone); if it was not, the request's response future
+/// takes the inner service, waits for it to be ready and calls it then, and this service
+/// goes on with a clone. That is why the inner service must be `Clone`, as it must be for
+/// tower's `Buffer` and for the servers that clone a service per request; wrap a service
+/// that is not in `tower::buffer::Buffer`. The future carries the service that was
+/// already waiting (and so keeps its place in a semaphore's queue); the clone starts
+/// afresh.
+///
+/// An error from the inner service's `poll_ready` is returned from this one, as it is:
+/// the inner service has failed.
+///
+/// Like any tower service, a `HealthService` that was polled ready holds what its inner
+/// service reserved (a concurrency permit, a buffer slot) until its next request that
+/// passes through, or until it is dropped; servers clone the service for each request, so
+/// that lasts one request. A clone starts unreserved.
 pub struct HealthService<S> {
     inner: S,
     shared: SharedRef,
+    /// Whether the inner service said it was ready, and has not been called since.
+    ready: bool,
+}
+
+impl<S: Clone> Clone for HealthService<S> {
+    fn clone(&self) -> Self {
+        // A clone of the inner service has reserved nothing yet (tower's services do
+        // not clone a reservation), so the clone must poll it again.
+        HealthService {
+            inner: self.inner.clone(),
+            shared: self.shared.clone(),
+            ready: false,
+        }
+    }
 }
 
 impl<S> HealthService<S> {
     pub(crate) fn new(inner: S, shared: SharedRef) -> Self {
-        HealthService { inner, shared }
+        HealthService {
+            inner,
+            shared,
+            ready: false,
+        }
     }
 
     /// The inner service.
@@ -44,16 +84,25 @@ impl<S> HealthService<S> {
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for HealthService<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
     ResBody: http_body::Body<Data = Bytes>,
 {
     type Response = Response<crate::HealthBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
+    type Future = ResponseFuture<S, ReqBody>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+        if !self.ready {
+            match self.inner.poll_ready(cx) {
+                Poll::Ready(Ok(())) => self.ready = true,
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                // The next request may be a probe, which need not wait: a request that
+                // passes through waits in its response future instead.
+                Poll::Pending => {}
+            }
+        }
+        Poll::Ready(Ok(()))
     }
 
     #[inline]
@@ -63,26 +112,38 @@ where
                 return future;
             }
         }
-        if self.shared.tracks_pass_through() {
-            return self.call_tracked(req);
+        if !self.ready || self.shared.tracks_pass_through() {
+            return self.call_slow(req);
         }
+        self.ready = false;
         ResponseFuture::inner(self.inner.call(req))
     }
 }
 
 impl<S> HealthService<S> {
-    /// A request that is not a probe, while counting requests or draining.
+    /// A request that is not a probe, while the inner service is not ready, or while
+    /// counting requests or draining.
     #[inline(never)]
-    fn call_tracked<ReqBody, ResBody>(&mut self, req: Request<ReqBody>) -> ResponseFuture<S::Future>
+    fn call_slow<ReqBody, ResBody>(&mut self, req: Request<ReqBody>) -> ResponseFuture<S, ReqBody>
     where
-        S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+        S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
     {
         let shared = &self.shared;
-        let close = shared.close_when_draining
-            && req.version() <= Version::HTTP_11
-            && shared.lifecycle.is_draining();
-        let guard = shared.in_flight.as_ref().map(|c| c.enter());
-        ResponseFuture::tracked(self.inner.call(req), close, guard)
+        let (close, guard) = if shared.tracks_pass_through() {
+            let close = shared.close_when_draining
+                && req.version() <= Version::HTTP_11
+                && shared.lifecycle.is_draining();
+            (close, shared.in_flight.as_ref().map(|c| c.enter()))
+        } else {
+            (false, None)
+        };
+        if self.ready {
+            self.ready = false;
+            return ResponseFuture::tracked(self.inner.call(req), close, guard);
+        }
+        let clone = self.inner.clone();
+        let waiting = std::mem::replace(&mut self.inner, clone);
+        ResponseFuture::waiting(waiting, req, close, guard)
     }
 }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use http::Request;
 use tokio::sync::watch;
+use tower_service::Service;
 
 use crate::changes::{Changes, Publisher};
 use crate::check::{Engine, Need};
@@ -157,12 +158,12 @@ impl SharedRef {
     /// The answer to a request whose path matched `probe` (with `rest` after a `/`), or
     /// `None` when it is not a probe after all and goes to the inner service.
     #[inline(never)]
-    pub(crate) fn answer<B, F>(
+    pub(crate) fn answer<S: Service<Request<B>>, B>(
         &self,
         probe: Probe,
         rest: Option<&str>,
         req: &Request<B>,
-    ) -> Option<ResponseFuture<F>> {
+    ) -> Option<ResponseFuture<S, B>> {
         // Below a probe path only a check that gates that probe is a probe; anything
         // else belongs to the application.
         let only = match rest {

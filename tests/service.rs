@@ -688,29 +688,6 @@ impl Service<Request<Full<Bytes>>> for Gated {
 }
 
 #[tokio::test]
-async fn poll_ready_is_the_inner_services() {
-    let open = Arc::new(AtomicBool::new(false));
-    let health = ready_health();
-    let mut service = health.layer().layer(Gated {
-        open: open.clone(),
-        broken: false,
-    });
-    let poll = |service: &mut tower_health::HealthService<Gated>| {
-        std::future::poll_fn(|cx| service.poll_ready(cx)).now_or_never()
-    };
-    assert_eq!(
-        poll(&mut service),
-        None,
-        "not ready while the inner service is not"
-    );
-    open.store(true, Ordering::SeqCst);
-    assert_eq!(poll(&mut service), Some(Ok(())));
-
-    let mut broken = health.layer().layer(Gated { open, broken: true });
-    assert_eq!(poll(&mut broken), Some(Err("broken")));
-}
-
-#[tokio::test]
 async fn get_ref_get_mut_and_into_inner_reach_the_inner_service() {
     let health = Health::new();
     let open = Arc::new(AtomicBool::new(true));
