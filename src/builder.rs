@@ -17,7 +17,7 @@ const DEFAULT_DRAIN_DELAY: Duration = Duration::from_secs(5);
 const DEFAULT_BUDGET: Duration = Duration::from_millis(900);
 const DEFAULT_TTL: Duration = Duration::from_secs(1);
 
-/// Configures a [`Health`]. Made by [`Health::builder`].
+/// Configures a [`Health`](crate::Health). Made by [`Health::builder`](crate::Health::builder).
 #[derive(Debug, Clone)]
 #[must_use = "a Builder does nothing until .build() is called"]
 pub struct Builder {
@@ -111,7 +111,7 @@ impl Builder {
         self
     }
 
-    /// How long [`Health::shutdown_signal`] keeps serving after the signal, with readiness
+    /// How long [`Health::shutdown_signal`](crate::Health::shutdown_signal) keeps serving after the signal, with readiness
     /// failing, before it resolves and the server stops accepting connections. It is the
     /// time the orchestrator needs to take the replica out of every load balancer; 5 s
     /// unless set. Keep the pod's `terminationGracePeriodSeconds` above this delay plus
@@ -130,7 +130,8 @@ impl Builder {
     }
 
     /// Counts requests that pass through until their response body has ended or been
-    /// dropped, for [`Health::in_flight`] and [`Health::drained`]. Off unless turned on,
+    /// dropped, for [`Health::in_flight`](crate::Health::in_flight) and
+    /// [`Health::drained`](crate::Health::drained). Off unless turned on,
     /// because it costs two atomic operations per request.
     pub fn track_in_flight(mut self, track: bool) -> Self {
         self.track_in_flight = track;
