@@ -204,10 +204,12 @@ impl Health {
         trigger: impl Future<Output = ()> + Send + 'static,
     ) -> impl Future<Output = ()> + Send + 'static {
         let health = self.clone();
+        let shared = self.shared.clone();
         shutdown::sequence(
             move || {
                 health.drain();
             },
+            move || shared.drain_over.set(),
             self.shared.drain_delay,
             trigger,
             shutdown::os_signal(),

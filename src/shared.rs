@@ -16,7 +16,7 @@ use crate::probe::{Matcher, Probe};
 use crate::render::{self, AnswerCache, Detail, Generations, Reply, Scope, Style};
 use crate::report::Report;
 use crate::request::{Format, MethodKind, ProbeRequest, Query, Reasons};
-use crate::shutdown::InFlight;
+use crate::shutdown::{DrainOver, InFlight};
 
 /// The settings of a [`Builder`](crate::Builder) that the shared state keeps.
 pub(crate) struct Options {
@@ -34,6 +34,7 @@ pub(crate) struct Shared {
     pub(crate) close_when_draining: bool,
     pub(crate) in_flight: Option<Arc<InFlight>>,
     pub(crate) drain_delay: Duration,
+    pub(crate) drain_over: DrainOver,
     /// Shared with the runs under way and the background task, which end when this
     /// state is dropped (see `_alive`).
     pub(crate) engine: Arc<Engine>,
@@ -73,6 +74,7 @@ impl Shared {
             matcher,
             reasons: options.reasons,
             drain_delay: options.drain_delay,
+            drain_over: DrainOver::default(),
             close_when_draining: options.close_when_draining,
             in_flight: options.track_in_flight.then(Default::default),
             changes,

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
 // === impl InFlight ===
 
@@ -54,6 +54,36 @@ impl Drop for InFlightGuard {
     }
 }
 
+// === impl DrainOver ===
+
+/// Set once the drain delay is over (or a second signal cut it short), as the shutdown
+/// future resolves and the server stops accepting: long-lived health streams end then, so
+/// that they never hold up a graceful shutdown.
+#[derive(Debug)]
+pub(crate) struct DrainOver(watch::Sender<bool>);
+
+impl Default for DrainOver {
+    fn default() -> Self {
+        DrainOver(watch::Sender::new(false))
+    }
+}
+
+impl DrainOver {
+    pub(crate) fn set(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Resolves once the drain delay is over (at once if it already is).
+    #[cfg_attr(not(feature = "grpc"), allow(dead_code))]
+    pub(crate) fn wait(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut over = self.0.subscribe();
+        async move {
+            // An error means the state is gone, and nothing is left to wait for.
+            let _ = over.wait_for(|over| *over).await;
+        }
+    }
+}
+
 // === the drain timeline ===
 
 /// SIGTERM or Ctrl-C, whichever comes first. If a handler cannot be installed, that
@@ -87,9 +117,10 @@ pub(crate) async fn os_signal() {
 }
 
 /// The timeline: wait for `first`, drain at once, keep serving for `delay` unless `second`
-/// arrives sooner, then resolve so that the server stops accepting.
+/// arrives sooner, then call `over` and resolve so that the server stops accepting.
 pub(crate) async fn sequence(
     drain: impl FnOnce(),
+    over: impl FnOnce(),
     delay: Duration,
     first: impl Future<Output = ()>,
     second: impl Future<Output = ()>,
@@ -108,6 +139,7 @@ pub(crate) async fn sequence(
             tracing::warn!("health: second signal during the drain delay; stopping now");
         }
     }
+    over();
 }
 
 #[cfg(test)]
@@ -124,10 +156,14 @@ mod tests {
         let (first_tx, first) = oneshot::channel::<()>();
         let (second_tx, second) = oneshot::channel::<()>();
         let draining = health.clone();
+        let drain_over = Arc::new(DrainOver::default());
+        let mut over = Box::pin(drain_over.wait());
+        let setting = drain_over.clone();
         let mut sequence = Box::pin(sequence(
             move || {
                 draining.drain();
             },
+            move || setting.set(),
             Duration::from_secs(30),
             async move {
                 let _ = first.await;
@@ -141,7 +177,30 @@ mod tests {
         assert_eq!(health.state(), crate::State::Draining);
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert!(sequence.as_mut().now_or_never().is_none());
+        assert!(
+            over.as_mut().now_or_never().is_none(),
+            "the delay is not over"
+        );
         second_tx.send(()).unwrap();
         assert!(sequence.now_or_never().is_some(), "resolved at once");
+        assert!(over.now_or_never().is_some(), "the drain is over with it");
+        assert!(drain_over.wait().now_or_never().is_some(), "and stays over");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_drain_is_over_when_the_delay_ends() {
+        let drain_over = Arc::new(DrainOver::default());
+        let setting = drain_over.clone();
+        let start = tokio::time::Instant::now();
+        let sequence = tokio::spawn(sequence(
+            || {},
+            move || setting.set(),
+            Duration::from_secs(5),
+            async {},
+            std::future::pending(),
+        ));
+        drain_over.wait().await;
+        assert_eq!(start.elapsed(), Duration::from_secs(5));
+        sequence.await.unwrap();
     }
 }
