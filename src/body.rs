@@ -10,6 +10,13 @@ use pin_project_lite::pin_project;
 
 use crate::shutdown::InFlightGuard;
 
+/// A gRPC health answer, boxed so that it does not make every pass-through body larger;
+/// without the `grpc` feature, there is none.
+#[cfg(feature = "grpc")]
+type GrpcAnswer = Box<crate::grpc::body::GrpcBody>;
+#[cfg(not(feature = "grpc"))]
+type GrpcAnswer = std::convert::Infallible;
+
 pin_project! {
     /// The response body of a [`HealthService`](crate::HealthService).
     ///
@@ -26,6 +33,7 @@ pin_project! {
     #[project = KindProj]
     enum Kind<B> {
         Answer { data: Option<Bytes> },
+        Grpc { body: GrpcAnswer },
         Inner { #[pin] body: B },
         Tracked {
             #[pin]
@@ -41,6 +49,15 @@ impl<B> HealthBody<B> {
         HealthBody {
             kind: Kind::Answer {
                 data: data.filter(|d| !d.is_empty()),
+            },
+        }
+    }
+
+    #[cfg(feature = "grpc")]
+    pub(crate) fn grpc(body: crate::grpc::body::GrpcBody) -> Self {
+        HealthBody {
+            kind: Kind::Grpc {
+                body: Box::new(body),
             },
         }
     }
@@ -77,6 +94,7 @@ where
         match self.project().kind.project() {
             KindProj::Inner { body } => body.poll_frame(cx),
             KindProj::Answer { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            KindProj::Grpc { body } => poll_grpc(body, cx),
             KindProj::Tracked { body, guard } => {
                 let frame = body.poll_frame(cx);
                 if guard.is_some() && matches!(frame, Poll::Ready(None) | Poll::Ready(Some(Err(_))))
@@ -92,6 +110,10 @@ where
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             Kind::Answer { data } => data.is_none(),
+            #[cfg(feature = "grpc")]
+            Kind::Grpc { body } => body.is_end_stream(),
+            #[cfg(not(feature = "grpc"))]
+            Kind::Grpc { body } => match *body {},
             Kind::Inner { body } | Kind::Tracked { body, .. } => body.is_end_stream(),
         }
     }
@@ -102,9 +124,34 @@ where
             Kind::Answer { data } => {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
+            #[cfg(feature = "grpc")]
+            Kind::Grpc { body } => body.size_hint(),
+            #[cfg(not(feature = "grpc"))]
+            Kind::Grpc { body } => match *body {},
             Kind::Inner { body } | Kind::Tracked { body, .. } => body.size_hint(),
         }
     }
+}
+
+#[cfg(feature = "grpc")]
+fn poll_grpc<E>(
+    body: &mut GrpcAnswer,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Frame<Bytes>, E>>> {
+    match Pin::new(&mut **body).poll_frame(cx) {
+        Poll::Pending => Poll::Pending,
+        Poll::Ready(None) => Poll::Ready(None),
+        Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
+        Poll::Ready(Some(Err(never))) => match never {},
+    }
+}
+
+#[cfg(not(feature = "grpc"))]
+fn poll_grpc<E>(
+    body: &mut GrpcAnswer,
+    _: &mut Context<'_>,
+) -> Poll<Option<Result<Frame<Bytes>, E>>> {
+    match *body {}
 }
 
 impl<B> std::fmt::Debug for HealthBody<B> {
@@ -114,6 +161,7 @@ impl<B> std::fmt::Debug for HealthBody<B> {
                 .debug_struct("HealthBody::Answer")
                 .field("len", &data.as_ref().map_or(0, Bytes::len))
                 .finish(),
+            Kind::Grpc { .. } => f.write_str("HealthBody::Grpc"),
             Kind::Inner { .. } | Kind::Tracked { .. } => f.write_str("HealthBody::Inner"),
         }
     }

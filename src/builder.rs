@@ -8,7 +8,11 @@ use tokio::sync::watch;
 
 use crate::changes::Publisher;
 use crate::check::{Check, Engine};
+#[cfg(feature = "grpc")]
+use crate::grpc::names::Services;
 use crate::lifecycle::Lifecycle;
+#[cfg(feature = "grpc")]
+use crate::probe::Probe;
 use crate::probe::{Matcher, Paths};
 use crate::request::Reasons;
 use crate::shared::{Options, Shared};
@@ -31,6 +35,8 @@ pub struct Builder {
     drain_delay: Duration,
     close_when_draining: bool,
     track_in_flight: bool,
+    #[cfg(feature = "grpc")]
+    grpc_services: Services,
 }
 
 impl Default for Builder {
@@ -46,6 +52,8 @@ impl Default for Builder {
             drain_delay: DEFAULT_DRAIN_DELAY,
             close_when_draining: true,
             track_in_flight: false,
+            #[cfg(feature = "grpc")]
+            grpc_services: Services::default(),
         }
     }
 }
@@ -138,6 +146,45 @@ impl Builder {
         self
     }
 
+    /// Answers gRPC health for the application's own service `name` with `probe`'s
+    /// verdict, so that a client checking `helloworld.Greeter` learns whether this replica
+    /// serves it.
+    ///
+    /// `""`, `liveness`, `readiness`, `startup` and each check's name are known without
+    /// this; any other name is unknown (`NOT_FOUND` from Check, `SERVICE_UNKNOWN` from
+    /// Watch). With tonic, pass the name its generated server carries, so that it cannot
+    /// drift from the proto:
+    ///
+    /// ```ignore
+    /// use tonic::server::NamedService;
+    ///
+    /// let health = Health::builder()
+    ///     .grpc_service(<GreeterServer<MyGreeter> as NamedService>::NAME, Probe::Readiness)
+    ///     .build();
+    /// ```
+    ///
+    /// ```
+    /// use tower_health::{Health, Probe};
+    ///
+    /// let health = Health::builder()
+    ///     .grpc_service("helloworld.Greeter", Probe::Readiness)
+    ///     .build();
+    /// # drop(health);
+    /// ```
+    ///
+    /// [`build`](Builder::build) panics when a name is empty, holds `/` or anything but
+    /// visible ASCII, is a probe's or a check's name, or is given twice.
+    #[cfg(feature = "grpc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
+    pub fn grpc_service(
+        mut self,
+        name: impl Into<std::borrow::Cow<'static, str>>,
+        probe: Probe,
+    ) -> Self {
+        self.grpc_services.add(name.into(), probe);
+        self
+    }
+
     /// Validates the configuration and makes the state every handle, layer and service
     /// will share.
     ///
@@ -174,6 +221,8 @@ impl Builder {
                 drain_delay: self.drain_delay,
                 close_when_draining: self.close_when_draining,
                 track_in_flight: self.track_in_flight,
+                #[cfg(feature = "grpc")]
+                grpc_services: self.grpc_services,
             },
         ))
     }
@@ -186,6 +235,9 @@ impl Builder {
                 return Err(format!("two checks are named {:?}", check.name()));
             }
         }
+        #[cfg(feature = "grpc")]
+        self.grpc_services
+            .validate(self.checks.iter().map(Check::name))?;
         Ok(())
     }
 }

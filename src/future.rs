@@ -24,6 +24,12 @@ fn into_response<B>(reply: Reply) -> Response<HealthBody<B>> {
 /// A wait for a first check result; only a probe on a cold cache takes it.
 pub(crate) type Pending = Pin<Box<dyn Future<Output = Reply> + Send>>;
 
+/// A gRPC health call; without the `grpc` feature, there is none.
+#[cfg(feature = "grpc")]
+type Call = crate::grpc::body::Call;
+#[cfg(not(feature = "grpc"))]
+type Call = std::convert::Infallible;
+
 pin_project! {
     /// The response future of a [`HealthService`](crate::HealthService).
     pub struct ResponseFuture<S: Service<Request<ReqBody>>, ReqBody> {
@@ -40,6 +46,8 @@ pin_project! {
         // Boxed, so that a probe's answer does not make every pass-through future larger.
         Reply { reply: Option<Box<Reply>> },
         Pending { pending: Pending },
+        // A gRPC health call, answered once its request message has arrived.
+        Grpc { call: Call },
         // The same, counted as in flight or to be answered with `Connection: close`.
         Tracked {
             #[pin]
@@ -74,6 +82,13 @@ impl<S: Service<Request<ReqBody>>, ReqBody> ResponseFuture<S, ReqBody> {
     pub(crate) fn pending(pending: Pending) -> Self {
         ResponseFuture {
             kind: Kind::Pending { pending },
+        }
+    }
+
+    #[cfg(feature = "grpc")]
+    pub(crate) fn grpc(call: Call) -> Self {
+        ResponseFuture {
+            kind: Kind::Grpc { call },
         }
     }
 
@@ -139,6 +154,13 @@ where
                     let reply = ready!(pending.as_mut().poll(cx));
                     return Poll::Ready(Ok(into_response(reply)));
                 }
+                #[cfg(feature = "grpc")]
+                KindProj::Grpc { call } => {
+                    let reply = ready!(call.as_mut().poll(cx));
+                    return Poll::Ready(Ok(grpc_response(reply)));
+                }
+                #[cfg(not(feature = "grpc"))]
+                KindProj::Grpc { call } => match *call {},
                 KindProj::Tracked {
                     future,
                     close,
@@ -176,6 +198,13 @@ where
     }
 }
 
+#[cfg(feature = "grpc")]
+fn grpc_response<B>(reply: crate::grpc::body::Reply) -> Response<HealthBody<B>> {
+    let mut response = Response::new(HealthBody::grpc(reply.body));
+    *response.headers_mut() = reply.headers;
+    response
+}
+
 #[cold]
 fn finish_tracked<B>(
     response: Response<B>,
@@ -198,6 +227,7 @@ impl<S: Service<Request<ReqBody>>, ReqBody> std::fmt::Debug for ResponseFuture<S
         let kind = match &self.kind {
             Kind::Reply { .. } => "Reply",
             Kind::Pending { .. } => "Pending",
+            Kind::Grpc { .. } => "Grpc",
             Kind::Inner { .. } => "Inner",
             Kind::Tracked { .. } => "Tracked",
             Kind::Waiting { .. } => "Waiting",

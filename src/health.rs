@@ -44,7 +44,8 @@ impl Builder {
     /// If the configuration is unusable, with a message that says why: a probe path that
     /// does not start with `/`, ends with `/`, or holds anything but visible ASCII, or
     /// `?` or `#`; two probes on one path; a check name that is not letters, digits,
-    /// `-`, `_` and `.`; two checks with one name.
+    /// `-`, `_` and `.`; two checks with one name; with the `grpc` feature, a gRPC
+    /// service name that `Builder::grpc_service` refuses.
     pub fn build(self) -> Health {
         let shared = self.into_shared();
         shared.engine.ensure_background();

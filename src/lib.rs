@@ -105,6 +105,34 @@
 //! Kubelet probes are HTTP/1.1 and tonic's server speaks only HTTP/2 unless told
 //! otherwise: build it with `Server::builder().accept_http1(true).layer(health.layer())`
 //! so that the layer sees the probes (see `examples/tonic.rs`).
+//!
+//! # gRPC health (feature `grpc`)
+//!
+//! With the `grpc` feature the layer also answers `grpc.health.v1` (`Check`, `Watch`, and
+//! `List` from gRPC proposal A90) before routing, on any server that speaks HTTP/2 (tonic,
+//! `axum::serve`, hyper-util's auto builder), from the same state as the HTTP probes: the
+//! kubelet's gRPC probes, `grpc_health_probe`, client-side health checking and meshes see
+//! what `/readyz` says.
+//!
+//! | service name | status |
+//! |---|---|
+//! | `""` | readiness: exactly the HTTP readiness verdict, checks included |
+//! | `liveness`, `readiness`, `startup` | that probe's verdict |
+//! | a check's name | that check alone |
+//! | a service mapped with `Builder::grpc_service` | the probe it is mapped to |
+//! | anything else | `Check`: `NOT_FOUND`; `Watch`: `SERVICE_UNKNOWN`, stream kept open |
+//!
+//! - Pass and warn are `SERVING`, anything else `NOT_SERVING`; while draining, every
+//!   known name is `NOT_SERVING`.
+//! - `Watch` sends the current status, then one message per change, pushed by the change
+//!   (a lifecycle transition, a check whose status changed); a watcher that reads slowly
+//!   is told the latest status, never a backlog. After the drain delay its stream ends
+//!   with `grpc-status: 0`, so that open streams never hold up a graceful shutdown.
+//! - A request on `/grpc.health.v1.Health/...` that is not a gRPC call (not `POST`, or
+//!   not `application/grpc`) passes through to the inner service. A gRPC call over
+//!   HTTP/1 gets a trailers-only `INTERNAL` error: gRPC needs HTTP/2. A malformed call
+//!   gets a trailers-only error (`INTERNAL`, `RESOURCE_EXHAUSTED` for a request message
+//!   over 4 KiB, `UNIMPLEMENTED` for compression or a codec other than protobuf).
 #![deny(unsafe_code, unreachable_pub)]
 #![warn(missing_docs, rust_2018_idioms, missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

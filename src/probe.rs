@@ -189,24 +189,46 @@ impl Paths {
     }
 }
 
-/// [`Paths`] with a pre-filter that turns most requests away after a byte or two.
+/// What a request path is to the layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Matched<'p> {
+    /// A probe's path, and what follows it after a `/`, if anything.
+    Probe(Probe, Option<&'p str>),
+    /// A path of the `grpc.health.v1.Health` service.
+    #[cfg(feature = "grpc")]
+    Grpc(crate::grpc::Method),
+}
+
+/// How many paths the pre-filter knows: the three probes', and gRPC health's.
+const FILTERED: usize = if cfg!(feature = "grpc") { 4 } else { 3 };
+
+/// [`Paths`] (and, with the `grpc` feature, the gRPC health service's path) with a
+/// pre-filter that turns most requests away after a byte or two.
 #[derive(Debug, Clone)]
 pub(crate) struct Matcher {
     paths: Paths,
     shortest: usize,
     /// The byte after the leading `/` of each path: a request path whose second byte is
     /// none of them cannot match.
-    second: [u8; 3],
+    second: [u8; FILTERED],
 }
 
 impl Matcher {
     pub(crate) fn new(paths: Paths) -> Matcher {
-        let second = Probe::ALL.map(|p| paths.path(p).as_bytes().get(1).copied().unwrap_or(0));
-        let shortest = Probe::ALL
-            .iter()
-            .map(|p| paths.path(*p).len())
-            .min()
-            .unwrap_or(0);
+        // Each path the filter knows, and the length of the shortest request path it
+        // stands for.
+        let mut known: [(&str, usize); FILTERED] = [("", 0); FILTERED];
+        for probe in Probe::ALL {
+            let path = paths.path(probe);
+            known[probe.index()] = (path, path.len());
+        }
+        #[cfg(feature = "grpc")]
+        {
+            let service = crate::grpc::SERVICE_PATH;
+            known[3] = (service, service.len() + 1);
+        }
+        let second = known.map(|(p, _)| p.as_bytes().get(1).copied().unwrap_or(0));
+        let shortest = known.iter().map(|(_, len)| *len).min().unwrap_or(0);
         Matcher {
             paths,
             shortest,
@@ -218,14 +240,27 @@ impl Matcher {
         &self.paths
     }
 
-    /// [`Paths::match_path`], after the pre-filter.
+    /// [`Paths::match_path`] (then, with the `grpc` feature, the gRPC health paths),
+    /// after the pre-filter.
     #[inline]
-    pub(crate) fn match_path<'p>(&self, path: &'p str) -> Option<(Probe, Option<&'p str>)> {
+    pub(crate) fn match_path<'p>(&self, path: &'p str) -> Option<Matched<'p>> {
         let bytes = path.as_bytes();
         if bytes.len() < self.shortest || !self.second.contains(&bytes[1]) {
             return None;
         }
-        self.paths.match_path(path)
+        self.match_filtered(path)
+    }
+
+    #[inline(never)]
+    fn match_filtered<'p>(&self, path: &'p str) -> Option<Matched<'p>> {
+        if let Some((probe, rest)) = self.paths.match_path(path) {
+            return Some(Matched::Probe(probe, rest));
+        }
+        #[cfg(feature = "grpc")]
+        if let Some(method) = crate::grpc::Method::of_path(path) {
+            return Some(Matched::Grpc(method));
+        }
+        None
     }
 }
 
@@ -351,7 +386,38 @@ mod tests {
                 "/livezz",
                 "/r",
             ] {
-                assert_eq!(matcher.match_path(path), paths.match_path(path), "{path:?}");
+                let full = paths.match_path(path).map(|(p, r)| Matched::Probe(p, r));
+                assert_eq!(matcher.match_path(path), full, "{path:?}");
+            }
+        }
+    }
+
+    #[cfg(feature = "grpc")]
+    #[test]
+    fn grpc_health_paths_pass_the_pre_filter_whatever_the_probe_paths() {
+        use crate::grpc::Method;
+        let long = k8s()
+            .liveness("/a/rather/long/path/for/liveness/checks")
+            .readiness("/a/rather/long/path/for/readiness/checks")
+            .startup("/a/rather/long/path/for/startup/checks");
+        for paths in [k8s(), Paths::health(), long] {
+            let matcher = Matcher::new(paths);
+            let cases = [
+                ("/grpc.health.v1.Health/Check", Some(Method::Check)),
+                ("/grpc.health.v1.Health/Watch", Some(Method::Watch)),
+                ("/grpc.health.v1.Health/List", Some(Method::List)),
+                ("/grpc.health.v1.Health/Other", Some(Method::Other)),
+                ("/grpc.health.v1.Health/", None),
+                ("/grpc.health.v1.Health", None),
+                ("/grpc.health.v2.Health/Check", None),
+                ("/helloworld.Greeter/SayHello", None),
+            ];
+            for (path, method) in cases {
+                assert_eq!(
+                    matcher.match_path(path),
+                    method.map(Matched::Grpc),
+                    "{path}"
+                );
             }
         }
     }

@@ -8,6 +8,9 @@ use http::{Request, Response, Version};
 use tower_service::Service;
 
 use crate::future::ResponseFuture;
+#[cfg(feature = "grpc")]
+use crate::grpc::answer as grpc;
+use crate::probe::Matched;
 use crate::shared::SharedRef;
 
 /// A service that answers liveness, readiness and startup probes and passes every other
@@ -82,6 +85,7 @@ impl<S> HealthService<S> {
     }
 }
 
+#[cfg(not(feature = "grpc"))]
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for HealthService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
@@ -93,6 +97,66 @@ where
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.poll_inner_ready(cx)
+    }
+
+    #[inline]
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        if let Some(Matched::Probe(probe, rest)) = self.shared.matcher.match_path(req.uri().path())
+        {
+            if let Some(future) = self.shared.answer(probe, rest, &req) {
+                return future;
+            }
+        }
+        self.pass_through(req)
+    }
+}
+
+/// With the `grpc` feature, the layer reads the request body of a gRPC health call, so
+/// request bodies are `Send + 'static` bodies, as those of every server are.
+#[cfg(feature = "grpc")]
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for HealthService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    ResBody: http_body::Body<Data = Bytes>,
+    ReqBody: http_body::Body + Send + 'static,
+    ReqBody::Data: Send,
+{
+    type Response = Response<crate::HealthBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ReqBody>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.poll_inner_ready(cx)
+    }
+
+    #[inline]
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        match self.shared.matcher.match_path(req.uri().path()) {
+            Some(Matched::Probe(probe, rest)) => {
+                if let Some(future) = self.shared.answer(probe, rest, &req) {
+                    return future;
+                }
+            }
+            Some(Matched::Grpc(method)) => {
+                if let Some(content) = grpc::grpc_call(&req) {
+                    let call = grpc::call(&self.shared, method, content, req);
+                    return ResponseFuture::grpc(call);
+                }
+            }
+            None => {}
+        }
+        self.pass_through(req)
+    }
+}
+
+impl<S> HealthService<S> {
+    #[inline]
+    fn poll_inner_ready<ReqBody>(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>>
+    where
+        S: Service<Request<ReqBody>>,
+    {
         if !self.ready {
             match self.inner.poll_ready(cx) {
                 Poll::Ready(Ok(())) => self.ready = true,
@@ -105,22 +169,22 @@ where
         Poll::Ready(Ok(()))
     }
 
+    /// A request that is not the layer's to answer.
     #[inline]
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        if let Some((probe, rest)) = self.shared.matcher.match_path(req.uri().path()) {
-            if let Some(future) = self.shared.answer(probe, rest, &req) {
-                return future;
-            }
-        }
+    fn pass_through<ReqBody, ResBody>(
+        &mut self,
+        req: Request<ReqBody>,
+    ) -> ResponseFuture<S, ReqBody>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    {
         if !self.ready || self.shared.tracks_pass_through() {
             return self.call_slow(req);
         }
         self.ready = false;
         ResponseFuture::inner(self.inner.call(req))
     }
-}
 
-impl<S> HealthService<S> {
     /// A request that is not a probe, while the inner service is not ready, or while
     /// counting requests or draining.
     #[inline(never)]

@@ -11,6 +11,8 @@ use tower_service::Service;
 use crate::changes::{Changes, Publisher};
 use crate::check::{Engine, Need};
 use crate::future::ResponseFuture;
+#[cfg(feature = "grpc")]
+use crate::grpc::names::{Services, StatusCache, Statuses};
 use crate::lifecycle::{Lifecycle, Phase};
 use crate::probe::{Matcher, Probe};
 use crate::render::{self, AnswerCache, Detail, Generations, Reply, Scope, Style};
@@ -24,6 +26,8 @@ pub(crate) struct Options {
     pub(crate) drain_delay: Duration,
     pub(crate) close_when_draining: bool,
     pub(crate) track_in_flight: bool,
+    #[cfg(feature = "grpc")]
+    pub(crate) grpc_services: Services,
 }
 
 /// The state every clone of a [`Health`](crate::Health) and every layer and service made
@@ -38,8 +42,13 @@ pub(crate) struct Shared {
     /// Shared with the runs under way and the background task, which end when this
     /// state is dropped (see `_alive`).
     pub(crate) engine: Arc<Engine>,
+    /// The application's gRPC services and the probe each one is mapped to.
+    #[cfg(feature = "grpc")]
+    pub(crate) grpc_services: Services,
     reasons: Reasons,
     answers: AnswerCache,
+    #[cfg(feature = "grpc")]
+    grpc_statuses: StatusCache,
     changes: Publisher,
     /// Dropped with this state: closes the engine's `alive` channel, which cancels every
     /// run under way and ends the background refresh.
@@ -75,6 +84,10 @@ impl Shared {
             reasons: options.reasons,
             drain_delay: options.drain_delay,
             drain_over: DrainOver::default(),
+            #[cfg(feature = "grpc")]
+            grpc_services: options.grpc_services,
+            #[cfg(feature = "grpc")]
+            grpc_statuses: StatusCache::default(),
             close_when_draining: options.close_when_draining,
             in_flight: options.track_in_flight.then(Default::default),
             changes,
@@ -98,6 +111,17 @@ impl Shared {
 
     pub(crate) fn changes(&self) -> Changes {
         self.changes.subscribe()
+    }
+
+    /// `f` of the status of every gRPC service name now, computed once per change of the
+    /// lifecycle or of a check's status.
+    #[cfg(feature = "grpc")]
+    pub(crate) fn with_grpc_statuses<R>(&self, f: impl FnOnce(&Statuses) -> R) -> R {
+        // Read the generation before the statuses, so that a change meanwhile makes the
+        // next call compute again rather than be missed.
+        let phase = self.lifecycle.phase();
+        let key = (phase.bits(), self.engine.status_generation());
+        self.grpc_statuses.with(key, || self.report(phase), f)
     }
 
     fn respond(&self, ask: &Ask) -> Reply {

@@ -2,6 +2,9 @@
 //! each, computed once per change of the lifecycle or of a check's result.
 
 use std::borrow::Cow;
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwapOption;
 
 use super::messages::ServingStatus;
 use crate::probe::Probe;
@@ -141,6 +144,49 @@ impl Statuses {
         } else {
             ServingStatus::NotServing
         }
+    }
+}
+
+/// [`Statuses`] for the lifecycle phase and check-status generation they were computed
+/// from, computed again only when one of them moves.
+#[derive(Debug, Default)]
+pub(crate) struct StatusCache {
+    slot: ArcSwapOption<Keyed>,
+    compute: Mutex<()>,
+}
+
+#[derive(Debug)]
+struct Keyed {
+    key: (u8, u64),
+    statuses: Statuses,
+}
+
+impl StatusCache {
+    /// `f` of the statuses for `key`, computed from `report` when the cached ones are for
+    /// another key.
+    pub(crate) fn with<R>(
+        &self,
+        key: (u8, u64),
+        report: impl FnOnce() -> Report,
+        f: impl FnOnce(&Statuses) -> R,
+    ) -> R {
+        let cached = self.slot.load();
+        if let Some(keyed) = cached.as_ref().filter(|k| k.key == key) {
+            return f(&keyed.statuses);
+        }
+        drop(cached);
+        // One computation per change, however many calls find the cache old at once. A
+        // panic never happens while this is held, but a poisoned lock must not stop the
+        // answers.
+        let _computing = self.compute.lock().unwrap_or_else(|e| e.into_inner());
+        let cached = self.slot.load();
+        if let Some(keyed) = cached.as_ref().filter(|k| k.key == key) {
+            return f(&keyed.statuses);
+        }
+        let statuses = Statuses::new(&report());
+        let result = f(&statuses);
+        self.slot.store(Some(Arc::new(Keyed { key, statuses })));
+        result
     }
 }
 

@@ -266,9 +266,8 @@ pub(crate) fn frame(message: &impl prost::Message) -> Bytes {
 
 /// The headers of a response that has messages: its trailers come after them.
 pub(crate) fn response_headers() -> HeaderMap {
-    let mut headers = HeaderMap::with_capacity(2);
+    let mut headers = HeaderMap::with_capacity(1);
     headers.insert(CONTENT_TYPE, APPLICATION_GRPC);
-    headers.insert(GRPC_ACCEPT_ENCODING, IDENTITY);
     headers
 }
 
@@ -279,7 +278,9 @@ pub(crate) fn ok_trailers() -> HeaderMap {
     trailers
 }
 
-/// A trailers-only response: the call's status in the headers, and no body.
+/// A trailers-only response: the call's status in the headers, and no body. It names the
+/// one message encoding this server reads, which a client whose compressed message was
+/// refused needs to know.
 pub(crate) fn trailers_only(status: Status) -> HeaderMap {
     let mut headers = HeaderMap::with_capacity(4);
     headers.insert(CONTENT_TYPE, APPLICATION_GRPC);
