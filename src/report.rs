@@ -132,7 +132,7 @@ impl CheckReport {
     }
 
     /// Why the last run failed or warned: the error's text (at most 1 KiB, marked
-    /// ` [cut]` where it was cut), "timed out after N ms" or "panicked: <message>". Probe
+    /// ` [cut]` where it was cut), "timed out after N ms" or `panicked: <message>`. Probe
     /// answers show it only where the detail policy allows.
     pub fn output(&self) -> Option<&str> {
         self.output.as_deref()
