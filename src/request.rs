@@ -37,25 +37,29 @@ pub(crate) enum Format {
     Json,
     /// The Kubernetes API server's `text/plain`.
     Text,
+    /// A page for people, for a browser.
+    Html,
 }
 
 impl Format {
-    /// Every format, in the order of their [`index`](Format::index).
-    pub(crate) const ALL: [Format; 2] = [Format::Json, Format::Text];
+    /// Every format, in the order of [`Format::index`].
+    pub(crate) const ALL: [Format; 3] = [Format::Json, Format::Text, Format::Html];
 
     /// The format's place in [`Format::ALL`].
     pub(crate) const fn index(self) -> usize {
-        match self {
-            Format::Json => 0,
-            Format::Text => 1,
-        }
+        self as usize
     }
 
-    /// JSON unless the client prefers `text/plain`: a `text/plain` (or `text/*`) range
-    /// whose quality is higher than every JSON-capable range's, or equal and listed first.
+    /// What the `Accept` header asks for. Machines keep their answer: JSON unless the
+    /// client prefers `text/plain` (a `text/plain` or `text/*` range whose quality is
+    /// higher than every JSON-capable range's, or equal and listed first), and HTML only
+    /// when the client ranks `text/html` strictly above every machine format it accepts,
+    /// as a browser does (`text/html,...,*/*;q=0.8`). So `*/*` (the kubelet, curl) and
+    /// `application/json` get JSON, and `text/html, application/json` gets JSON too.
     pub(crate) fn negotiate(headers: &HeaderMap) -> Format {
         let mut best_json: Option<(u16, usize)> = None;
         let mut best_text: Option<(u16, usize)> = None;
+        let mut best_html: Option<(u16, usize)> = None;
         let mut position = 0usize;
         for value in headers.get_all(http::header::ACCEPT) {
             let Ok(value) = value.to_str() else { continue };
@@ -71,16 +75,17 @@ impl Format {
                 if quality == 0 {
                     continue;
                 }
-                let slot = if media.eq_ignore_ascii_case("text/plain")
-                    || media.eq_ignore_ascii_case("text/*")
-                {
+                let is = |name: &str| media.eq_ignore_ascii_case(name);
+                let slot = if is("text/plain") || is("text/*") {
                     &mut best_text
-                } else if media.eq_ignore_ascii_case("application/health+json")
-                    || media.eq_ignore_ascii_case("application/json")
-                    || media.eq_ignore_ascii_case("application/*")
+                } else if is("application/health+json")
+                    || is("application/json")
+                    || is("application/*")
                     || media == "*/*"
                 {
                     &mut best_json
+                } else if is("text/html") || is("application/xhtml+xml") {
+                    &mut best_html
                 } else {
                     continue;
                 };
@@ -89,10 +94,19 @@ impl Format {
                 }
             }
         }
-        match (best_text, best_json) {
-            (Some(_), None) => Format::Text,
-            (Some((tq, tp)), Some((jq, jp))) if tq > jq || (tq == jq && tp < jp) => Format::Text,
-            _ => Format::Json,
+        let machine = match (best_text, best_json) {
+            (Some(text), None) => Some((Format::Text, text.0)),
+            (Some((tq, tp)), Some((jq, jp))) if tq > jq || (tq == jq && tp < jp) => {
+                Some((Format::Text, tq))
+            }
+            (_, Some((jq, _))) => Some((Format::Json, jq)),
+            (None, None) => None,
+        };
+        match (best_html, machine) {
+            (Some((hq, _)), Some((_, mq))) if hq > mq => Format::Html,
+            (Some(_), None) => Format::Html,
+            (_, Some((format, _))) => format,
+            (None, None) => Format::Json,
         }
     }
 }
@@ -116,7 +130,8 @@ fn parse_quality(q: &str) -> u16 {
     (whole + thousandths).min(1000)
 }
 
-/// The recognised query parameters: `verbose` and any number of `exclude=NAME`, read once
+/// The recognised query parameters: `verbose`, any number of `exclude=NAME`, and
+/// `refresh=SECONDS` (for the page: how often the browser reloads it), read once
 /// (with the `application/x-www-form-urlencoded` rules: percent-decoding, `+` for a
 /// space), in time linear in the query's length.
 ///
@@ -127,6 +142,9 @@ pub(crate) struct Query<'q> {
     pub(crate) verbose: bool,
     /// The decoded `exclude` values; empty (and unallocated) when there are none.
     excludes: HashSet<Cow<'q, str>>,
+    /// Seconds between reloads of the page: `refresh=N` with N from 1 to 3600, or
+    /// [`Query::DEFAULT_REFRESH`] for a bare `refresh`; `None` for `refresh=0` or none.
+    pub(crate) refresh: Option<u16>,
 }
 
 impl<'q> Query<'q> {
@@ -138,11 +156,22 @@ impl<'q> Query<'q> {
                 "exclude" if !value.is_empty() => {
                     query.excludes.insert(value);
                 }
+                "refresh" => {
+                    query.refresh = match value.parse::<u32>() {
+                        Ok(0) => None,
+                        Ok(n) => Some(n.min(3600) as u16),
+                        // A bare `refresh`, or a number too odd to read.
+                        Err(_) => Some(Query::DEFAULT_REFRESH),
+                    };
+                }
                 _ => {}
             }
         }
         query
     }
+
+    /// The page's reload interval for a bare `refresh`, in seconds.
+    pub(crate) const DEFAULT_REFRESH: u16 = 5;
 
     /// Whether any check is excluded.
     pub(crate) fn has_excludes(&self) -> bool {
@@ -368,6 +397,70 @@ mod tests {
             Format::Json,
             "nothing we can give: JSON"
         );
+    }
+
+    #[test]
+    fn browsers_get_the_page_and_machines_keep_their_answer() {
+        let chromium = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,\
+                        image/webp,image/apng,*/*;q=0.8,application/signed-exchange;v=b3;q=0.7";
+        let firefox = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+        assert_eq!(Format::negotiate(&accept(&[chromium])), Format::Html);
+        assert_eq!(Format::negotiate(&accept(&[firefox])), Format::Html);
+        assert_eq!(Format::negotiate(&accept(&["text/html"])), Format::Html);
+        assert_eq!(Format::negotiate(&accept(&["TEXT/HTML"])), Format::Html);
+        // The kubelet, curl, and clients that ask for JSON or text.
+        assert_eq!(Format::negotiate(&accept(&["*/*"])), Format::Json);
+        assert_eq!(
+            Format::negotiate(&accept(&["application/json"])),
+            Format::Json
+        );
+        // HTML must be ranked above every machine format, not level with it.
+        assert_eq!(
+            Format::negotiate(&accept(&["text/html, application/json"])),
+            Format::Json
+        );
+        assert_eq!(
+            Format::negotiate(&accept(&["text/html, */*"])),
+            Format::Json
+        );
+        assert_eq!(
+            Format::negotiate(&accept(&["text/html;q=0.9, text/plain;q=0.5"])),
+            Format::Html
+        );
+        assert_eq!(
+            Format::negotiate(&accept(&["text/html;q=0.5, text/plain"])),
+            Format::Text
+        );
+        assert_eq!(
+            Format::negotiate(&accept(&["text/html;q=0, */*"])),
+            Format::Json
+        );
+    }
+
+    #[test]
+    fn query_refresh() {
+        assert_eq!(Query::parse(None).refresh, None);
+        assert_eq!(Query::parse(Some("verbose")).refresh, None);
+        assert_eq!(Query::parse(Some("refresh=10")).refresh, Some(10));
+        assert_eq!(
+            Query::parse(Some("refresh")).refresh,
+            Some(Query::DEFAULT_REFRESH)
+        );
+        assert_eq!(
+            Query::parse(Some("refresh=")).refresh,
+            Some(Query::DEFAULT_REFRESH)
+        );
+        assert_eq!(
+            Query::parse(Some("refresh=soon")).refresh,
+            Some(Query::DEFAULT_REFRESH)
+        );
+        assert_eq!(Query::parse(Some("refresh=0")).refresh, None);
+        assert_eq!(
+            Query::parse(Some("refresh=99999999999")).refresh,
+            Some(Query::DEFAULT_REFRESH),
+            "too big to read: the default"
+        );
+        assert_eq!(Query::parse(Some("refresh=86400")).refresh, Some(3600));
     }
 
     #[test]

@@ -63,6 +63,8 @@ struct Ask {
     style: Style,
     head: bool,
     excluded: Option<Box<[bool]>>,
+    /// For a page: how often the browser should reload it, in seconds.
+    refresh: Option<u16>,
 }
 
 impl Shared {
@@ -125,6 +127,15 @@ impl Shared {
     }
 
     fn respond(&self, ask: &Ask) -> Reply {
+        let mut reply = self.rendered(ask);
+        if let Some(seconds) = ask.refresh {
+            let seconds = http::HeaderValue::from(seconds);
+            reply.headers.insert(http::header::REFRESH, seconds);
+        }
+        reply
+    }
+
+    fn rendered(&self, ask: &Ask) -> Reply {
         // Read the generations before the results, so that a run finishing meanwhile
         // makes the next probe render again rather than be missed.
         let phase = self.lifecycle.phase();
@@ -202,11 +213,12 @@ impl SharedRef {
         }
         let query = Query::parse(req.uri().query());
         let shown = self.reasons.allow(&ProbeRequest::new(req));
+        let format = Format::negotiate(req.headers());
         let ask = Ask {
             probe,
             only,
             style: Style {
-                format: Format::negotiate(req.headers()),
+                format,
                 verbose: query.verbose,
                 detail: if shown {
                     Detail::Shown
@@ -218,6 +230,7 @@ impl SharedRef {
             // One pass over the checks, with the query read once into a set.
             excluded: (query.has_excludes() && only.is_none())
                 .then(|| self.engine.names().map(|n| query.excludes(n)).collect()),
+            refresh: query.refresh.filter(|_| format == Format::Html),
         };
         if self.engine.is_empty() {
             return Some(ResponseFuture::reply(self.respond(&ask)));

@@ -1,12 +1,13 @@
 //! Probe answers as bytes: what an answer is made of (its entries and verdict), the cache
 //! of rendered answers, and one file per body format: [`json`] (`application/health+json`,
-//! the IETF draft "Health Check Response Format for HTTP APIs") and [`text`] (the
-//! Kubernetes API server's `text/plain`).
+//! the IETF draft "Health Check Response Format for HTTP APIs"), [`text`] (the
+//! Kubernetes API server's `text/plain`) and [`html`] (a page for people).
 //!
 //! An answer is rendered when it is first asked for after a change of what it shows, and
 //! kept as shared [`Bytes`] with its headers; answering a probe then only picks it.
 
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
@@ -17,6 +18,7 @@ use crate::probe::Probe;
 use crate::report::{lifecycle_blocker, verdict, CheckReport, Report, Status, Verdict};
 use crate::request::Format;
 
+mod html;
 mod json;
 mod text;
 
@@ -322,6 +324,7 @@ pub(crate) fn render(
     let body = match style.format {
         Format::Json => json::body(&verdict, &entries, style),
         Format::Text => text::body(probe, &verdict, &entries, style),
+        Format::Html => html::body(probe, &verdict, &entries, style, SystemTime::now()),
     };
     (code, Bytes::from(body))
 }
@@ -363,10 +366,16 @@ const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
 pub(crate) fn probe_headers(format: Format, length: usize) -> HeaderMap {
     const HEALTH_JSON: HeaderValue = HeaderValue::from_static("application/health+json");
     const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
-    let mut headers = HeaderMap::with_capacity(4);
+    const HTML: HeaderValue = HeaderValue::from_static("text/html; charset=utf-8");
+    const POLICY: HeaderValue = HeaderValue::from_static(html::CONTENT_SECURITY_POLICY);
+    let mut headers = HeaderMap::with_capacity(5);
     let content_type = match format {
         Format::Json => HEALTH_JSON,
         Format::Text => TEXT,
+        Format::Html => {
+            headers.insert(http::header::CONTENT_SECURITY_POLICY, POLICY);
+            HTML
+        }
     };
     headers.insert(CONTENT_TYPE, content_type);
     headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
