@@ -210,8 +210,11 @@ impl Builder {
             alive_rx,
             changes.clone(),
         );
+        let lifecycle = Lifecycle::new(changes.clone());
+        #[cfg(feature = "metrics")]
+        crate::metrics::register(lifecycle.phase());
         Arc::new(Shared::new(
-            Lifecycle::new(changes.clone()),
+            lifecycle,
             engine,
             Matcher::new(self.paths),
             changes,

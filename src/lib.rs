@@ -147,6 +147,9 @@ mod grpc;
 mod health;
 mod layer;
 mod lifecycle;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
 mod probe;
 mod render;
 mod report;

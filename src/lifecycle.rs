@@ -157,7 +157,11 @@ impl Lifecycle {
                 let after = Phase(f(before_bits).unwrap_or(before_bits));
                 // Publish under the channel's lock and re-read the word there, so that
                 // two racing transitions can never leave the channel behind the atomic.
-                self.changes.send_modify(|seen| *seen = self.phase());
+                self.changes.send_modify(|seen| {
+                    *seen = self.phase();
+                    #[cfg(feature = "metrics")]
+                    crate::metrics::lifecycle(*seen);
+                });
                 log_transition(before, after);
                 let at = SystemTime::now();
                 if before.state() != after.state() {

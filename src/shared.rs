@@ -132,7 +132,7 @@ impl Shared {
             let seconds = http::HeaderValue::from(seconds);
             reply.headers.insert(http::header::REFRESH, seconds);
         }
-        reply
+        counted(ask.probe, reply)
     }
 
     fn rendered(&self, ask: &Ask) -> Reply {
@@ -209,7 +209,8 @@ impl SharedRef {
         };
         let method = MethodKind::of(req.method());
         if method == MethodKind::Other {
-            return Some(ResponseFuture::reply(Reply::method_not_allowed()));
+            let reply = counted(probe, Reply::method_not_allowed());
+            return Some(ResponseFuture::reply(reply));
         }
         let query = Query::parse(req.uri().query());
         let shown = self.reasons.allow(&ProbeRequest::new(req));
@@ -248,4 +249,14 @@ impl SharedRef {
             }
         }
     }
+}
+
+/// Every probe answer passes here on its way out, to be counted.
+#[inline]
+fn counted(probe: Probe, reply: Reply) -> Reply {
+    #[cfg(feature = "metrics")]
+    crate::metrics::probe_answer(probe, reply.status);
+    #[cfg(not(feature = "metrics"))]
+    let _ = probe;
+    reply
 }

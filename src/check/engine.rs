@@ -16,8 +16,9 @@ use std::time::{Duration, SystemTime};
 use futures_util::FutureExt as _;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
-use super::{Check, Hold, Outcome};
+use super::{Check, Hold, Outcome, RunOutcome};
 use crate::changes::{Change, CheckChange, Publisher};
 use crate::probe::Probe;
 use crate::report::{CheckReport, Status};
@@ -294,26 +295,54 @@ impl Engine {
     async fn run(&self, i: usize, claim: &Claim) {
         let entry = &self.entries[i];
         let timeout = entry.check.timeout.unwrap_or(self.budget).min(self.budget);
+        // One span per run, so that a tracing pipeline sees each check's latency; the
+        // check's own events nest inside it.
+        let span = tracing::info_span!(
+            target: "tower_health::check",
+            "health_check",
+            check = &*entry.check.name,
+            outcome = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+        );
         let started = Instant::now();
-        let outcome = if !timers::enabled() {
-            Outcome::fail(timers::NO_TIMER)
+        let (outcome, ended) = if !timers::enabled() {
+            (Outcome::fail(timers::NO_TIMER), RunOutcome::Fail)
         } else {
             let hold = claim.hold();
-            match std::panic::catch_unwind(AssertUnwindSafe(|| (entry.check.run)(hold))) {
-                Err(payload) => Outcome::fail(panic_reason(&*payload)),
+            let start = AssertUnwindSafe(|| span.in_scope(|| (entry.check.run)(hold)));
+            match std::panic::catch_unwind(start) {
+                Err(payload) => (Outcome::fail(panic_reason(&*payload)), RunOutcome::Panic),
                 Ok(future) => {
-                    let run = AssertUnwindSafe(future).catch_unwind();
+                    let run = AssertUnwindSafe(future)
+                        .catch_unwind()
+                        .instrument(span.clone());
                     match tokio::time::timeout(timeout, run).await {
-                        Ok(Ok(outcome)) => outcome,
-                        Ok(Err(payload)) => Outcome::fail(panic_reason(&*payload)),
-                        Err(_) => {
-                            Outcome::fail(format!("timed out after {} ms", timeout.as_millis()))
+                        Ok(Ok(outcome)) => {
+                            let ended = match outcome.status {
+                                Status::Pass => RunOutcome::Pass,
+                                Status::Warn => RunOutcome::Warn,
+                                Status::Fail | Status::Unknown => RunOutcome::Fail,
+                            };
+                            (outcome, ended)
                         }
+                        Ok(Err(payload)) => {
+                            (Outcome::fail(panic_reason(&*payload)), RunOutcome::Panic)
+                        }
+                        Err(_) => (
+                            Outcome::fail(format!("timed out after {} ms", timeout.as_millis())),
+                            RunOutcome::Timeout,
+                        ),
                     }
                 }
             }
         };
-        self.record(i, outcome, started.elapsed());
+        // The one place a run ends with its outcome and duration.
+        let elapsed = started.elapsed();
+        span.record("outcome", ended.as_str());
+        span.record("duration_ms", elapsed.as_secs_f64() * 1000.0);
+        #[cfg(feature = "metrics")]
+        crate::metrics::check_run(&entry.check.name, ended, elapsed);
+        self.record(i, outcome, elapsed);
     }
 
     fn record(&self, i: usize, outcome: Outcome, elapsed: Duration) {
@@ -376,6 +405,8 @@ impl Engine {
         self.finished.notify_waiters();
 
         if status != before {
+            #[cfg(feature = "metrics")]
+            crate::metrics::check_status(&entry.check.name, status);
             if status == Status::Fail {
                 tracing::warn!(check = name, reason, "health: check now failing");
             } else {

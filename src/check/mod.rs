@@ -65,6 +65,28 @@ type Runner = Arc<dyn Fn(Hold) -> BoxFuture + Send + Sync>;
 /// thread, so that no new run starts until the thread returns. Async checks drop it.
 pub(crate) struct Hold(#[allow(dead_code)] Arc<engine::ClaimFlag>);
 
+/// How a run of a check ended, as metrics and traces name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RunOutcome {
+    Pass,
+    Warn,
+    Fail,
+    Timeout,
+    Panic,
+}
+
+impl RunOutcome {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            RunOutcome::Pass => "pass",
+            RunOutcome::Warn => "warn",
+            RunOutcome::Fail => "fail",
+            RunOutcome::Timeout => "timeout",
+            RunOutcome::Panic => "panic",
+        }
+    }
+}
+
 /// What one run of a check found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
