@@ -52,7 +52,8 @@
 //! - `GET` and `HEAD` are answered (`HEAD` with the same status and headers and no body);
 //!   any other method on a probe path gets `405` with `Allow: GET, HEAD`.
 //! - Bodies are `application/health+json` (`{"status":"pass"}`), or the Kubernetes API
-//!   server's text (`ok`) when the client asks for `text/plain`. `?verbose` lists what the
+//!   server's text (`ok`) when the client asks for `text/plain`, or a page for people when
+//!   a browser asks (see [Observability](#observability)). `?verbose` lists what the
 //!   answer was made of; `?exclude=NAME` leaves a check out; `/readyz/NAME` answers for
 //!   one check alone.
 //! - A failure names the check and withholds the reason unless [`Reasons`] allows it.
@@ -99,6 +100,23 @@
 //! between, readiness fails and HTTP/1 responses carry `Connection: close`. With
 //! [`Builder::track_in_flight`], [`Health::drained`] resolves once the last response body
 //! has ended.
+//!
+//! # Observability
+//!
+//! - **A page for people.** A client that ranks `text/html` above JSON and text (a
+//!   browser; not the kubelet's `*/*`) gets a self-contained HTML page: with `?verbose`,
+//!   the lifecycle and every check with its status, the age of its result, its duration
+//!   and the reason where [`Reasons`] allows; without, the verdict and a link.
+//!   `?refresh=N` makes the browser reload it every N seconds. It loads nothing, escapes
+//!   everything, and is served under `Content-Security-Policy: default-src 'none'` with its
+//!   one inline style sheet allowed by hash.
+//! - **Metrics** (feature `metrics`): each check's status, run durations and outcomes, the
+//!   lifecycle and the probe answers through the `metrics` facade, so any exporter works;
+//!   the names are in the `tower_health::metrics` module.
+//! - **Tracing.** Each check run is a `health_check` span (target `tower_health::check`)
+//!   with the fields `check`, `outcome` and `duration_ms`. Probes log nothing per
+//!   request; the layer logs changes (a check starting or stopping to fail, lifecycle
+//!   transitions, the drain).
 //!
 //! # With tonic
 //!

@@ -10,7 +10,7 @@
 //!
 //! | name | type | labels | value |
 //! |---|---|---|---|
-//! | `health_check_status` | gauge | `check` | the status probes report for the check, after damping: `1` pass, `0.5` warn, `0` fail; absent until the check's first result |
+//! | `health_check_status` | gauge | `check` | the check's status after damping: `1` pass, `0.5` warn, `0` fail; absent until its first result |
 //! | `health_check_duration_seconds` | histogram | `check` | how long each run took, in seconds (a run that timed out counts its timeout) |
 //! | `health_check_runs_total` | counter | `check`, `outcome` | runs by how they ended: `pass`, `warn`, `fail`, `timeout`, `panic` (before damping) |
 //! | `health_lifecycle_state` | gauge | `state` | `1` for the current state (`starting`, `ready`, `draining`), `0` for the others |
@@ -20,6 +20,9 @@
 //! Requests that are not probes are never counted: their path through the layer does not
 //! change with this feature. A check's status is updated where it changes and a run is
 //! counted where it ends, so a metric costs nothing per probe but one counter increment.
+//!
+//! A non-critical check that fails is `0` in `health_check_status`, although the readiness
+//! it gates only degrades to `warn`.
 //!
 //! Useful queries: `health_check_status < 1` (what is degraded or failing),
 //! `rate(health_check_runs_total{outcome="timeout"}[5m])`,
@@ -65,7 +68,7 @@ use crate::lifecycle::{Phase, State};
 use crate::probe::Probe;
 use crate::report::Status;
 
-/// `health_check_status`: each check's status as probes report it (gauge, label `check`).
+/// `health_check_status`: each check's status after damping (gauge, label `check`).
 pub const CHECK_STATUS: &str = "health_check_status";
 /// `health_check_duration_seconds`: how long each check run took (histogram, label
 /// `check`).
