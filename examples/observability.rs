@@ -1,5 +1,5 @@
-//! Health you can watch: Prometheus metrics on `/metrics` next to the probes, and the page
-//! for people on every probe path.
+//! Health you can watch: Prometheus metrics on `/metrics` next to the probes, the page for
+//! people on every probe path, and every change of health as a log line.
 //!
 //! ```text
 //! cargo run --example observability --features metrics
@@ -32,7 +32,7 @@ use axum::Router;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use tokio::net::TcpListener;
 use tower_health::metrics::CHECK_DURATION_SECONDS;
-use tower_health::{Check, Health, Reasons};
+use tower_health::{Change, Check, Health, Reasons};
 
 #[path = "support/mod.rs"]
 mod support;
@@ -67,6 +67,24 @@ pub(crate) async fn main() -> Result<(), Box<dyn Error>> {
             ext.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())
         }));
     let health = support::drain_delay_from_env(builder)?.build();
+
+    // Every change as one log line, with the reason that remote probes do not get. A
+    // webhook or a chat message would go here too.
+    let mut changes = health.changes();
+    tokio::spawn(async move {
+        while let Some(change) = changes.next().await {
+            match change {
+                Change::Check(c) => tracing::warn!(
+                    check = &*c.name,
+                    from = ?c.from,
+                    to = ?c.to,
+                    reason = c.reason.as_deref().unwrap_or(""),
+                    "health changed"
+                ),
+                other => tracing::warn!(change = ?other, "health changed"),
+            }
+        }
+    });
 
     let app = Router::new()
         .route(

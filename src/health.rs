@@ -182,6 +182,47 @@ impl Health {
     /// A subscription to every change from now on: lifecycle transitions, the liveness
     /// flag, and each check's status changes with the reason (which the application may
     /// read even where probe answers withhold it). See [`Changes`].
+    ///
+    /// Forward them wherever a person will see them, here as a log line and to a
+    /// webhook. A subscriber that falls behind is told how many changes it missed
+    /// ([`Change::Missed`](crate::Change::Missed)); [`Health::report`] says what holds now.
+    ///
+    /// ```
+    /// use tower_health::{Change, Check, Health};
+    ///
+    /// # async fn post_webhook(_url: &str, _text: String) -> Result<(), std::io::Error> { Ok(()) }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let health = Health::builder()
+    ///     .check(Check::new("database", || async { Err::<(), _>("connection refused") }))
+    ///     .build();
+    /// let mut changes = health.changes();
+    /// let watcher = health.clone();
+    /// tokio::spawn(async move {
+    ///     while let Some(change) = changes.next().await {
+    ///         let text = match change {
+    ///             Change::Check(c) => format!(
+    ///                 "{} went from {:?} to {:?}: {}",
+    ///                 c.name, c.from, c.to, c.reason.as_deref().unwrap_or("-")
+    ///             ),
+    ///             Change::State { from, to, .. } => format!("lifecycle: {from} -> {to}"),
+    ///             Change::Liveness { live, .. } => format!("live: {live}"),
+    ///             Change::Missed { count } => {
+    ///                 format!("{count} changes missed; now {:?}", watcher.report())
+    ///             }
+    ///             other => format!("{other:?}"),
+    ///         };
+    ///         tracing::warn!("health: {text}");
+    ///         if let Err(error) = post_webhook("https://hooks.example/health", text).await {
+    ///             tracing::warn!(%error, "health webhook failed");
+    ///         }
+    ///     }
+    /// });
+    /// health.refresh().await; // database: Unknown -> Fail, "connection refused"
+    /// health.ready();
+    /// # tokio::task::yield_now().await;
+    /// # }
+    /// ```
     pub fn changes(&self) -> Changes {
         self.shared.changes()
     }

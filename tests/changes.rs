@@ -1,11 +1,12 @@
 //! The change stream: one typed event per lifecycle transition, liveness change and check
-//! status change, in order, with the reason; bounded for a slow subscriber.
+//! status change, in order, with the reason; bounded for a slow subscriber; none for a run
+//! that changes no status; ended with the `Health`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use tower_health::{Change, Check, Health, Reasons, State, Status};
+use tower_health::{Change, Changes, Check, CheckChange, Health, Reasons, State, Status};
 
 fn flaky(ok: &Arc<AtomicBool>) -> Check {
     let ok = ok.clone();
@@ -104,4 +105,193 @@ async fn the_stream_ends_when_the_health_is_gone() {
     drop(health);
     assert!(matches!(changes.next().await, Some(Change::State { .. })));
     assert!(changes.next().await.is_none());
+}
+
+// === beyond the basics ===
+
+/// The changes waiting now, without waiting.
+fn waiting(changes: &mut Changes) -> Vec<Change> {
+    std::iter::from_fn(|| changes.try_next()).collect()
+}
+
+/// A check that fails with "connection refused" while `down` is set.
+fn flag_check(name: &'static str, down: &Arc<AtomicBool>) -> Check {
+    let down = down.clone();
+    Check::new(name, move || {
+        let result = if down.load(Ordering::SeqCst) {
+            Err("connection refused")
+        } else {
+            Ok(())
+        };
+        std::future::ready(result)
+    })
+}
+
+fn check_change(change: &Change) -> &CheckChange {
+    match change {
+        Change::Check(c) => c,
+        other => panic!("not a check change: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn lifecycle_changes_carry_when_they_happened_and_no_ops_publish_nothing() {
+    let health = Health::new();
+    let mut changes = health.changes();
+    let before = SystemTime::now();
+    assert!(health.ready());
+    assert!(!health.ready(), "no change");
+    assert!(health.fail_liveness());
+    assert!(!health.fail_liveness(), "no change");
+    assert!(health.recover_liveness());
+    assert!(health.drain());
+    assert!(!health.ready(), "draining is one-way");
+    let after = SystemTime::now();
+
+    let got = waiting(&mut changes);
+    assert_eq!(got.len(), 4, "{got:?}");
+    assert!(matches!(
+        got[0],
+        Change::State {
+            from: State::Starting,
+            to: State::Ready,
+            ..
+        }
+    ));
+    assert!(matches!(got[1], Change::Liveness { live: false, .. }));
+    assert!(matches!(got[2], Change::Liveness { live: true, .. }));
+    assert!(matches!(
+        got[3],
+        Change::State {
+            from: State::Ready,
+            to: State::Draining,
+            ..
+        }
+    ));
+    for change in &got {
+        let (Change::State { at, .. } | Change::Liveness { at, .. }) = change else {
+            unreachable!()
+        };
+        assert!(before <= *at && *at <= after, "{change:?}");
+    }
+}
+
+#[tokio::test]
+async fn check_changes_carry_the_reason_that_probes_withhold() {
+    let down = Arc::new(AtomicBool::new(false));
+    let health = Health::builder()
+        .check(flag_check("db", &down))
+        .background_refresh(false)
+        .build();
+    let mut changes = health.changes();
+
+    health.refresh().await;
+    let got = waiting(&mut changes);
+    assert_eq!(got.len(), 1, "{got:?}");
+    let first = check_change(&got[0]);
+    assert_eq!(
+        (&*first.name, first.from, first.to, first.reason.as_deref()),
+        ("db", Status::Unknown, Status::Pass, None)
+    );
+
+    down.store(true, Ordering::SeqCst);
+    let before = SystemTime::now();
+    let report = health.refresh().await;
+    let got = waiting(&mut changes);
+    assert_eq!(got.len(), 1, "{got:?}");
+    let failed = check_change(&got[0]);
+    assert_eq!(
+        (&*failed.name, failed.from, failed.to),
+        ("db", Status::Pass, Status::Fail)
+    );
+    assert_eq!(failed.reason.as_deref(), Some("connection refused"));
+    assert!(failed.at >= before);
+    assert_eq!(Some(failed.at), report.check("db").unwrap().time());
+
+    // The probe names the check and withholds the reason the application just read.
+    let inner = tower::service_fn(|_: http::Request<String>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    });
+    let request = http::Request::get("/readyz?verbose")
+        .body(String::new())
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(tower::Layer::layer(&health.layer(), inner), request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let body = std::str::from_utf8(&body).unwrap();
+    assert!(body.contains("\"db\""), "{body}");
+    assert!(!body.contains("refused"), "{body}");
+}
+
+#[tokio::test]
+async fn runs_that_change_no_status_publish_nothing() {
+    let down = Arc::new(AtomicBool::new(false));
+    let health = Health::builder()
+        .check(flag_check("db", &down).fail_after(2))
+        .background_refresh(false)
+        .build();
+    let mut changes = health.changes();
+    health.refresh().await;
+    assert_eq!(waiting(&mut changes).len(), 1, "unknown to pass");
+    health.refresh().await;
+    health.refresh().await;
+    assert!(waiting(&mut changes).is_empty(), "pass again is no change");
+
+    // Damping: the first failed run is held back, the second is the change.
+    down.store(true, Ordering::SeqCst);
+    health.refresh().await;
+    assert!(waiting(&mut changes).is_empty(), "held back by damping");
+    health.refresh().await;
+    let got = waiting(&mut changes);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(check_change(&got[0]).to, Status::Fail);
+}
+
+#[tokio::test]
+async fn a_subscriber_sees_changes_from_when_it_subscribed() {
+    let health = Health::new();
+    health.ready();
+    let mut late = health.changes();
+    assert!(waiting(&mut late).is_empty());
+    health.drain();
+    assert_eq!(waiting(&mut late).len(), 1);
+}
+
+#[tokio::test]
+async fn the_stream_ends_when_the_health_and_its_layers_are_gone() {
+    let health = Health::builder()
+        .check(Check::new("db", || async { Ok::<(), &str>(()) }))
+        .build();
+    health.refresh().await;
+    let layer = health.layer();
+    let mut changes = health.changes();
+    let reader = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Some(change) = changes.next().await {
+            seen.push(change);
+        }
+        seen
+    });
+    health.ready();
+    drop(health);
+    drop(layer);
+    let seen = tokio::time::timeout(Duration::from_secs(10), reader)
+        .await
+        .expect("the stream ended")
+        .unwrap();
+    assert!(
+        matches!(
+            seen[..],
+            [Change::State {
+                to: State::Ready,
+                ..
+            }]
+        ),
+        "{seen:?}"
+    );
 }

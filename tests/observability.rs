@@ -55,7 +55,7 @@ impl Example {
             .env(ROLE, "1")
             .env("ADDR", "127.0.0.1:0")
             .env("DRAIN_DELAY_MS", "0")
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "error")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
