@@ -7,7 +7,7 @@
 //! so the example needs no network: make one slower than its timeout to see it fail.
 //!
 //! ```text
-//! cargo run --example ai_service
+//! cargo run -p examples --example ai_service
 //! curl -i localhost:3000/health/started     # 503 while the model loads (5 s), then 200
 //! curl -H 'accept: text/plain' 'localhost:3000/health/ready?verbose'
 //! # [+]liveness ok
@@ -17,7 +17,7 @@
 //! # [+]openai ok
 //! # [+]embedding-model ok
 //! # readyz check passed
-//! OPENAI_LATENCY_MS=5000 cargo run --example ai_service   # [-]openai failed: timed out after 3000 ms
+//! OPENAI_LATENCY_MS=5000 cargo run -p examples --example ai_service   # [-]openai failed: timed out after 3000 ms
 //! ```
 //!
 //! Environment: `ADDR` (default `127.0.0.1:3000`), `DATABASE_LATENCY_MS` (default 3),

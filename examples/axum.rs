@@ -3,7 +3,7 @@
 //! kubelet needs no token and never meets the application's 404.
 //!
 //! ```text
-//! cargo run --example axum
+//! cargo run -p examples --example axum
 //! curl -i localhost:3000/readyz                                   # 200, no token needed
 //! curl -i localhost:3000/items/7                                  # 401
 //! curl -i -H 'authorization: Bearer demo-token' localhost:3000/items/7

@@ -4,7 +4,7 @@
 //! here they are two checks.
 //!
 //! ```text
-//! cargo run --example failure_drill
+//! cargo run -p examples --example failure_drill
 //! curl -i localhost:3000/ready                              # 200 {"status":"pass"}
 //! curl -X POST localhost:3000/simulate_db_failure
 //! curl -H 'accept: text/plain' 'localhost:3000/ready?verbose'

@@ -2,8 +2,8 @@
 //! real loopback connections to a server wearing the layer, with any seed and count.
 //!
 //! ```text
-//! cargo run --release --example fuzz                          # 20,000 cases, seed 1
-//! FUZZ_CASES=200000 FUZZ_SEED=7 cargo run --release --example fuzz
+//! cargo run --release -p examples --example fuzz                          # 20,000 cases, seed 1
+//! FUZZ_CASES=200000 FUZZ_SEED=7 cargo run --release -p examples --example fuzz
 //! ```
 //!
 //! `FUZZ_CASES` is split 60 % raw HTTP/1.1, 20 % HTTP/2 from a real client and 20 %

@@ -3,7 +3,7 @@
 //! stops, and the server waits for the open connections to finish.
 //!
 //! ```text
-//! cargo run --example hyper
+//! cargo run -p examples --example hyper
 //! curl -i localhost:3000/livez
 //! curl -i -d 'hi' localhost:3000/echo
 //! ```

@@ -1,7 +1,7 @@
 //! An end-to-end load run over loopback HTTP/1.1 with keep-alive, all in one process.
 //!
 //! ```text
-//! cargo run --release --example load
+//! cargo run --release -p examples --example load
 //! ```
 //!
 //! It starts, each on its own `127.0.0.1:0` listener and served the same way (hyper's
@@ -348,7 +348,7 @@ async fn client(
 
 fn median(sorted: &[f64]) -> f64 {
     let mid = sorted.len() / 2;
-    if sorted.len() % 2 == 0 {
+    if sorted.len().is_multiple_of(2) {
         (sorted[mid - 1] + sorted[mid]) / 2.0
     } else {
         sorted[mid]

@@ -2,7 +2,7 @@
 //! people on every probe path, and every change of health as a log line.
 //!
 //! ```text
-//! cargo run --example observability --features metrics
+//! cargo run -p examples --example observability --features metrics
 //! curl localhost:3000/metrics                      # health_check_status{check="database"} 1 ...
 //! curl -X POST localhost:3000/dependencies/database/down
 //! # then open http://localhost:3000/readyz?verbose in a browser

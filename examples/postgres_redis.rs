@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! DATABASE_URL='host=127.0.0.1 port=5432 user=postgres' REDIS_URL=redis://127.0.0.1:6379 \
-//!     cargo run --example postgres_redis
+//!     cargo run -p examples --example postgres_redis
 //! curl -H 'accept: text/plain' 'localhost:3000/readyz?verbose'
 //! # [+]liveness ok
 //! # [+]lifecycle ok

@@ -3,7 +3,7 @@
 //! layer, while gRPC clients keep talking HTTP/2 on the same port.
 //!
 //! ```text
-//! cargo run --example tonic
+//! cargo run -p examples --example tonic
 //! curl -i localhost:3000/readyz                                        # HTTP/1.1 probe
 //! grpc-health-probe -addr localhost:3000                               # gRPC over HTTP/2
 //! ```

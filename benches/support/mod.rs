@@ -100,8 +100,19 @@ fn criterion_home() -> PathBuf {
     if let Some(home) = std::env::var_os("CRITERION_HOME") {
         return PathBuf::from(home);
     }
+    // A bench runs in its package's directory, not the workspace's: ask cargo where the
+    // target directory is, as criterion does.
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
+        .or_else(|| {
+            let cargo = std::env::var_os("CARGO")?;
+            let output = std::process::Command::new(cargo)
+                .args(["metadata", "--format-version", "1", "--no-deps"])
+                .output()
+                .ok()?;
+            let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
+            Some(PathBuf::from(metadata["target_directory"].as_str()?))
+        })
         .unwrap_or_else(|| PathBuf::from("target"));
     target.join("criterion")
 }

@@ -7,15 +7,32 @@ use std::error::Error;
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use tracing_subscriber::EnvFilter;
+use tracing::Level;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::prelude::*;
 
 /// Logs to stderr at `RUST_LOG` (default `info`), so that stdout carries only the
 /// `listening on` line.
+///
+/// `RUST_LOG` takes a level (`debug`) or comma-separated `target=level` pairs
+/// (`info,tower_health=debug`). That is `tracing_subscriber`'s `Targets` filter rather than
+/// its `EnvFilter`, which would add a regular-expression engine to every example's build.
 pub fn init_tracing() {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+    let default = || Targets::new().with_default(Level::INFO);
+    let filter = match env::var("RUST_LOG") {
+        Ok(value) => value.parse().unwrap_or_else(|e| {
+            eprintln!("RUST_LOG={value:?} is not a filter like `info,tower_health=debug` ({e}); logging at info");
+            default()
+        }),
+        Err(_) => default(),
+    };
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal()),
+        )
+        .with(filter)
         .init();
 }
 

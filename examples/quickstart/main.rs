@@ -19,7 +19,7 @@ use axum::{routing::get, Router};
 use tokio::net::TcpListener;
 use tower_health::{Check, Health};
 
-#[path = "support/mod.rs"]
+#[path = "../support/mod.rs"]
 mod support;
 
 #[tokio::main]
