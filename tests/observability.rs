@@ -6,8 +6,10 @@
 //! example's own `main`: the `example_server` test does nothing unless it finds that.
 //!
 //! Without `chromium` the browser test skips with a message, unless `CI` is set, in which
-//! case it fails. With `HEALTH_PAGE_SCREENSHOT=PATH` it also writes its screenshot there
-//! (that is how `docs/health-page.png` is made).
+//! case it fails; the skip is written past the harness's capture, so it shows in the
+//! output of a run that passes. With `HEALTH_PAGE_SCREENSHOT=PATH` (an absolute path: the
+//! test runs in its package's folder) it also writes its screenshot there, which is how
+//! `docs/health-page.png` is made.
 #![cfg(feature = "metrics")]
 
 #[path = "../examples/observability.rs"]
@@ -359,7 +361,14 @@ async fn a_browser_shows_every_check_of_the_running_example() {
         Ok(path) => path,
         Err(why) if in_ci() => panic!("chromium is required when CI is set: {why}"),
         Err(why) => {
-            eprintln!("skipped: chromium is not available: {why} (with CI=true this fails)");
+            // Straight to the process's stderr, past the test harness's capture, so that
+            // the skip shows in the summary of a run that passes.
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "skipped: a_browser_shows_every_check_of_the_running_example: \
+                 chromium is not available: {why} (with CI=true this fails)"
+            );
             return;
         }
     };
