@@ -155,12 +155,21 @@ impl Builder {
     /// Watch). With tonic, pass the name its generated server carries, so that it cannot
     /// drift from the proto:
     ///
-    /// ```ignore
+    /// ```
+    /// # // Stand-ins for tonic's trait and the server that tonic-build generates.
+    /// # mod tonic { pub mod server { pub trait NamedService { const NAME: &'static str; } } }
+    /// # struct GreeterServer<T>(T);
+    /// # struct MyGreeter;
+    /// # impl<T> tonic::server::NamedService for GreeterServer<T> {
+    /// #     const NAME: &'static str = "helloworld.Greeter";
+    /// # }
     /// use tonic::server::NamedService;
+    /// use tower_health::{Health, Probe};
     ///
     /// let health = Health::builder()
     ///     .grpc_service(<GreeterServer<MyGreeter> as NamedService>::NAME, Probe::Readiness)
     ///     .build();
+    /// # drop(health);
     /// ```
     ///
     /// ```

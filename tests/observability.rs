@@ -3,22 +3,23 @@
 //! documents; and its page opened in a real headless browser (Debian's `chromium`).
 //!
 //! The server is this test binary run again with `OBSERVABILITY_SERVER` set, running the
-//! example's own `main`: the `example_server` test does nothing unless it finds that.
+//! example's own `main` instead of the tests.
 //!
-//! Without `chromium` the browser test skips with a message, unless `CI` is set, in which
-//! case it fails; the skip is written past the harness's capture, so it shows in the
-//! output of a run that passes. With `HEALTH_PAGE_SCREENSHOT=PATH` (an absolute path: the
-//! test runs in its package's folder) it also writes its screenshot there, which is how
+//! Without `chromium` the browser test is reported as ignored with the reason in the
+//! summary, or fails when `CI` is set (a `harness = false` target: see
+//! `support/needs.rs`). With `HEALTH_PAGE_SCREENSHOT=PATH` (an absolute path: the test
+//! runs in its package's folder) it also writes its screenshot there, which is how
 //! `docs/health-page.png` is made.
-#![cfg(feature = "metrics")]
 
+#[path = "support/needs.rs"]
+mod needs;
 #[path = "../examples/observability.rs"]
 mod observability;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -32,11 +33,28 @@ use prometheus_parse::{Scrape, Value};
 const ROLE: &str = "OBSERVABILITY_SERVER";
 const LIMIT: Duration = Duration::from_secs(30);
 
-#[test]
-fn example_server() {
+fn main() -> ExitCode {
     if std::env::var_os(ROLE).is_some() {
         observability::main().expect("the example ran");
+        return ExitCode::SUCCESS;
     }
+    let args = libtest_mimic::Arguments::from_args();
+    let trials = vec![
+        needs::always(
+            "the_metrics_endpoint_serves_every_documented_series",
+            || needs::runtime().block_on(the_metrics_endpoint_serves_every_documented_series()),
+        ),
+        needs::needs(
+            "a_browser_shows_every_check_of_the_running_example",
+            "Chromium",
+            chromium,
+            |chromium| {
+                needs::runtime()
+                    .block_on(a_browser_shows_every_check_of_the_running_example(chromium))
+            },
+        ),
+    ];
+    libtest_mimic::run(&args, trials).exit_code()
 }
 
 /// The example running as its own process, stopped when dropped.
@@ -48,12 +66,6 @@ struct Example {
 impl Example {
     fn start() -> Example {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "example_server",
-                "--nocapture",
-                "--test-threads=1",
-            ])
             .env(ROLE, "1")
             .env("ADDR", "127.0.0.1:0")
             .env("DRAIN_DELAY_MS", "0")
@@ -67,7 +79,6 @@ impl Example {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                // The test harness may print its own words before the example's.
                 if let Some((_, addr)) = line.split_once("listening on http://") {
                     let _ = tx.send(addr.trim().parse::<SocketAddr>().unwrap());
                 }
@@ -193,7 +204,6 @@ fn documented_names() -> Vec<String> {
     names
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_metrics_endpoint_serves_every_documented_series() {
     let example = Example::start();
     let client = http1_client();
@@ -298,10 +308,6 @@ fn chromium() -> Result<PathBuf, String> {
     Err("no chromium, chromium-browser or google-chrome in PATH (apt-get install chromium)".into())
 }
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"))
-}
-
 /// Runs headless Chromium on `url` with `args`, at most [`LIMIT`]; its stdout and stderr.
 fn headless(chromium: &Path, args: &[&str], url: &str) -> (String, String) {
     let profile = std::env::temp_dir().join(format!(
@@ -355,23 +361,7 @@ fn row<'d>(dom: &'d str, name: &str) -> &'d str {
     &dom[start..end]
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_browser_shows_every_check_of_the_running_example() {
-    let chromium = match chromium() {
-        Ok(path) => path,
-        Err(why) if in_ci() => panic!("chromium is required when CI is set: {why}"),
-        Err(why) => {
-            // Straight to the process's stderr, past the test harness's capture, so that
-            // the skip shows in the summary of a run that passes.
-            use std::io::Write as _;
-            let _ = writeln!(
-                std::io::stderr(),
-                "skipped: a_browser_shows_every_check_of_the_running_example: \
-                 chromium is not available: {why} (with CI=true this fails)"
-            );
-            return;
-        }
-    };
+async fn a_browser_shows_every_check_of_the_running_example(chromium: PathBuf) {
     let example = Example::start();
     let client = http1_client();
     set(&client, example.addr, "database", "down").await;

@@ -3,14 +3,18 @@
 //! only degrades it, and both recover on the first refresh after their server is back.
 //!
 //! The servers' binaries are found in `PATH` and `/usr/lib/postgresql/*/bin`; without
-//! them the tests say so and pass, unless `CI` is set.
+//! them a test is reported as ignored with the reason in the summary, or fails when `CI`
+//! is set. (A `harness = false` target: see `support/needs.rs`.)
 
 #[path = "../examples/postgres_redis.rs"]
 #[allow(dead_code)]
 mod example;
+#[path = "support/needs.rs"]
+mod needs;
 #[path = "support/servers.rs"]
 mod servers;
 
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +25,25 @@ use http::{header, Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 use tower_health::{Health, Reasons, State, Status};
+
+fn main() -> ExitCode {
+    let args = libtest_mimic::Arguments::from_args();
+    let trials = vec![
+        needs::needs(
+            "postgres_down_fails_readiness_naming_the_check_and_recovers_when_it_is_back",
+            "PostgreSQL",
+            servers::PostgresBinaries::find,
+            |bin| needs::runtime().block_on(postgres_down_fails_readiness(bin)),
+        ),
+        needs::needs(
+            "redis_down_degrades_readiness_to_warn_and_recovers_when_it_is_back",
+            "Redis",
+            servers::RedisBinary::find,
+            |bin| needs::runtime().block_on(redis_down_degrades_readiness(bin)),
+        ),
+    ];
+    libtest_mimic::run(&args, trials).exit_code()
+}
 
 /// The layer around a small axum app, as the example serves it.
 fn app(health: &Health) -> Router {
@@ -50,11 +73,7 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
     tokio::task::block_in_place(f)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_down_fails_readiness_naming_the_check_and_recovers_when_it_is_back() {
-    let Some(bin) = servers::required("PostgreSQL", servers::PostgresBinaries::find()) else {
-        return;
-    };
+async fn postgres_down_fails_readiness(bin: servers::PostgresBinaries) {
     let mut server = blocking(|| servers::Postgres::start(&bin));
     let postgres = Arc::new(example::Postgres::new(&server.url()).unwrap());
     let health = Health::builder()
@@ -102,11 +121,7 @@ async fn postgres_down_fails_readiness_naming_the_check_and_recovers_when_it_is_
     assert!(body.contains("[+]postgres ok\n"), "{body}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_down_degrades_readiness_to_warn_and_recovers_when_it_is_back() {
-    let Some(bin) = servers::required("Redis", servers::RedisBinary::find()) else {
-        return;
-    };
+async fn redis_down_degrades_readiness(bin: servers::RedisBinary) {
     let mut server = blocking(|| servers::Redis::start(&bin));
     let redis = Arc::new(example::Redis::new(&server.url()).unwrap());
     let health = Health::builder()

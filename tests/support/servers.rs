@@ -2,9 +2,9 @@
 //! a free loopback port, can be stopped and started again on the same port and data, and
 //! is stopped and its directory removed when dropped, also when the test panics.
 //!
-//! The binaries are looked up in `PATH` and `/usr/lib/postgresql/*/bin`. When they are
-//! missing a test skips with a message, unless the `CI` environment variable is set, in
-//! which case it fails.
+//! The binaries are looked up in `PATH` and `/usr/lib/postgresql/*/bin`; a test that
+//! needs them asks through `needs.rs`, so that without them it is reported as ignored, or
+//! fails under CI.
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
@@ -21,23 +21,6 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a server may take to exit after being asked to.
 const STOP_TIMEOUT: Duration = Duration::from_secs(20);
 const POLL: Duration = Duration::from_millis(50);
-
-/// `found`, or `None` after saying why the test is skipped; under CI a missing server is
-/// a failure.
-pub fn required<T>(what: &str, found: Result<T, String>) -> Option<T> {
-    match found {
-        Ok(found) => Some(found),
-        Err(why) if in_ci() => panic!("{what} is required when CI is set: {why}"),
-        Err(why) => {
-            eprintln!("skipped: {what} is not available: {why} (with CI=true this fails)");
-            None
-        }
-    }
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"))
-}
 
 // === impl Postgres ===
 
