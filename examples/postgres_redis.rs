@@ -17,10 +17,15 @@
 //! (non-critical)`): the service still answers without its cache. Stop PostgreSQL and it
 //! is 503 naming `postgres`. Start them again and the next refresh reconnects.
 //!
+//! Without PostgreSQL, start-up says where it looks and how long it waits, repeats the
+//! reason every ten seconds, and after `STARTUP_TIMEOUT_MS` exits with an error that
+//! names the address, `DATABASE_URL` and `STARTUP_TIMEOUT_MS`. The README's "PostgreSQL
+//! and Redis on a laptop" gives one command for each server.
+//!
 //! Environment: `DATABASE_URL` (a libpq key/value string or a `postgresql://` URL, default
 //! `host=127.0.0.1 port=5432 user=postgres`), `REDIS_URL` (default
 //! `redis://127.0.0.1:6379`), `ADDR` (default `127.0.0.1:3000`), `STARTUP_TIMEOUT_MS`
-//! (how long start-up waits for PostgreSQL before giving up, default 60000),
+//! (how long start-up waits for PostgreSQL before it gives up, default 60000),
 //! `DRAIN_DELAY_MS` (how long to keep serving after SIGTERM, default 5000), `RUST_LOG`
 //! (default `info`).
 
@@ -28,6 +33,7 @@ use std::env;
 use std::error::Error;
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -43,15 +49,40 @@ use tower_health::{Check, Health, Reasons, State, Status};
 #[path = "support/mod.rs"]
 mod support;
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn Error>> {
-    support::init_tracing();
+const DEFAULT_DATABASE_URL: &str = "host=127.0.0.1 port=5432 user=postgres";
+const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
-    let postgres = Arc::new(Postgres::new(&env_or(
-        "DATABASE_URL",
-        "host=127.0.0.1 port=5432 user=postgres",
-    ))?);
-    let redis = Arc::new(Redis::new(&env_or("REDIS_URL", "redis://127.0.0.1:6379"))?);
+#[tokio::main]
+async fn main() -> ExitCode {
+    support::init_tracing();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // On stderr as a sentence, not as a `Debug` value: it says what to do.
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn Error>> {
+    let database_url = env_or("DATABASE_URL", DEFAULT_DATABASE_URL);
+    let postgres = Arc::new(Postgres::new(&database_url).map_err(|e| {
+        format!(
+            "DATABASE_URL={database_url:?} is not a PostgreSQL connection string ({}); \
+             write it as `host=HOST port=PORT user=USER` or `postgresql://USER@HOST:PORT/DB`",
+            with_causes(&e)
+        )
+    })?);
+    let redis_url = env_or("REDIS_URL", DEFAULT_REDIS_URL);
+    let redis = Arc::new(Redis::new(&redis_url).map_err(|e| {
+        format!("REDIS_URL={redis_url:?} is not a Redis URL ({e}); write it as `redis://HOST:PORT`")
+    })?);
+    tracing::info!(
+        "redis at {} (REDIS_URL): not waited for, since the service works without its cache",
+        redis.address()
+    );
 
     let builder = Health::builder()
         .check(postgres_check(&postgres))
@@ -88,23 +119,37 @@ async fn main() -> Result<(), Box<dyn Error>> {
     );
 
     let startup_timeout =
-        support::millis_from_env("STARTUP_TIMEOUT_MS")?.unwrap_or(Duration::from_secs(60));
-    start_up(&health, startup_timeout).await?;
+        support::millis_from_env("STARTUP_TIMEOUT_MS")?.unwrap_or(DEFAULT_STARTUP_TIMEOUT);
+    start_up(&health, &postgres, startup_timeout).await?;
 
     server.await??;
     tracing::info!("server stopped");
     Ok(())
 }
 
-/// Start-up: readiness stays "starting" until PostgreSQL has answered once. Redis is
-/// not waited for: the service works without its cache.
-pub async fn start_up(health: &Health, timeout: Duration) -> Result<(), String> {
-    let deadline = Instant::now() + timeout;
+/// How often start-up says that it is still waiting.
+const WAITING_NOTICE: Duration = Duration::from_secs(10);
+
+/// Start-up: readiness stays "starting" until PostgreSQL has answered once, for at most
+/// `timeout`. Redis is not waited for: the service works without its cache.
+pub async fn start_up(
+    health: &Health,
+    postgres: &Postgres,
+    timeout: Duration,
+) -> Result<(), String> {
+    let started = Instant::now();
+    let mut notice = started;
+    tracing::info!(
+        "start-up: waiting up to {} for PostgreSQL at {} (DATABASE_URL sets where, \
+         STARTUP_TIMEOUT_MS how long)",
+        seconds(timeout),
+        postgres.address(),
+    );
     loop {
         // Runs every check now, so that the first probe after ready() finds results.
         let report = health.refresh().await;
-        let postgres = report.check("postgres").map(|c| c.status());
-        if postgres == Some(Status::Pass) {
+        let postgres_check = report.check("postgres");
+        if postgres_check.map(|c| c.status()) == Some(Status::Pass) {
             health.ready();
             tracing::info!("start-up done: ready");
             return Ok(());
@@ -112,14 +157,43 @@ pub async fn start_up(health: &Health, timeout: Duration) -> Result<(), String> 
         if health.state() == State::Draining {
             return Ok(());
         }
-        if Instant::now() >= deadline {
+        let why = postgres_check
+            .and_then(|c| c.output())
+            .unwrap_or("no answer yet")
+            .to_owned();
+        let waited = started.elapsed();
+        if waited >= timeout {
             return Err(format!(
-                "PostgreSQL did not answer within {} ms",
-                timeout.as_millis()
+                "PostgreSQL at {} did not answer within {} ({why}). Start it (the README's \
+                 \"PostgreSQL and Redis on a laptop\" gives one command), point DATABASE_URL \
+                 at the one you have, or wait longer with STARTUP_TIMEOUT_MS (in \
+                 milliseconds, now {}).",
+                postgres.address(),
+                seconds(timeout),
+                timeout.as_millis(),
             ));
         }
-        tracing::info!("start-up: waiting for PostgreSQL");
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        // The first failure at once, then one line every ten seconds rather than one per
+        // attempt.
+        if notice == started || notice.elapsed() >= WAITING_NOTICE {
+            notice = Instant::now();
+            tracing::warn!(
+                "start-up: PostgreSQL at {} does not answer yet ({why}); waited {} s of {}",
+                postgres.address(),
+                waited.as_secs(),
+                seconds(timeout),
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(1).min(timeout - waited)).await;
+    }
+}
+
+/// `d` in whole seconds, or in milliseconds below one second.
+fn seconds(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{} s", d.as_secs())
     }
 }
 
@@ -182,6 +256,37 @@ impl Postgres {
         })
     }
 
+    /// Where it connects, as `HOST:PORT` (several when the connection string lists
+    /// several), and as which user.
+    pub fn address(&self) -> String {
+        let ports = self.config.get_ports();
+        let hosts: Vec<String> = self
+            .config
+            .get_hosts()
+            .iter()
+            .enumerate()
+            .map(|(i, host)| {
+                // libpq's rule: one port for every host, or one port for all of them.
+                let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+                match host {
+                    tokio_postgres::config::Host::Tcp(name) => format!("{name}:{port}"),
+                    tokio_postgres::config::Host::Unix(dir) => {
+                        format!("{}/.s.PGSQL.{port}", dir.display())
+                    }
+                }
+            })
+            .collect();
+        let hosts = if hosts.is_empty() {
+            "no host (the connection string names none)".to_owned()
+        } else {
+            hosts.join(", ")
+        };
+        match self.config.get_user() {
+            Some(user) => format!("{hosts} as user {user}"),
+            None => hosts,
+        }
+    }
+
     /// The open connection, or a new one.
     pub async fn client(&self) -> Result<Arc<tokio_postgres::Client>, tokio_postgres::Error> {
         if let Some(client) = self.client.get().filter(|c| !c.is_closed()) {
@@ -222,6 +327,11 @@ impl Redis {
             client: redis::Client::open(url)?,
             connection: Slot::default(),
         })
+    }
+
+    /// Where it connects.
+    pub fn address(&self) -> String {
+        self.client.get_connection_info().addr().to_string()
     }
 
     pub async fn ping(&self) -> redis::RedisResult<()> {

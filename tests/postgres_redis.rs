@@ -29,6 +29,10 @@ use tower_health::{Health, Reasons, State, Status};
 fn main() -> ExitCode {
     let args = libtest_mimic::Arguments::from_args();
     let trials = vec![
+        needs::always(
+            "start_up_without_postgres_gives_up_naming_the_address_and_the_variables",
+            || needs::runtime().block_on(start_up_without_postgres_gives_up()),
+        ),
         needs::needs(
             "postgres_down_fails_readiness_naming_the_check_and_recovers_when_it_is_back",
             "PostgreSQL",
@@ -73,6 +77,39 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
     tokio::task::block_in_place(f)
 }
 
+async fn start_up_without_postgres_gives_up() {
+    // A loopback port that nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("host=127.0.0.1 port={port} user=someone");
+    let postgres = Arc::new(example::Postgres::new(&url).unwrap());
+    assert_eq!(
+        postgres.address(),
+        format!("127.0.0.1:{port} as user someone")
+    );
+    let health = Health::builder()
+        .check(example::postgres_check(&postgres))
+        .build();
+
+    let error = example::start_up(&health, &postgres, Duration::from_millis(1_500))
+        .await
+        .unwrap_err();
+    assert_eq!(health.state(), State::Starting);
+    let said = format!("PostgreSQL at 127.0.0.1:{port} as user someone did not answer within 1 s");
+    for words in [
+        said.as_str(),
+        "Connection refused",
+        "DATABASE_URL",
+        "STARTUP_TIMEOUT_MS",
+        "now 1500",
+    ] {
+        assert!(error.contains(words), "{words:?} not in {error:?}");
+    }
+}
+
 async fn postgres_down_fails_readiness(bin: servers::PostgresBinaries) {
     let mut server = blocking(|| servers::Postgres::start(&bin));
     let postgres = Arc::new(example::Postgres::new(&server.url()).unwrap());
@@ -84,7 +121,7 @@ async fn postgres_down_fails_readiness(bin: servers::PostgresBinaries) {
 
     // Start-up waits for the database, refreshes, and only then turns ready.
     assert_eq!(health.state(), State::Starting);
-    example::start_up(&health, Duration::from_secs(30))
+    example::start_up(&health, &postgres, Duration::from_secs(30))
         .await
         .unwrap();
     assert_eq!(health.state(), State::Ready);
