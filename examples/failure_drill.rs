@@ -1,6 +1,6 @@
 //! A failure drill: a "database" and an "external service" whose health is an in-process
 //! flag, endpoints that make either fail and recover, and readiness that follows within
-//! a second. The FastAPI version of this service writes the two probe handlers by hand;
+//! a second. Written by hand, such a service has two probe handlers that read the flags;
 //! here they are two checks.
 //!
 //! ```text

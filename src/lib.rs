@@ -188,3 +188,10 @@ pub use crate::probe::{Paths, Probe};
 pub use crate::report::{CheckReport, Observed, Report, Status};
 pub use crate::request::{ProbeRequest, Reasons};
 pub use crate::service::HealthService;
+
+/// The README's Rust blocks, each compiled (and run, unless marked `no_run`) as a doc
+/// test, so that what a reader copies from it compiles. One block needs the `metrics`
+/// feature, so they run with `--all-features`, as the test command gives it.
+#[cfg(all(doctest, feature = "metrics"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
