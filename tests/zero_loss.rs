@@ -424,3 +424,79 @@ async fn sigterm_drains_grpc_over_http2_without_losing_a_call() {
         "stopped before the delay: {elapsed:?}"
     );
 }
+
+/// gRPC health Watch streams open through a real SIGTERM: every known name turns
+/// NOT_SERVING at once, every stream ends well when the drain delay is over, and the
+/// streams do not hold the process up: it exits 0 soon after the delay.
+#[cfg(feature = "grpc")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_watch_streams_open_ends_them_at_the_drain_delay_and_exits() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::HealthCheckRequest;
+
+    /// Time for the process to exit once the drain delay is over, with nothing in
+    /// flight: generous, since it only has to tell "exits" from "is held up".
+    const EXIT_SLACK: Duration = Duration::from_secs(5);
+
+    let mut server = Server::start("grpc", "server_grpc");
+    let addr = server.addr;
+    wait_for_readiness(addr, StatusCode::OK).await;
+
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = HealthClient::new(channel);
+    let mut streams = Vec::new();
+    for name in ["", "readiness", "liveness", "startup", "no.such.Service"] {
+        for _ in 0..4 {
+            let request = HealthCheckRequest {
+                service: name.into(),
+            };
+            let mut stream = client.watch(request).await.unwrap().into_inner();
+            let first = stream.message().await.unwrap().unwrap().status();
+            let expected = match name {
+                "no.such.Service" => ServingStatus::ServiceUnknown,
+                _ => ServingStatus::Serving,
+            };
+            assert_eq!(first, expected, "{name:?}");
+            streams.push((name, stream));
+        }
+    }
+
+    // Taken before the signal goes out: no later than the server's own start of the delay.
+    let signalled = Instant::now();
+    server.sigterm();
+    for (name, stream) in &mut streams {
+        if *name != "no.such.Service" {
+            let message = stream.message().await.unwrap().unwrap();
+            assert_eq!(message.status(), ServingStatus::NotServing, "{name:?}");
+        }
+    }
+    let all_not_serving = signalled.elapsed();
+    for (name, stream) in &mut streams {
+        let end = stream.message().await;
+        assert!(matches!(end, Ok(None)), "{name:?}: {end:?}");
+    }
+    let ended = signalled.elapsed();
+    let (exit, exited) = tokio::task::spawn_blocking(move || {
+        let exit = server.wait(DRAIN_DELAY + EXIT_SLACK);
+        (exit, signalled.elapsed())
+    })
+    .await
+    .unwrap();
+
+    assert!(
+        all_not_serving < DRAIN_DELAY,
+        "NOT_SERVING came only after {all_not_serving:?}"
+    );
+    assert!(
+        ended >= DRAIN_DELAY,
+        "streams ended before the delay: {ended:?}"
+    );
+    assert!(exit.success(), "the server exited with {exit}");
+    assert!(exited < DRAIN_DELAY + EXIT_SLACK, "exited after {exited:?}");
+    drop(client);
+}

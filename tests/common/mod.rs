@@ -317,6 +317,14 @@ pub struct Running {
 }
 
 impl Running {
+    /// The server task `task`, listening on `addr`.
+    pub fn new(addr: SocketAddr, task: JoinHandle<()>) -> Running {
+        Running {
+            addr,
+            task: Some(task),
+        }
+    }
+
     /// Whether the server task has ended.
     pub fn is_finished(&self) -> bool {
         self.task.as_ref().is_none_or(JoinHandle::is_finished)
