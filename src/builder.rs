@@ -156,27 +156,18 @@ impl Builder {
     /// drift from the proto:
     ///
     /// ```
-    /// # // Stand-ins for tonic's trait and the server that tonic-build generates.
     /// # mod tonic { pub mod server { pub trait NamedService { const NAME: &'static str; } } }
     /// # struct GreeterServer<T>(T);
-    /// # struct MyGreeter;
     /// # impl<T> tonic::server::NamedService for GreeterServer<T> {
     /// #     const NAME: &'static str = "helloworld.Greeter";
     /// # }
+    /// # struct MyGreeter;
     /// use tonic::server::NamedService;
     /// use tower_health::{Health, Probe};
     ///
     /// let health = Health::builder()
     ///     .grpc_service(<GreeterServer<MyGreeter> as NamedService>::NAME, Probe::Readiness)
-    ///     .build();
-    /// # drop(health);
-    /// ```
-    ///
-    /// ```
-    /// use tower_health::{Health, Probe};
-    ///
-    /// let health = Health::builder()
-    ///     .grpc_service("helloworld.Greeter", Probe::Readiness)
+    ///     .grpc_service("ops.Admin", Probe::Liveness)
     ///     .build();
     /// # drop(health);
     /// ```
