@@ -22,6 +22,54 @@ const DEFAULT_BUDGET: Duration = Duration::from_millis(900);
 const DEFAULT_TTL: Duration = Duration::from_secs(1);
 
 /// Configures a [`Health`](crate::Health). Made by [`Health::builder`](crate::Health::builder).
+///
+/// Every setting has a default that suits a Kubernetes service, so a builder with nothing
+/// but its checks is a good start; [`build`](Builder::build) checks the whole
+/// configuration once and panics on a mistake (two checks with one name, a path that is
+/// not a path), so that it shows at start-up rather than in a probe answer.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_health::{Check, Health, Paths, Probe, Reasons};
+///
+/// # async fn ping_database() -> Result<(), std::io::Error> { Ok(()) }
+/// # async fn model_loaded() -> Result<(), std::io::Error> { Ok(()) }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let health = Health::builder()
+///     // What is checked (see `Check` for choosing the options).
+///     .check(Check::new("database", ping_database).timeout(Duration::from_millis(800)))
+///     .check(Check::new("model", model_loaded).probes([Probe::Startup, Probe::Readiness]))
+///     // Where the probes answer: /health, /health/ready, /health/started.
+///     .paths(Paths::health())
+///     // How long a probe on a cold cache may wait (default 900 ms), and how long a
+///     // result stays fresh (default 1 s; the background refresh follows it).
+///     .budget(Duration::from_millis(900))
+///     .cache_for(Duration::from_secs(2))
+///     // Why a check failed, shown to every asker (default: to none, only logged).
+///     .reasons(Reasons::always())
+///     // After SIGTERM, keep serving this long before the server stops (default 5 s),
+///     // and count requests in flight for `Health::drained`.
+///     .drain_delay(Duration::from_secs(10))
+///     .track_in_flight(true)
+///     .build();
+/// assert_eq!(health.paths().readiness_path(), "/health/ready");
+/// # }
+/// ```
+///
+/// | setting | default | what it governs |
+/// |---|---|---|
+/// | [`check`](Builder::check) | no checks | what readiness (or another probe) depends on |
+/// | [`paths`](Builder::paths) | `/livez`, `/readyz`, `/startupz` | where the probes answer |
+/// | [`budget`](Builder::budget) | 900 ms | the longest a probe waits on a cold cache, and every check's timeout cap |
+/// | [`cache_for`](Builder::cache_for) | 1 s | how long a result stays fresh |
+/// | [`refresh_every`](Builder::refresh_every), [`background_refresh`](Builder::background_refresh) | on, at the cache time | checks run in the background, whether probes come or not |
+/// | [`reasons`](Builder::reasons) | withheld | whether answers say why a check failed |
+/// | [`drain_delay`](Builder::drain_delay) | 5 s | how long the server keeps serving after SIGTERM |
+/// | [`close_connections_when_draining`](Builder::close_connections_when_draining) | on | `Connection: close` on HTTP/1 responses while draining |
+/// | [`track_in_flight`](Builder::track_in_flight) | off | counting requests for [`Health::drained`](crate::Health::drained) |
 #[derive(Debug, Clone)]
 #[must_use = "a Builder does nothing until .build() is called"]
 pub struct Builder {

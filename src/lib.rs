@@ -36,6 +36,54 @@
 //! }
 //! ```
 //!
+//! # Where to put the layer
+//!
+//! Outermost: the layer must see a probe before anything that could refuse, delay or
+//! reroute it (authentication, rate and concurrency limits, timeouts, body limits,
+//! routing), or the kubelet meets a 401, a 404 or a queue instead of an answer.
+//!
+//! - **Around the whole service**, the surest: `health.layer().layer(app)`, or the first
+//!   layer of a `tower::ServiceBuilder` that wraps it (the first one added is the
+//!   outermost). A probe then never enters the application at all, axum's routing
+//!   included. `axum::serve` wants axum's own body type back, which `map_response` gives
+//!   it:
+//!
+//!   ```no_run
+//!   use axum::{body::Body, http::Response, routing::get, Router};
+//!   use tower::{make::Shared, ServiceBuilder};
+//!   use tower_health::{Health, HealthBody};
+//!
+//!   #[tokio::main]
+//!   async fn main() -> std::io::Result<()> {
+//!       let health = Health::builder().build();
+//!       let router = Router::new().route("/", get(|| async { "hello" }));
+//!       let app = ServiceBuilder::new()
+//!           .map_response(|response: Response<HealthBody<Body>>| response.map(Body::new))
+//!           .layer(health.layer())
+//!           .service(router);
+//!
+//!       let listener = tokio::net::TcpListener::bind("0.0.0.0:3000").await?;
+//!       health.ready();
+//!       axum::serve(listener, Shared::new(app))
+//!           .with_graceful_shutdown(health.shutdown_signal())
+//!           .await
+//!   }
+//!   ```
+//!
+//! - **axum's `Router::layer`**, as in the example above, works too when it is the
+//!   **last** `.layer(..)` call: each call wraps what the calls before it built, so a
+//!   layer added after this one (an authentication middleware, say) would see the probes
+//!   first. `Router::layer` wraps every route added before it and the fallback, so a
+//!   probe is answered whether or not the router has a route for its path (the router's
+//!   404 never shows), but a route added after it is not wrapped at all. The request
+//!   does go through axum's route matching first, which costs a little (see the README's
+//!   load figures).
+//! - **Not `Router::route_layer`**: it wraps only the routes that matched, so requests to
+//!   `/readyz` and the other probe paths, which match no route, would get the router's
+//!   404 without the layer ever seeing them.
+//! - **tonic**: `Server::builder().accept_http1(true).layer(health.layer())`; see
+//!   [With tonic](#with-tonic).
+//!
 //! # Probes
 //!
 //! | state of the application | liveness | readiness | startup |

@@ -16,6 +16,24 @@ use crate::changes::{Change, Publisher};
 /// `Ready → Draining`: draining is one-way, so a late [`Health::ready`](crate::Health::ready)
 /// can never put a shutting-down replica back into the load balancer.
 /// States are ordered as they happen: `Starting < Ready < Draining`.
+///
+/// # Example
+///
+/// ```
+/// use tower_health::{Health, State};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let health = Health::builder().build();
+/// assert_eq!(health.state(), State::Starting);
+/// assert!(health.ready());
+/// assert_eq!(health.state(), State::Ready);
+/// assert!(health.drain());
+/// assert!(!health.ready()); // draining is one-way
+/// assert_eq!(health.state(), State::Draining);
+/// assert!(State::Ready < State::Draining);
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum State {
     /// Start-up work is still running: readiness and startup probes fail, liveness passes.

@@ -7,7 +7,24 @@
 use std::borrow::Cow;
 use std::fmt;
 
-/// One of the three Kubernetes probes.
+/// One of the three Kubernetes probes. Used to say which probes a check gates
+/// ([`Check::probes`](crate::Check::probes)), to ask a [`Report`](crate::Report) what a
+/// probe answers, and to name a probe's path ([`Paths::path`]).
+///
+/// # Example
+///
+/// ```
+/// use tower_health::{Health, Paths, Probe};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let health = Health::builder().paths(Paths::health()).build();
+/// for probe in Probe::ALL {
+///     println!("{probe}: {}", health.paths().path(probe)); // readyz: /health/ready ...
+/// }
+/// assert_eq!(health.paths().path(Probe::Startup), "/health/started");
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Probe {
     /// "Is the process alive?" A failure makes the orchestrator restart the container.
@@ -50,6 +67,8 @@ impl fmt::Display for Probe {
 /// `/readyz/postgres` is the readiness answer of the `postgres` check alone. Paths may
 /// nest (as in [`Paths::health`]); the crate docs give the one rule that says
 /// [which requests are probes](crate#which-requests-are-probes).
+///
+/// # Example
 ///
 /// ```
 /// use tower_health::{Health, Paths};

@@ -8,6 +8,26 @@ use crate::lifecycle::{Phase, State};
 use crate::probe::Probe;
 
 /// The outcome of a check, or of a probe as a whole.
+///
+/// # Example
+///
+/// ```
+/// use tower_health::{Check, Health, Probe, Status};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let health = Health::builder()
+///     .check(Check::new("cache", || async { Err("down") }).non_critical())
+///     .build();
+/// health.ready();
+/// let report = health.refresh().await;
+///
+/// let readiness = report.status(Probe::Readiness);
+/// assert_eq!(readiness, Status::Warn); // a non-critical check failed
+/// assert!(readiness.is_passing()); // so the probe still answers 200
+/// assert_eq!(readiness.as_str(), "warn"); // as its JSON body says
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Status {
     /// Healthy.
@@ -55,7 +75,35 @@ impl Gates {
     }
 }
 
-/// A value a check observed, reported as `observedValue` and `observedUnit`.
+/// A value a check observed, reported as `observedValue` and `observedUnit`. A
+/// [`HealthCheck`](crate::HealthCheck) gives one with
+/// [`Outcome::observed`](crate::Outcome::observed); otherwise a check reports the
+/// duration of its run in milliseconds.
+///
+/// # Example
+///
+/// ```
+/// use tower_health::{Check, Health, HealthCheck, Outcome};
+///
+/// struct Connections;
+///
+/// impl HealthCheck for Connections {
+///     async fn check(&self) -> Outcome {
+///         Outcome::pass().observed(17, Some("connections"))
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let health = Health::builder()
+///     .check(Check::from_health_check("pool", Connections))
+///     .build();
+/// let report = health.refresh().await;
+/// let observed = report.check("pool").unwrap().observed().unwrap();
+/// assert_eq!(observed.value(), 17);
+/// assert_eq!(observed.unit(), Some("connections"));
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observed {
     pub(crate) value: serde_json::Value,
@@ -83,6 +131,28 @@ impl Observed {
 }
 
 /// The last result of one check, as it stood when the [`Report`] was taken.
+///
+/// # Example
+///
+/// ```
+/// use tower_health::{Check, Health, Probe, Status};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let health = Health::builder()
+///     .check(Check::new("database", || async { Err("connection refused") }))
+///     .build();
+/// let report = health.refresh().await;
+///
+/// let database = report.check("database").unwrap();
+/// assert_eq!(database.name(), "database");
+/// assert_eq!(database.status(), Status::Fail);
+/// assert_eq!(database.output(), Some("connection refused")); // never withheld here
+/// assert!(database.is_critical());
+/// assert!(database.gates(Probe::Readiness) && !database.gates(Probe::Liveness));
+/// assert!(database.time().is_some() && database.duration().is_some());
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct CheckReport {
     pub(crate) name: Arc<str>,
@@ -150,7 +220,35 @@ impl CheckReport {
 }
 
 /// An owned snapshot of the application's health: the lifecycle and every check's last
-/// result. Taken with [`Health::report`](crate::Health::report).
+/// result. Taken with [`Health::report`](crate::Health::report) (the cached results, at
+/// once) or [`Health::refresh`](crate::Health::refresh) (after running every check). It
+/// holds the reasons that probe answers may withhold, for the application's own use: a
+/// status page, a log line, a metric.
+///
+/// # Example
+///
+/// ```
+/// use tower_health::{Check, Health, Probe, State, Status};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let health = Health::builder()
+///     .check(Check::new("database", || async { Ok::<(), std::io::Error>(()) }))
+///     .build();
+///
+/// let report = health.refresh().await;
+/// assert_eq!(report.state(), State::Starting);
+/// assert_eq!(report.status(Probe::Readiness), Status::Fail); // starting
+/// assert_eq!(report.status(Probe::Liveness), Status::Pass);
+///
+/// health.ready();
+/// let report = health.report();
+/// assert_eq!(report.status(Probe::Readiness), Status::Pass);
+/// for check in report.checks() {
+///     println!("{}: {}", check.name(), check.status().as_str());
+/// }
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Report {
     pub(crate) phase: Phase,

@@ -232,7 +232,11 @@ type Predicate = std::sync::Arc<dyn Fn(&ProbeRequest<'_>) -> bool + Send + Sync>
 /// By default they do not: an answer names the failing check and says "reason withheld",
 /// and the reason goes to the log, because an error's text (a host name, a user name, a
 /// driver's message) is no business of whoever can reach the probe port. Allow reasons
-/// where the asker is trusted:
+/// where the asker is trusted: [`Reasons::loopback_peer`] for `curl` inside the pod and
+/// `kubectl port-forward`, [`Reasons::when`] for anything else you can tell from the
+/// request, [`Reasons::always`] where the probe port is private.
+///
+/// # Example
 ///
 /// ```
 /// use std::net::SocketAddr;
@@ -243,6 +247,17 @@ type Predicate = std::sync::Arc<dyn Fn(&ProbeRequest<'_>) -> bool + Send + Sync>
 ///     .reasons(Reasons::loopback_peer(|ext| {
 ///         ext.get::<axum::extract::ConnectInfo<SocketAddr>>().map(|info| info.0.ip())
 ///     }))
+///     .build();
+/// # drop(health);
+/// ```
+///
+/// Or for requests that carry a header your ingress strips from outside traffic:
+///
+/// ```
+/// use tower_health::{Health, Reasons};
+///
+/// let health = Health::builder()
+///     .reasons(Reasons::when(|req| req.headers().contains_key("x-internal-probe")))
 ///     .build();
 /// # drop(health);
 /// ```

@@ -2,47 +2,9 @@
 //!
 //! A check is a named, cheap question about one dependency ("does `SELECT 1` work?").
 //! The layer runs every check a probe needs concurrently, each under its own timeout and
-//! all under one budget, and caches the results: checks are refreshed in the background
-//! on an interval, a probe is answered from the cache at once, and however many probes
-//! arrive a check has at most one run in flight.
-//!
-//! # Choosing the options
-//!
-//! - **Critical or not.** A critical check (the default) fails readiness: the replica
-//!   leaves the load balancer while the dependency is down. Mark a check
-//!   [`non_critical`](Check::non_critical) when the service still does useful work
-//!   without it (a cache, a recommendations API): readiness then answers 200 with status
-//!   `warn`, so a flaky extra does not take every replica out of service at once.
-//! - **Which probes.** Checks gate readiness only. Put one on liveness
-//!   ([`probes`](Check::probes)) almost never: a liveness failure restarts the container,
-//!   and a shared dependency that is down would restart every replica together without
-//!   fixing anything. Liveness checks are for faults a restart fixes (a wedged worker
-//!   thread). A check on startup holds back the other probes until it first passes (a
-//!   model or a cache that must be loaded before anything else makes sense).
-//! - **Timeouts and the budget.** A probe on a cold cache waits for results at most the
-//!   [budget](crate::Builder::budget) (900 ms by default, inside the kubelet's default
-//!   1 s probe timeout); every check's timeout is capped by it. Raise the budget only
-//!   together with the probe's `timeoutSeconds`. With the background refresh (on by
-//!   default, every [`refresh_every`](crate::Builder::refresh_every)) only the first
-//!   probes after start-up can find no result.
-//! - **Damping.** [`fail_after`](Check::fail_after) and [`pass_after`](Check::pass_after)
-//!   keep one lost packet from flapping readiness; the kubelet's own
-//!   `failureThreshold` does the same per probe, so use damping for checks shared by
-//!   several probes or read through [`Health::report`](crate::Health::report).
-//!
-//! # Example
-//!
-//! ```
-//! use std::time::Duration;
-//! use tower_health::{Check, Health};
-//!
-//! # async fn ping() -> Result<(), std::io::Error> { Ok(()) }
-//! let health = Health::builder()
-//!     .check(Check::new("database", || async { ping().await }).timeout(Duration::from_secs(2)))
-//!     .check(Check::new("cache", || async { ping().await }).non_critical())
-//!     .build();
-//! # drop(health);
-//! ```
+//! all under one budget, and caches the results. How to choose a check's options is on
+//! [`Check`], where the published docs show it. The runs themselves, single flight and
+//! the cache are in `engine.rs`.
 
 mod engine;
 
@@ -87,7 +49,29 @@ impl RunOutcome {
     }
 }
 
-/// What one run of a check found.
+/// What one run of a check found: pass, warn or fail, why, and optionally a value it
+/// observed. A [`HealthCheck`] returns one; a check made with [`Check::new`] gets one from
+/// its `Result` (`Ok` passes, `Err` fails with the error's text).
+///
+/// # Example
+///
+/// ```
+/// use tower_health::{Outcome, Status};
+///
+/// let lag_ms = 4_200; // replication lag, asked of the replica
+/// let outcome = if lag_ms > 10_000 {
+///     Outcome::fail(format!("replica is {lag_ms} ms behind"))
+/// } else if lag_ms > 1_000 {
+///     Outcome::warn("replica is falling behind")
+/// } else {
+///     Outcome::pass()
+/// }
+/// .observed(lag_ms, Some("ms"));
+/// assert_eq!(outcome.status(), Status::Warn);
+///
+/// let from_result: Outcome = Err::<(), _>("connection refused").into();
+/// assert_eq!(from_result.status(), Status::Fail);
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
     pub(crate) status: Status,
@@ -149,6 +133,10 @@ impl<E: fmt::Display> From<Result<(), E>> for Outcome {
 }
 
 /// A check that reports more than pass or fail: a `warn`, or a value it observed.
+/// Register one with [`Check::from_health_check`]; its value appears as `observedValue`
+/// and `observedUnit` in verbose answers, and in [`CheckReport::observed`](crate::CheckReport::observed).
+///
+/// # Example
 ///
 /// ```
 /// use tower_health::{Check, HealthCheck, Outcome};
@@ -178,8 +166,71 @@ pub trait HealthCheck: Send + Sync + 'static {
 
 /// A named dependency check and the options that say how it gates the probes.
 ///
+/// A check is a cheap question about one dependency ("does `SELECT 1` work?"): an async
+/// function ([`Check::new`]), a type that reports `warn` or a value
+/// ([`Check::from_health_check`]), or a blocking function ([`Check::blocking`]). Add it
+/// with [`Builder::check`](crate::Builder::check). The layer runs every check a probe
+/// needs concurrently, each under its own timeout and all under one budget, and caches the
+/// results: checks are refreshed in the background, a probe is answered from the cache at
+/// once, and however many probes arrive a check has at most one run in flight.
+///
 /// A name is what probe answers, `/readyz/<name>` and `?exclude=<name>` use: ASCII
 /// letters, digits, `-`, `_` and `.`.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_health::{Check, Health, Probe, Status};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let health = Health::builder()
+///     // Critical (the default): while it fails, readiness answers 503.
+///     .check(
+///         Check::new("database", || async { Ok::<(), std::io::Error>(()) })
+///             .timeout(Duration::from_millis(500)),
+///     )
+///     // Non-critical: while it fails, readiness answers 200 with status `warn`.
+///     .check(Check::new("cache", || async { Err("connection refused") }).non_critical())
+///     .build();
+/// health.ready();
+///
+/// let report = health.refresh().await;
+/// assert_eq!(report.check("database").unwrap().status(), Status::Pass);
+/// assert_eq!(report.check("cache").unwrap().status(), Status::Fail);
+/// assert_eq!(report.status(Probe::Readiness), Status::Warn);
+/// # }
+/// ```
+///
+/// # Choosing the options
+///
+/// - **Critical or not.** A critical check (the default) fails readiness: the replica
+///   leaves the load balancer while the dependency is down. Mark a check
+///   [`non_critical`](Check::non_critical) when the service still does useful work
+///   without it (a cache, a recommendations API): readiness then answers 200 with status
+///   `warn`, so a flaky extra does not take every replica out of service at once.
+/// - **Which probes.** Checks gate readiness only. Put one on liveness
+///   ([`probes`](Check::probes)) almost never: a liveness failure restarts the container,
+///   and a shared dependency that is down would restart every replica together without
+///   fixing anything. Liveness checks are for faults a restart fixes (a wedged worker
+///   thread). A check on startup holds back the other probes until it first passes (a
+///   model or a cache that must be loaded before anything else makes sense).
+/// - **Timeouts and the budget.** A probe on a cold cache waits for results at most the
+///   [budget](crate::Builder::budget) (900 ms by default, inside the kubelet's default
+///   1 s probe timeout); every check's timeout is capped by it. Raise the budget only
+///   together with the probe's `timeoutSeconds`. With the background refresh (on by
+///   default, every [`refresh_every`](crate::Builder::refresh_every)) only the first
+///   probes after start-up can find no result.
+/// - **Cache time.** A result is fresh for [`cache_for`](Check::cache_for) (the
+///   builder's, 1 s, unless set): raise it for a check that is expensive to run, so that
+///   it runs less often than the others.
+/// - **Damping.** [`fail_after`](Check::fail_after) and [`pass_after`](Check::pass_after)
+///   keep one lost packet from flapping readiness; the kubelet's own
+///   `failureThreshold` does the same per probe, so use damping for checks shared by
+///   several probes or read through [`Health::report`](crate::Health::report).
+/// - **Blocking clients.** A synchronous client goes through [`Check::blocking`], which
+///   runs it on Tokio's blocking pool: never call it from an async check.
 #[must_use = "a Check does nothing until it is added with Builder::check"]
 #[derive(Clone)]
 pub struct Check {
@@ -292,25 +343,64 @@ impl Check {
     /// How long one run may take before it counts as failed ("timed out after N ms") and
     /// is dropped. Capped by the [budget](crate::Builder::budget), which is also the
     /// default.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_health::{Check, Health, Status};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let hangs = Check::new("upstream", || async {
+    ///     tokio::time::sleep(Duration::from_secs(60)).await;
+    ///     Ok::<(), std::io::Error>(())
+    /// })
+    /// .timeout(Duration::from_millis(50));
+    /// let health = Health::builder().check(hangs).build();
+    ///
+    /// let report = health.refresh().await;
+    /// let upstream = report.check("upstream").unwrap();
+    /// assert_eq!(upstream.status(), Status::Fail);
+    /// assert_eq!(upstream.output(), Some("timed out after 50 ms"));
+    /// # }
+    /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
     }
 
     /// Its failure degrades the probes it gates (200, status `warn`) instead of failing
-    /// them.
+    /// them. For a dependency the service can do without for a while: a cache, an
+    /// optional API. The [example on `Check`](Check#example) shows one.
     pub fn non_critical(mut self) -> Self {
         self.critical = false;
         self
     }
 
-    /// The probes this check gates, instead of readiness alone.
+    /// The probes this check gates, instead of readiness alone. See
+    /// [choosing the options](Check#choosing-the-options) before putting one on liveness.
+    ///
+    /// # Example
+    ///
+    /// A model that must be loaded before the replica starts: startup and readiness wait
+    /// for it, liveness does not.
     ///
     /// ```
-    /// use tower_health::{Check, Probe};
-    /// # async fn model_loaded() -> Result<(), &'static str> { Ok(()) }
-    /// let check = Check::new("model", model_loaded).probes([Probe::Startup, Probe::Readiness]);
-    /// # drop(check);
+    /// use tower_health::{Check, Health, Probe, Status};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let model = Check::new("model", || async { Err("still loading") })
+    ///     .probes([Probe::Startup, Probe::Readiness]);
+    /// let health = Health::builder().check(model).build();
+    /// health.ready();
+    ///
+    /// let report = health.refresh().await;
+    /// assert_eq!(report.status(Probe::Startup), Status::Fail);
+    /// assert_eq!(report.status(Probe::Readiness), Status::Fail);
+    /// assert_eq!(report.status(Probe::Liveness), Status::Pass);
+    /// # }
     /// ```
     pub fn probes(mut self, probes: impl IntoIterator<Item = Probe>) -> Self {
         let mut gates = Gates::NONE;
@@ -323,6 +413,22 @@ impl Check {
 
     /// How long a result stays fresh; after that the next probe is answered from it and
     /// starts one refresh. Defaults to the builder's [`cache_for`](crate::Builder::cache_for).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_health::{Check, Health};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// // A search index that is costly to ask: once every 30 s is enough.
+    /// let index = Check::new("search-index", || async { Ok::<(), std::io::Error>(()) })
+    ///     .cache_for(Duration::from_secs(30));
+    /// let health = Health::builder().check(index).build();
+    /// # drop(health);
+    /// # }
+    /// ```
     pub fn cache_for(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
         self
@@ -330,6 +436,38 @@ impl Check {
 
     /// Reports failure only after `n` consecutive failed runs (at least 1, the default).
     /// The first result a check ever has is taken as it is.
+    ///
+    /// # Example
+    ///
+    /// One lost packet does not fail readiness; three failures in a row do.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    /// use tower_health::{Check, Health, Status};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let up = Arc::new(AtomicBool::new(true));
+    /// let dependency = up.clone();
+    /// let check = Check::new("upstream", move || {
+    ///     let up = dependency.load(Ordering::SeqCst);
+    ///     async move { if up { Ok(()) } else { Err("no answer") } }
+    /// })
+    /// .fail_after(3);
+    /// let health = Health::builder()
+    ///     .check(check)
+    ///     .background_refresh(false) // only the refreshes below run the check
+    ///     .build();
+    /// let status = |report: tower_health::Report| report.check("upstream").unwrap().status();
+    ///
+    /// assert_eq!(status(health.refresh().await), Status::Pass);
+    /// up.store(false, Ordering::SeqCst);
+    /// assert_eq!(status(health.refresh().await), Status::Pass); // 1 failure
+    /// assert_eq!(status(health.refresh().await), Status::Pass); // 2
+    /// assert_eq!(status(health.refresh().await), Status::Fail); // 3: now it fails
+    /// # }
+    /// ```
     pub fn fail_after(mut self, n: u32) -> Self {
         self.fail_after = n.max(1);
         self
@@ -337,6 +475,21 @@ impl Check {
 
     /// Reports a failed check as passing again only after `n` consecutive successful runs
     /// (at least 1, the default).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_health::Check;
+    ///
+    /// // Back in the load balancer only after two good answers in a row, so that a
+    /// // dependency that comes and goes does not flap readiness.
+    /// let check = Check::new("upstream", || async { Ok::<(), std::io::Error>(()) })
+    ///     .fail_after(3)
+    ///     .pass_after(2)
+    ///     .timeout(Duration::from_millis(300));
+    /// # drop(check);
+    /// ```
     pub fn pass_after(mut self, n: u32) -> Self {
         self.pass_after = n.max(1);
         self
