@@ -1,71 +1,79 @@
-//! A tonic gRPC server (here serving `grpc.health.v1` from tonic-health) with the health
-//! layer in front. The server also accepts HTTP/1.1, so the kubelet's HTTP probes reach the
-//! layer, while gRPC clients keep talking HTTP/2 on the same port.
+//! A tonic gRPC server (a `helloworld.Greeter`) with the health layer in front. The layer
+//! answers `grpc.health.v1` (Check, Watch and List) from the same state as the HTTP
+//! probes; the server also accepts HTTP/1.1, so the kubelet's HTTP probes reach the layer
+//! on the same port.
 //!
 //! ```text
 //! cargo run -p examples --example tonic
 //! curl -i localhost:3000/readyz                                        # HTTP/1.1 probe
-//! grpc-health-probe -addr localhost:3000                               # gRPC over HTTP/2
+//! grpc_health_probe -addr localhost:3000                               # gRPC over HTTP/2
+//! grpc_health_probe -addr localhost:3000 -service helloworld.Greeter
 //! ```
 //!
-//! The gRPC health status of the server (service name `""`) follows the lifecycle: it is
-//! `SERVING` exactly when the readiness probe passes.
+//! The names gRPC health knows here: `""` and `readiness` (the readiness probe),
+//! `liveness`, `startup`, the check `greeting` (fails while the file named by
+//! `FAIL_FILE` exists, default `/tmp/tower-health-tonic-fail`), and `helloworld.Greeter`,
+//! mapped to readiness through tonic's own `NamedService::NAME`.
 //!
 //! Environment: `ADDR` (default `127.0.0.1:3000`), `DRAIN_DELAY_MS` (how long to keep
-//! serving after SIGTERM, default 5000), `RUST_LOG` (default `info`).
+//! serving after SIGTERM, default 5000), `FAIL_FILE`, `RUST_LOG` (default `info`).
 
 use std::error::Error;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tonic::server::NamedService;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
-use tonic_health::server::HealthReporter;
-use tonic_health::ServingStatus;
-use tower_health::{Health, State};
+use tower_health::{Check, Health, Probe};
 
 #[path = "support/mod.rs"]
 mod support;
+
+#[path = "support/greeter.rs"]
+mod greeter;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
     support::init_tracing();
 
-    let health = support::drain_delay_from_env(Health::builder())?.build();
-
-    let (reporter, grpc_health) = tonic_health::server::health_reporter();
-    tokio::spawn(mirror_readiness(health.clone(), reporter));
+    let fail_file = std::env::var_os("FAIL_FILE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("tower-health-tonic-fail"));
+    let builder = Health::builder()
+        // A demo dependency: failing while the file exists, so that a gRPC health client
+        // can watch `""` turn NOT_SERVING and back (`touch` it, then `rm` it).
+        .check(Check::new("greeting", move || {
+            let failing = fail_file.exists();
+            async move {
+                if failing {
+                    Err("the fail file exists")
+                } else {
+                    Ok(())
+                }
+            }
+        }))
+        // Results refreshed every 500 ms, so that Watch sees a change within that.
+        .refresh_every(Duration::from_millis(500))
+        .grpc_service(
+            <greeter::GreeterServer as NamedService>::NAME,
+            Probe::Readiness,
+        );
+    let health = support::drain_delay_from_env(builder)?.build();
 
     let listener = TcpListener::bind(support::addr()).await?;
     println!("listening on http://{}", listener.local_addr()?);
+    health.refresh().await;
     health.ready();
 
     Server::builder()
-        // Kubelet probes are HTTP/1.1; without this tonic would only speak HTTP/2.
+        // Kubelet HTTP probes are HTTP/1.1; without this tonic would only speak HTTP/2.
         .accept_http1(true)
         .layer(health.layer())
-        .add_service(grpc_health)
+        .add_service(greeter::GreeterServer)
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), health.shutdown_signal())
         .await?;
     tracing::info!("server stopped");
     Ok(())
-}
-
-/// Keeps the gRPC health status of the whole server (service name `""`) equal to the
-/// readiness probe: serving when ready and live, not serving while starting or draining.
-async fn mirror_readiness(health: Health, reporter: HealthReporter) {
-    let mut last = None;
-    loop {
-        // Subscribe before reading, so that no change slips between the two.
-        let changed = health.changed();
-        let status = if health.state() == State::Ready && health.is_live() {
-            ServingStatus::Serving
-        } else {
-            ServingStatus::NotServing
-        };
-        if last != Some(status) {
-            reporter.set_service_status("", status).await;
-            last = Some(status);
-        }
-        changed.await;
-    }
 }

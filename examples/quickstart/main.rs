@@ -5,7 +5,11 @@
 //! ```text
 //! cargo run --example quickstart
 //! curl -i localhost:3000/readyz      # 503 while starting, 200 once ready
+//! python3 examples/grpc_health_client.py localhost:3000 check ""    # the same, over gRPC
 //! ```
+//!
+//! The same port answers gRPC health (`grpc.health.v1`) over HTTP/2: the feature `grpc` is
+//! on for the examples.
 //!
 //! Environment: `ADDR` (default `127.0.0.1:3000`), `STARTUP_MS` (how long the simulated
 //! start-up takes, default 2000), `DRAIN_DELAY_MS` (how long to keep serving after
