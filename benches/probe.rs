@@ -1,5 +1,7 @@
 //! A readiness probe answered from cache, against the same JSON from an axum route and
-//! against a hand-written service returning fixed bytes (the floor).
+//! against a hand-written service returning the same pre-rendered bytes with the same
+//! headers (the floor: the least any code answering this probe can cost), and the same
+//! bytes with no headers at all.
 //!
 //! The layer's `Health` has one passing check whose result is warm and fresh for the whole
 //! run, so every probe is answered from the rendered cache. Each iteration clones the
@@ -7,13 +9,16 @@
 //! body to its end, on a current-thread Tokio runtime.
 
 use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::routing::get;
 use axum::{Json, Router};
 use bytes::Bytes;
 use criterion::Criterion;
-use http::{Request, Response, StatusCode};
+use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use tower::{Layer, Service, ServiceExt};
 use tower_health::{Check, Health};
@@ -21,15 +26,56 @@ use tower_health::{Check, Health};
 mod support;
 
 const GROUP: &str = "probe";
-const BENCHES: [&str; 3] = ["hand_written", "layer_cached", "axum_json"];
+const BENCHES: [&str; 4] = ["hand_written", "layer_cached", "axum_json", "bytes_only"];
 const PASS: &[u8] = br#"{"status":"pass"}"#;
+
+/// The floor: the probe's bytes and headers rendered once, and per request a clone of
+/// each into a response.
+#[derive(Clone)]
+struct HandWritten {
+    answer: Arc<(HeaderMap, Bytes)>,
+}
+
+impl HandWritten {
+    fn new() -> Self {
+        let mut headers = HeaderMap::with_capacity(4);
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/health+json"),
+        );
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(PASS.len()));
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+        // Rendered once, as an answer that can change would be: shared, not static.
+        HandWritten {
+            answer: Arc::new((headers, Bytes::from(PASS.to_vec()))),
+        }
+    }
+}
+
+impl Service<Request<Full<Bytes>>> for HandWritten {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _req: Request<Full<Bytes>>) -> Self::Future {
+        let (headers, body) = &*self.answer;
+        let mut response = Response::new(Full::new(body.clone()));
+        *response.headers_mut() = headers.clone();
+        std::future::ready(Ok(response))
+    }
+}
 
 async fn fixed(_req: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, Infallible> {
     Ok(Response::new(Full::new(Bytes::from_static(PASS))))
 }
 
-/// The body a service answers `GET /readyz` with.
-async fn body_of<S, B>(service: &S) -> Bytes
+/// The headers and body a service answers `GET /readyz` with.
+async fn answer_of<S, B>(service: &S) -> (HeaderMap, Bytes)
 where
     S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone,
     S::Error: std::fmt::Debug,
@@ -42,12 +88,9 @@ where
         .await
         .expect("response");
     assert_eq!(response.status(), StatusCode::OK);
-    response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes()
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.expect("body").to_bytes();
+    (parts.headers, body)
 }
 
 fn bench(c: &mut Criterion) {
@@ -63,16 +106,29 @@ fn bench(c: &mut Criterion) {
     health.ready();
     rt.block_on(health.refresh());
     let layered = health.layer().layer(tower::service_fn(support::not_found));
-    let hand_written = tower::service_fn(fixed);
+    let hand_written = HandWritten::new();
+    let bytes_only = tower::service_fn(fixed);
     let axum = Router::new().route(
         "/readyz",
         get(|| async { (StatusCode::OK, Json(serde_json::json!({"status": "pass"}))) }),
     );
     rt.block_on(async {
-        assert_eq!(body_of(&layered).await, PASS);
-        assert_eq!(body_of(&axum).await, PASS);
-        assert_eq!(body_of(&hand_written).await, PASS);
+        let layer = answer_of(&layered).await;
+        assert_eq!(layer.1, PASS);
+        assert_eq!(
+            answer_of(&hand_written).await,
+            layer,
+            "the same bytes and headers"
+        );
+        assert_eq!(answer_of(&axum).await.1, PASS);
+        assert_eq!(answer_of(&bytes_only).await.1, PASS);
     });
+
+    // Under callgrind, counts the one bench asked for and exits.
+    support::count(&rt, BENCHES[0], &hand_written, support::readyz);
+    support::count(&rt, BENCHES[1], &layered, support::readyz);
+    support::count(&rt, BENCHES[2], &axum, support::readyz);
+    support::count(&rt, BENCHES[3], &bytes_only, support::readyz);
 
     let mut group = c.benchmark_group(GROUP);
     group.bench_function(BENCHES[0], |b| {
@@ -87,10 +143,18 @@ fn bench(c: &mut Criterion) {
         b.to_async(&rt)
             .iter(|| support::once(&axum, support::readyz()))
     });
+    group.bench_function(BENCHES[3], |b| {
+        b.to_async(&rt)
+            .iter(|| support::once(&bytes_only, support::readyz()))
+    });
     group.finish();
 }
 
 fn main() {
+    if support::instructions_requested() {
+        support::instructions(GROUP, "hand_written", &BENCHES);
+        return;
+    }
     support::start();
     let mut c = support::criterion();
     bench(&mut c);

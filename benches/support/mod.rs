@@ -1,5 +1,7 @@
-//! What every bench shares: criterion's settings, draining a response, and the table of
-//! medians and ratios printed at the end of a `cargo bench` run.
+//! What every bench shares: criterion's settings, draining a response, the table of
+//! medians and ratios printed at the end of a `cargo bench` run, and instruction counts
+//! under callgrind (`cargo bench --bench NAME -- --instructions`), which a busy machine
+//! does not disturb.
 
 use std::path::PathBuf;
 use std::pin::pin;
@@ -66,6 +68,37 @@ pub fn report(group: &str, baseline: &str, benches: &[&str]) -> Vec<Option<f64>>
         }
     }
     medians
+}
+
+/// Prints what each of `rows` adds to `bare` (medians in ns), and its ratio to what
+/// the floor adds (`floor_added`): the figure the budget is set on.
+#[allow(dead_code)] // only the pass-through bench has a floor layer
+pub fn print_added(floor: &str, floor_added: f64, rows: &[(&str, Option<f64>)], bare: f64) {
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    // Nanoseconds from timings, instructions from counts.
+    let unit = |x: f64| {
+        if instructions_requested() {
+            format!("{x:.0}")
+        } else {
+            format_ns(x)
+        }
+    };
+    println!();
+    println!("added to the bare service, and the ratio to what {floor} adds");
+    println!("{:<28} {:>14} {:>10}", "bench", "added", "ratio");
+    println!("{floor:<28} {:>14} {:>9.2}x", unit(floor_added), 1.0);
+    for (name, median) in rows {
+        if let Some(m) = median {
+            let added = m - bare;
+            println!(
+                "{name:<28} {:>14} {:>9.2}x",
+                unit(added),
+                added / floor_added
+            );
+        }
+    }
 }
 
 pub fn format_ns(ns: f64) -> String {
@@ -156,4 +189,133 @@ where
 {
     let response = service.clone().oneshot(request).await.expect("response");
     drain(response).await;
+}
+
+// === instruction counts ===
+
+/// The argument that asks a bench for instruction counts instead of timings.
+const INSTRUCTIONS: &str = "--instructions";
+/// Set in a child process run under callgrind: the one bench it is to count.
+const COUNT_ENV: &str = "TOWER_HEALTH_BENCH_COUNT";
+/// Requests counted per bench; the first [`WARM_UP`] are not counted.
+const COUNTED: u64 = 20_000;
+const WARM_UP: u64 = 2_000;
+
+/// Whether this run is to count instructions (`-- --instructions`) rather than time.
+#[allow(dead_code)]
+pub fn instructions_requested() -> bool {
+    std::env::args().any(|a| a == INSTRUCTIONS)
+}
+
+/// In the child process counting `bench`: sends [`COUNTED`] requests made by `request`
+/// through `service` (after a warm-up), inside the function callgrind collects in, and
+/// exits. Anywhere else, does nothing.
+#[allow(dead_code)]
+pub fn count<S, B>(
+    rt: &tokio::runtime::Runtime,
+    bench: &str,
+    service: &S,
+    request: fn() -> Request<Full<Bytes>>,
+) where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
+    if std::env::var(COUNT_ENV).ok().as_deref() != Some(bench) {
+        return;
+    }
+    rt.block_on(async {
+        for _ in 0..WARM_UP {
+            once(service, request()).await;
+        }
+    });
+    counted_requests(rt, service, request);
+    std::process::exit(0);
+}
+
+/// The requests callgrind counts: it collects from this function's entry to its return.
+#[inline(never)]
+fn counted_requests<S, B>(
+    rt: &tokio::runtime::Runtime,
+    service: &S,
+    request: fn() -> Request<Full<Bytes>>,
+) where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
+    rt.block_on(async {
+        for _ in 0..COUNTED {
+            once(service, request()).await;
+        }
+    });
+}
+
+/// Runs this bench binary once per bench under `valgrind --tool=callgrind`, each counting
+/// one bench's requests, and prints the instructions per request and the ratio to
+/// `baseline`; returns them. Needs valgrind on `PATH`.
+#[allow(dead_code)]
+pub fn instructions(group: &str, baseline: &str, benches: &[&str]) -> Vec<Option<f64>> {
+    let exe = std::env::current_exe().expect("this bench's path");
+    let counts: Vec<Option<f64>> = benches
+        .iter()
+        .map(|bench| {
+            let out = std::env::temp_dir()
+                .join(format!("callgrind.{group}.{bench}.{}", std::process::id()));
+            let status = std::process::Command::new("valgrind")
+                .arg("--tool=callgrind")
+                .arg("--toggle-collect=*counted_requests*")
+                .arg(format!("--callgrind-out-file={}", out.display()))
+                .arg(&exe)
+                .arg("--bench")
+                .env(COUNT_ENV, bench)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+            let total = match status {
+                Ok(status) if status.success() => std::fs::read_to_string(&out)
+                    .ok()
+                    .and_then(|text| callgrind_total(&text)),
+                Ok(status) => {
+                    eprintln!("{group}/{bench}: valgrind exited with {status}");
+                    None
+                }
+                Err(e) => {
+                    eprintln!("{group}/{bench}: cannot run valgrind: {e}");
+                    None
+                }
+            };
+            let _ = std::fs::remove_file(&out);
+            total.map(|t| t as f64 / COUNTED as f64)
+        })
+        .collect();
+    let base = benches
+        .iter()
+        .position(|b| *b == baseline)
+        .and_then(|i| counts[i]);
+    println!();
+    println!("{group}: instructions per request (callgrind), and the ratio to {baseline}");
+    println!("{:<28} {:>14} {:>10}", "bench", "instructions", "ratio");
+    for (bench, count) in benches.iter().zip(&counts) {
+        match (count, base) {
+            (Some(c), Some(b)) => println!("{bench:<28} {c:>14.0} {:>9.2}x", c / b),
+            (Some(c), None) => println!("{bench:<28} {c:>14.0} {:>10}", "-"),
+            (None, _) => println!("{bench:<28} {:>14} {:>10}", "failed", "-"),
+        }
+    }
+    counts
+}
+
+/// The instructions callgrind counted in all, from its output file's `totals:` or
+/// `summary:` line.
+fn callgrind_total(text: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix("totals:")
+                .or_else(|| line.strip_prefix("summary:"))
+        })
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
 }
