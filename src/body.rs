@@ -95,14 +95,7 @@ where
             KindProj::Inner { body } => body.poll_frame(cx),
             KindProj::Answer { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
             KindProj::Grpc { body } => poll_grpc(body, cx),
-            KindProj::Tracked { body, guard } => {
-                let frame = body.poll_frame(cx);
-                if guard.is_some() && matches!(frame, Poll::Ready(None) | Poll::Ready(Some(Err(_))))
-                {
-                    guard.take();
-                }
-                frame
-            }
+            KindProj::Tracked { body, guard } => poll_tracked(body, guard, cx),
         }
     }
 
@@ -152,6 +145,24 @@ fn poll_grpc<E>(
     _: &mut Context<'_>,
 ) -> Poll<Option<Result<Frame<Bytes>, E>>> {
     match *body {}
+}
+
+/// What polling a body for its next frame gives.
+type PolledFrame<B> = Poll<Option<Result<Frame<<B as Body>::Data>, <B as Body>::Error>>>;
+
+/// A frame of a counted body; the count ends with the body (or its error). Out of line,
+/// so that the plain pass-through stays small enough to inline.
+#[inline(never)]
+fn poll_tracked<B: Body>(
+    body: Pin<&mut B>,
+    guard: &mut Option<InFlightGuard>,
+    cx: &mut Context<'_>,
+) -> PolledFrame<B> {
+    let frame = body.poll_frame(cx);
+    if guard.is_some() && matches!(frame, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
+        guard.take();
+    }
+    frame
 }
 
 impl<B> std::fmt::Debug for HealthBody<B> {

@@ -15,9 +15,10 @@ use crate::render::Reply;
 use crate::shutdown::InFlightGuard;
 
 fn into_response<B>(reply: Reply) -> Response<HealthBody<B>> {
-    let mut response = Response::new(HealthBody::answer(reply.body));
-    *response.status_mut() = reply.status;
-    *response.headers_mut() = reply.headers;
+    let (status, headers, body) = reply.into_parts();
+    let mut response = Response::new(HealthBody::answer(body));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
     response
 }
 
@@ -43,21 +44,38 @@ pin_project! {
     enum Kind<S: Service<Request<ReqBody>>, ReqBody> {
         // A request that is not a probe, passed through with nothing to add.
         Inner { #[pin] future: S::Future },
-        // Boxed, so that a probe's answer does not make every pass-through future larger.
-        Reply { reply: Option<Box<Reply>> },
+        // A probe's answer (small: a shared answer, or a boxed one).
+        Reply { reply: Option<Reply> },
         Pending { pending: Pending },
         // A gRPC health call, answered once its request message has arrived.
         Grpc { call: Call },
-        // The same, counted as in flight or to be answered with `Connection: close`.
+        // A request that is not a probe, counted as in flight until its body ends. (Two
+        // variants rather than a flag, so that a pass-through future is no larger than
+        // it must be.)
         Tracked {
             #[pin]
             future: S::Future,
-            close: bool,
+            guard: Option<InFlightGuard>,
+        },
+        // The same, to be answered with `Connection: close`, and counted if `guard` is.
+        Closing {
+            #[pin]
+            future: S::Future,
             guard: Option<InFlightGuard>,
         },
         // A request that is not a probe, arrived while the inner service was not ready:
         // it waits here, not in `poll_ready`, so that probes do not wait with it.
         Waiting { waiting: Box<Waiting<S, ReqBody>> },
+    }
+}
+
+impl<S: Service<Request<ReqBody>>, ReqBody> Kind<S, ReqBody> {
+    fn tracked(future: S::Future, close: bool, guard: Option<InFlightGuard>) -> Self {
+        match (close, guard) {
+            (false, None) => Kind::Inner { future },
+            (false, guard) => Kind::Tracked { future, guard },
+            (true, guard) => Kind::Closing { future, guard },
+        }
     }
 }
 
@@ -73,9 +91,7 @@ struct Waiting<S, ReqBody> {
 impl<S: Service<Request<ReqBody>>, ReqBody> ResponseFuture<S, ReqBody> {
     pub(crate) fn reply(reply: Reply) -> Self {
         ResponseFuture {
-            kind: Kind::Reply {
-                reply: Some(Box::new(reply)),
-            },
+            kind: Kind::Reply { reply: Some(reply) },
         }
     }
 
@@ -101,11 +117,7 @@ impl<S: Service<Request<ReqBody>>, ReqBody> ResponseFuture<S, ReqBody> {
 
     pub(crate) fn tracked(future: S::Future, close: bool, guard: Option<InFlightGuard>) -> Self {
         ResponseFuture {
-            kind: Kind::Tracked {
-                future,
-                close,
-                guard,
-            },
+            kind: Kind::tracked(future, close, guard),
         }
     }
 
@@ -148,7 +160,7 @@ where
                     let reply = reply
                         .take()
                         .expect("ResponseFuture polled after completion");
-                    return Poll::Ready(Ok(into_response(*reply)));
+                    return Poll::Ready(Ok(into_response(reply)));
                 }
                 KindProj::Pending { pending } => {
                     let reply = ready!(pending.as_mut().poll(cx));
@@ -161,16 +173,18 @@ where
                 }
                 #[cfg(not(feature = "grpc"))]
                 KindProj::Grpc { call } => match *call {},
-                KindProj::Tracked {
-                    future,
-                    close,
-                    guard,
-                } => {
+                KindProj::Tracked { future, guard } => {
                     let response = ready!(future.poll(cx));
                     let guard = guard.take();
-                    let close = *close;
                     return Poll::Ready(
-                        response.map(|response| finish_tracked(response, close, guard)),
+                        response.map(|response| finish_tracked(response, false, guard)),
+                    );
+                }
+                KindProj::Closing { future, guard } => {
+                    let response = ready!(future.poll(cx));
+                    let guard = guard.take();
+                    return Poll::Ready(
+                        response.map(|response| finish_tracked(response, true, guard)),
                     );
                 }
                 KindProj::Waiting { waiting } => {
@@ -183,15 +197,7 @@ where
                         .expect("ResponseFuture polled after completion");
                     let future = waiting.service.call(request);
                     let (close, guard) = (waiting.close, waiting.guard.take());
-                    kind.set(if close || guard.is_some() {
-                        Kind::Tracked {
-                            future,
-                            close,
-                            guard,
-                        }
-                    } else {
-                        Kind::Inner { future }
-                    });
+                    kind.set(Kind::tracked(future, close, guard));
                 }
             }
         }
@@ -230,6 +236,7 @@ impl<S: Service<Request<ReqBody>>, ReqBody> std::fmt::Debug for ResponseFuture<S
             Kind::Grpc { .. } => "Grpc",
             Kind::Inner { .. } => "Inner",
             Kind::Tracked { .. } => "Tracked",
+            Kind::Closing { .. } => "Closing",
             Kind::Waiting { .. } => "Waiting",
         };
         f.debug_struct("ResponseFuture")

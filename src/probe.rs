@@ -259,12 +259,19 @@ impl Matcher {
         &self.paths
     }
 
+    /// The pre-filter: whether `path` may match at all. Most paths that are not the
+    /// layer's are turned away here, by their length or their second byte.
+    #[inline(always)]
+    pub(crate) fn may_match(&self, path: &str) -> bool {
+        let bytes = path.as_bytes();
+        bytes.len() >= self.shortest && self.second.contains(&bytes[1])
+    }
+
     /// [`Paths::match_path`] (then, with the `grpc` feature, the gRPC health paths),
     /// after the pre-filter.
     #[inline]
     pub(crate) fn match_path<'p>(&self, path: &'p str) -> Option<Matched<'p>> {
-        let bytes = path.as_bytes();
-        if bytes.len() < self.shortest || !self.second.contains(&bytes[1]) {
+        if !self.may_match(path) {
             return None;
         }
         self.match_filtered(path)

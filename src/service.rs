@@ -102,6 +102,23 @@ where
 
     #[inline]
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        if self.on_hot_path(&req) {
+            self.ready = false;
+            return ResponseFuture::inner(self.inner.call(req));
+        }
+        self.call_other(req)
+    }
+}
+
+#[cfg(not(feature = "grpc"))]
+impl<S> HealthService<S> {
+    /// Any request off the hot path: a probe (or a path that looked like one), or one
+    /// that passes through while the inner service is not ready or requests are tracked.
+    #[inline(never)]
+    fn call_other<ReqBody, ResBody>(&mut self, req: Request<ReqBody>) -> ResponseFuture<S, ReqBody>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    {
         if let Some(Matched::Probe(probe, rest)) = self.shared.matcher.match_path(req.uri().path())
         {
             if let Some(future) = self.shared.answer(probe, rest, &req) {
@@ -133,6 +150,26 @@ where
 
     #[inline]
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        if self.on_hot_path(&req) {
+            self.ready = false;
+            return ResponseFuture::inner(self.inner.call(req));
+        }
+        self.call_other(req)
+    }
+}
+
+#[cfg(feature = "grpc")]
+impl<S> HealthService<S> {
+    /// Any request off the hot path: a probe or a gRPC health call (or a path that looked
+    /// like one), or one that passes through while the inner service is not ready or
+    /// requests are tracked.
+    #[inline(never)]
+    fn call_other<ReqBody, ResBody>(&mut self, req: Request<ReqBody>) -> ResponseFuture<S, ReqBody>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+        ReqBody: http_body::Body + Send + 'static,
+        ReqBody::Data: Send,
+    {
         match self.shared.matcher.match_path(req.uri().path()) {
             Some(Matched::Probe(probe, rest)) => {
                 if let Some(future) = self.shared.answer(probe, rest, &req) {
@@ -152,6 +189,16 @@ where
 }
 
 impl<S> HealthService<S> {
+    /// The hot path, decided in one test: the inner service ready, the path turned away
+    /// by the matcher's pre-filter, nothing to track. The request then goes straight to
+    /// the inner service; everything else goes out of line.
+    #[inline(always)]
+    fn on_hot_path<ReqBody>(&self, req: &Request<ReqBody>) -> bool {
+        self.ready
+            && !self.shared.matcher.may_match(req.uri().path())
+            && !self.shared.tracks_pass_through()
+    }
+
     #[inline]
     fn poll_inner_ready<ReqBody>(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>>
     where

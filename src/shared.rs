@@ -130,7 +130,7 @@ impl Shared {
         let mut reply = self.rendered(ask);
         if let Some(seconds) = ask.refresh {
             let seconds = http::HeaderValue::from(seconds);
-            reply.headers.insert(http::header::REFRESH, seconds);
+            reply.insert_header(http::header::REFRESH, seconds);
         }
         counted(ask.probe, reply)
     }
@@ -212,7 +212,9 @@ impl SharedRef {
             let reply = counted(probe, Reply::method_not_allowed());
             return Some(ResponseFuture::reply(reply));
         }
-        let query = Query::parse(req.uri().query());
+        // Most probes have no query: nothing to read, nothing to set up.
+        let query = req.uri().query().map(|raw| Query::parse(Some(raw)));
+        let query = query.as_ref();
         let shown = self.reasons.allow(&ProbeRequest::new(req));
         let format = Format::negotiate(req.headers());
         let ask = Ask {
@@ -220,7 +222,7 @@ impl SharedRef {
             only,
             style: Style {
                 format,
-                verbose: query.verbose,
+                verbose: query.is_some_and(|q| q.verbose),
                 detail: if shown {
                     Detail::Shown
                 } else {
@@ -229,9 +231,12 @@ impl SharedRef {
             },
             head: method == MethodKind::Head,
             // One pass over the checks, with the query read once into a set.
-            excluded: (query.has_excludes() && only.is_none())
-                .then(|| self.engine.names().map(|n| query.excludes(n)).collect()),
-            refresh: query.refresh.filter(|_| format == Format::Html),
+            excluded: query
+                .filter(|q| q.has_excludes() && only.is_none())
+                .map(|q| self.engine.names().map(|n| q.excludes(n)).collect()),
+            refresh: query
+                .and_then(|q| q.refresh)
+                .filter(|_| format == Format::Html),
         };
         if self.engine.is_empty() {
             return Some(ResponseFuture::reply(self.respond(&ask)));
@@ -255,7 +260,7 @@ impl SharedRef {
 #[inline]
 fn counted(probe: Probe, reply: Reply) -> Reply {
     #[cfg(feature = "metrics")]
-    crate::metrics::probe_answer(probe, reply.status);
+    crate::metrics::probe_answer(probe, reply.status());
     #[cfg(not(feature = "metrics"))]
     let _ = probe;
     reply

@@ -430,8 +430,14 @@ impl Engine {
     /// refresh keeps them fresh. Costs a few atomic loads when nothing is due.
     pub(crate) fn prepare(self: &Arc<Self>, probe: Probe, only: Option<usize>) -> Need {
         self.ensure_background();
+        let background = self.background_running.load(Ordering::Acquire);
+        if background && only.is_none() && self.missing[probe.index()].load(Ordering::Acquire) == 0
+        {
+            // Every result is there and the background task keeps them fresh: no clock.
+            return Need::Nothing;
+        }
         let now = self.now();
-        let stale_before = if self.background_running.load(Ordering::Acquire) {
+        let stale_before = if background {
             // The background task refreshes; a probe only fills in what is missing.
             1
         } else {

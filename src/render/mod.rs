@@ -84,15 +84,6 @@ impl Rendered {
             body,
         }
     }
-
-    /// The reply: the headers and the body are shared, not copied.
-    pub(crate) fn reply(&self, head: bool) -> Reply {
-        Reply {
-            status: self.status,
-            headers: self.headers.clone(),
-            body: (!head).then(|| self.body.clone()),
-        }
-    }
 }
 
 /// A reply rendered for this request alone (with exclusions).
@@ -104,11 +95,11 @@ pub(crate) fn reply(
     head: bool,
 ) -> Reply {
     let (status, body) = render(report, probe, scope, style);
-    Reply {
+    Reply::Made(Box::new(Made {
         status,
         headers: probe_headers(style.format, body.len()),
         body: (!head).then_some(body),
-    }
+    }))
 }
 
 /// What the engine and the lifecycle say has changed since an answer was rendered.
@@ -177,20 +168,20 @@ impl AnswerCache {
         let key = now.key(style);
         if let Some(answer) = &*slot.answer.load() {
             if answer.key == key {
-                return answer.reply(head);
+                return Reply::cached(answer, head);
             }
         }
         let _render = lock(&slot.render);
         if let Some(answer) = &*slot.answer.load() {
             if answer.key == key {
-                return answer.reply(head);
+                return Reply::cached(answer, head);
             }
         }
         let report = report();
         let scope = Scope::Probe { excluded: &[] };
         let (status, body) = render(&report, probe, scope, style);
         let answer = Arc::new(Rendered::new(key, status, style.format, body));
-        let reply = answer.reply(head);
+        let reply = Reply::cached(&answer, head);
         slot.answer.store(Some(answer));
         reply
     }
@@ -212,7 +203,7 @@ impl AnswerCache {
             .get_or_insert_with(|| (0..Probe::ALL.len() * Style::COUNT).map(|_| None).collect());
         let slot = &mut answers[probe.index() * Style::COUNT + style.index()];
         if let Some(answer) = slot.as_ref().filter(|a| a.key == runs) {
-            return answer.reply(head);
+            return Reply::cached(answer, head);
         }
         let report = Report {
             // A check's own answer does not depend on the lifecycle.
@@ -221,7 +212,7 @@ impl AnswerCache {
         };
         let (status, body) = render(&report, probe, Scope::Check(0), style);
         let answer = Arc::new(Rendered::new(runs, status, style.format, body));
-        let reply = answer.reply(head);
+        let reply = Reply::cached(&answer, head);
         *slot = Some(answer);
         reply
     }
@@ -349,13 +340,24 @@ pub(crate) fn summary(verdict: &Verdict, entries: &[Entry<'_>]) -> Option<String
     Some(format!("{word}: {}", culprits.join(", ")))
 }
 
-/// A probe's answer: its status, its headers (built once per rendered answer and cloned
-/// for each request) and, but for `HEAD` and `405`, its body.
+/// A probe's answer, as a response future carries it until it is polled: small, so that
+/// it does not make every response future larger, and made without allocating when the
+/// answer is cached.
 #[derive(Debug)]
-pub(crate) struct Reply {
-    pub(crate) status: StatusCode,
-    pub(crate) headers: HeaderMap,
-    pub(crate) body: Option<Bytes>,
+pub(crate) enum Reply {
+    /// A cached answer: its headers (built once per rendered answer) and body are cloned
+    /// into the response, the body but for `HEAD`.
+    Cached { answer: Arc<Rendered>, head: bool },
+    /// An answer made for this request alone: a `405`, or one with exclusions.
+    Made(Box<Made>),
+}
+
+/// The status, headers and body of an answer made for one request.
+#[derive(Debug)]
+pub(crate) struct Made {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Option<Bytes>,
 }
 
 const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
@@ -385,6 +387,13 @@ pub(crate) fn probe_headers(format: Format, length: usize) -> HeaderMap {
 }
 
 impl Reply {
+    fn cached(answer: &Arc<Rendered>, head: bool) -> Reply {
+        Reply::Cached {
+            answer: Arc::clone(answer),
+            head,
+        }
+    }
+
     pub(crate) fn method_not_allowed() -> Reply {
         const ALLOWED: HeaderValue = HeaderValue::from_static("GET, HEAD");
         let mut headers = HeaderMap::with_capacity(4);
@@ -392,10 +401,45 @@ impl Reply {
         headers.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
         headers.insert(CACHE_CONTROL, NO_STORE);
         headers.insert(http::header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
-        Reply {
+        Reply::Made(Box::new(Made {
             status: StatusCode::METHOD_NOT_ALLOWED,
             headers,
             body: None,
+        }))
+    }
+
+    /// The answer's status.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn status(&self) -> StatusCode {
+        match self {
+            Reply::Cached { answer, .. } => answer.status,
+            Reply::Made(made) => made.status,
+        }
+    }
+
+    /// Adds a header to this answer alone (a cached answer is copied first).
+    pub(crate) fn insert_header(&mut self, name: http::header::HeaderName, value: HeaderValue) {
+        if let Reply::Cached { answer, head } = self {
+            *self = Reply::Made(Box::new(Made {
+                status: answer.status,
+                headers: answer.headers.clone(),
+                body: (!*head).then(|| answer.body.clone()),
+            }));
+        }
+        if let Reply::Made(made) = self {
+            made.headers.insert(name, value);
+        }
+    }
+
+    /// The answer's status, headers and body (none for `HEAD` and `405`).
+    pub(crate) fn into_parts(self) -> (StatusCode, HeaderMap, Option<Bytes>) {
+        match self {
+            Reply::Cached { answer, head } => (
+                answer.status,
+                answer.headers.clone(),
+                (!head).then(|| answer.body.clone()),
+            ),
+            Reply::Made(made) => (made.status, made.headers, made.body),
         }
     }
 }
