@@ -10,6 +10,8 @@
 //! - a bare hyper service answering fixed bytes, the baseline;
 //! - the same as a tower service, through hyper-util's `TowerToHyperService` as every
 //!   tower service below is: what the tower adapter itself costs;
+//! - a tower `service_fn` answering exactly what the layer's `/readyz` answers (the same
+//!   body and the same four headers, rendered once): the floor for the layer's probe;
 //! - an axum `/health` route returning `Json`, as hand-written health endpoints do;
 //! - the layer's `/readyz` on an axum router (`.layer(health.layer())`), one passing
 //!   check, answered from cache;
@@ -28,7 +30,9 @@
 //! round), p50 and p99 latency (over every request counted), the ratio to the bare server
 //! (the median of the rounds' ratios) and the range of those ratios. Client and servers
 //! share one runtime and the machine, so the figures are for comparing rows with one
-//! another, not for sizing a server. It stops by itself, in about 45 s.
+//! another, not for sizing a server. Then it prints the layer's `/readyz` (layer around
+//! the router) against the floor, each round against the floor's round just before it.
+//! It stops by itself, in about 50 s.
 //!
 //! The `/readyz, check hanging` row answers 503 once the hanging check has overrun its
 //! timeout (900 ms, the default budget): what matters there is that the answer comes from
@@ -56,6 +60,9 @@ use tower_health::{Check, Health};
 type BoxError = Box<dyn Error + Send + Sync>;
 
 const PASS: &[u8] = br#"{"status":"pass"}"#;
+/// The floor for the layer's probe, and the layer's probe measured against it.
+const FLOOR: &str = "service_fn, /readyz's answer";
+const LAYER: &str = "/readyz, layer(router)";
 const WARM_UP: Duration = Duration::from_millis(200);
 
 struct Target {
@@ -78,6 +85,7 @@ async fn main() -> Result<(), BoxError> {
     let rounds = from_env("LOAD_ROUNDS", 8)?.max(1);
     let seconds = Duration::from_millis(from_env("LOAD_MILLIS", 500)? as u64);
 
+    let answer = readyz_answer();
     let targets = [
         Target {
             name: "bare hyper, fixed bytes",
@@ -98,6 +106,16 @@ async fn main() -> Result<(), BoxError> {
             path: "/health",
         },
         Target {
+            name: FLOOR,
+            addr: serve_tower(tower::service_fn(move |_req: Request<Incoming>| {
+                let mut response = Response::new(Full::new(answer.1.clone()));
+                *response.headers_mut() = answer.0.clone();
+                std::future::ready(Ok::<_, Infallible>(response))
+            }))
+            .await?,
+            path: "/readyz",
+        },
+        Target {
             name: "axum /health, Json",
             addr: serve_tower(Router::new().route(
                 "/health",
@@ -112,7 +130,7 @@ async fn main() -> Result<(), BoxError> {
             path: "/readyz",
         },
         Target {
-            name: "/readyz, layer(router)",
+            name: LAYER,
             addr: serve_tower(passing().layer().layer(app())).await?,
             path: "/readyz",
         },
@@ -133,6 +151,22 @@ async fn main() -> Result<(), BoxError> {
         },
     ];
 
+    // The floor answers byte for byte what the layer does.
+    let address_of = |name: &str| {
+        targets
+            .iter()
+            .find(|t| t.name == name)
+            .expect("a target")
+            .addr
+    };
+    let (floor, layer) = (
+        answer_of(address_of(FLOOR), "/readyz").await?,
+        answer_of(address_of(LAYER), "/readyz").await?,
+    );
+    if floor != layer {
+        return Err(format!("the floor answers {floor:?}, the layer {layer:?}").into());
+    }
+
     println!(
         "{} keep-alive connections, {rounds} rounds of {:?} per server, loopback HTTP/1.1",
         connections, seconds
@@ -143,6 +177,21 @@ async fn main() -> Result<(), BoxError> {
             drive(target, connections, seconds, tally).await?;
         }
     }
+
+    // The layer's probe against its floor, round by round, before the rounds are sorted.
+    let rounds_of = |name: &str| {
+        let i = targets
+            .iter()
+            .position(|t| t.name == name)
+            .expect("a target");
+        tallies[i].rounds.clone()
+    };
+    let mut against_floor: Vec<f64> = rounds_of(LAYER)
+        .iter()
+        .zip(rounds_of(FLOOR))
+        .map(|(layer, floor)| layer / floor)
+        .collect();
+    against_floor.sort_by(f64::total_cmp);
 
     println!();
     println!(
@@ -176,6 +225,13 @@ async fn main() -> Result<(), BoxError> {
             format!("{:.2}-{:.2}x", ratios[0], ratios[ratios.len() - 1]),
         );
     }
+    println!();
+    println!(
+        "{LAYER} against {FLOOR}: {:.3}x (median of the rounds; range {:.2}-{:.2}x)",
+        median(&against_floor),
+        against_floor[0],
+        against_floor[against_floor.len() - 1],
+    );
     for (target, tally) in targets.iter().zip(&tallies) {
         if tally.not_ok > 0 || tally.errors > 0 {
             println!(
@@ -185,6 +241,23 @@ async fn main() -> Result<(), BoxError> {
         }
     }
     Ok(())
+}
+
+/// What the layer answers `GET /readyz` with one passing check: the same body and
+/// headers, rendered once.
+fn readyz_answer() -> Arc<(hyper::HeaderMap, Bytes)> {
+    use hyper::header::{
+        HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS,
+    };
+    let mut headers = hyper::HeaderMap::with_capacity(4);
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/health+json"),
+    );
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(PASS.len()));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    Arc::new((headers, Bytes::from(PASS.to_vec())))
 }
 
 /// The application: one normal route.
@@ -344,6 +417,28 @@ async fn client(
         }
     }
     (latencies, not_ok, errors)
+}
+
+/// The status, headers (but `date`) and body of one `GET path`.
+async fn answer_of(
+    addr: SocketAddr,
+    path: &str,
+) -> Result<(StatusCode, hyper::HeaderMap, Bytes), BoxError> {
+    let stream = TcpStream::connect(addr).await?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    let request = Request::get(path)
+        .header(hyper::header::HOST, "127.0.0.1")
+        .body(Empty::<Bytes>::new())?;
+    let response = sender.send_request(request).await?;
+    let (mut parts, body) = response.into_parts();
+    parts.headers.remove(hyper::header::DATE);
+    Ok((
+        parts.status,
+        parts.headers,
+        body.collect().await?.to_bytes(),
+    ))
 }
 
 fn median(sorted: &[f64]) -> f64 {
