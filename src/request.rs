@@ -57,6 +57,15 @@ impl Format {
     /// as a browser does (`text/html,...,*/*;q=0.8`). So `*/*` (the kubelet, curl) and
     /// `application/json` get JSON, and `text/html, application/json` gets JSON too.
     pub(crate) fn negotiate(headers: &HeaderMap) -> Format {
+        // What most probes send: nothing, or `*/*` first (the kubelet, curl). A first
+        // range of `*/*` at full quality is JSON whatever follows: nothing can rank
+        // above it, and it wins a tie by coming first.
+        let mut values = headers.get_all(http::header::ACCEPT).iter();
+        match values.next().map(|v| v.as_bytes()) {
+            None => return Format::Json,
+            Some(first) if first == b"*/*" || first.starts_with(b"*/*,") => return Format::Json,
+            Some(_) => {}
+        }
         let mut best_json: Option<(u16, usize)> = None;
         let mut best_text: Option<(u16, usize)> = None;
         let mut best_html: Option<(u16, usize)> = None;
