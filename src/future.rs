@@ -25,6 +25,13 @@ fn into_response<B>(reply: Reply) -> Response<HealthBody<B>> {
 /// A wait for a first check result; only a probe on a cold cache takes it.
 pub(crate) type Pending = Pin<Box<dyn Future<Output = Reply> + Send>>;
 
+/// The layer's answer to a probe: ready, or once a first check result is in. Small, so
+/// that the code deciding it can stay out of line without moving a whole response future.
+pub(crate) enum Answer {
+    Reply(Reply),
+    Pending(Pending),
+}
+
 /// A gRPC health call; without the `grpc` feature, there is none.
 #[cfg(feature = "grpc")]
 type Call = crate::grpc::body::Call;
@@ -81,27 +88,42 @@ impl<S: Service<Request<ReqBody>>, ReqBody> Kind<S, ReqBody> {
 
 /// A request that passes through once the inner service (which this future owns) is
 /// ready, and what it is to be tracked with then.
-struct Waiting<S, ReqBody> {
+pub(crate) struct Waiting<S, ReqBody> {
     service: S,
     request: Option<Request<ReqBody>>,
     close: bool,
     guard: Option<InFlightGuard>,
 }
 
-impl<S: Service<Request<ReqBody>>, ReqBody> ResponseFuture<S, ReqBody> {
-    pub(crate) fn reply(reply: Reply) -> Self {
-        ResponseFuture {
-            kind: Kind::Reply { reply: Some(reply) },
-        }
+impl<S, ReqBody> Waiting<S, ReqBody> {
+    /// `request`, to be called on `service` once it is ready.
+    pub(crate) fn new(
+        service: S,
+        request: Request<ReqBody>,
+        close: bool,
+        guard: Option<InFlightGuard>,
+    ) -> Box<Self> {
+        Box::new(Waiting {
+            service,
+            request: Some(request),
+            close,
+            guard,
+        })
     }
+}
 
-    pub(crate) fn pending(pending: Pending) -> Self {
-        ResponseFuture {
-            kind: Kind::Pending { pending },
-        }
+impl<S: Service<Request<ReqBody>>, ReqBody> ResponseFuture<S, ReqBody> {
+    #[inline]
+    pub(crate) fn answer(answer: Answer) -> Self {
+        let kind = match answer {
+            Answer::Reply(reply) => Kind::Reply { reply: Some(reply) },
+            Answer::Pending(pending) => Kind::Pending { pending },
+        };
+        ResponseFuture { kind }
     }
 
     #[cfg(feature = "grpc")]
+    #[inline]
     pub(crate) fn grpc(call: Call) -> Self {
         ResponseFuture {
             kind: Kind::Grpc { call },
@@ -115,28 +137,17 @@ impl<S: Service<Request<ReqBody>>, ReqBody> ResponseFuture<S, ReqBody> {
         }
     }
 
+    #[inline]
     pub(crate) fn tracked(future: S::Future, close: bool, guard: Option<InFlightGuard>) -> Self {
         ResponseFuture {
             kind: Kind::tracked(future, close, guard),
         }
     }
 
-    /// `request`, to be called on `service` once it is ready.
-    pub(crate) fn waiting(
-        service: S,
-        request: Request<ReqBody>,
-        close: bool,
-        guard: Option<InFlightGuard>,
-    ) -> Self {
+    #[inline]
+    pub(crate) fn waiting(waiting: Box<Waiting<S, ReqBody>>) -> Self {
         ResponseFuture {
-            kind: Kind::Waiting {
-                waiting: Box::new(Waiting {
-                    service,
-                    request: Some(request),
-                    close,
-                    guard,
-                }),
-            },
+            kind: Kind::Waiting { waiting },
         }
     }
 }
@@ -150,58 +161,88 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut kind = self.project().kind;
+        // The pass-through alone, inline: the response goes straight into the caller's
+        // slot. Everything else is out of line.
         loop {
-            match kind.as_mut().project() {
-                KindProj::Inner { future } => {
-                    let response = ready!(future.poll(cx));
-                    return Poll::Ready(response.map(|r| r.map(HealthBody::inner)));
-                }
-                KindProj::Reply { reply } => {
-                    let reply = reply
-                        .take()
-                        .expect("ResponseFuture polled after completion");
-                    return Poll::Ready(Ok(into_response(reply)));
-                }
-                KindProj::Pending { pending } => {
-                    let reply = ready!(pending.as_mut().poll(cx));
-                    return Poll::Ready(Ok(into_response(reply)));
-                }
-                #[cfg(feature = "grpc")]
-                KindProj::Grpc { call } => {
-                    let reply = ready!(call.as_mut().poll(cx));
-                    return Poll::Ready(Ok(grpc_response(reply)));
-                }
-                #[cfg(not(feature = "grpc"))]
-                KindProj::Grpc { call } => match *call {},
-                KindProj::Tracked { future, guard } => {
-                    let response = ready!(future.poll(cx));
-                    let guard = guard.take();
-                    return Poll::Ready(
-                        response.map(|response| finish_tracked(response, false, guard)),
-                    );
-                }
-                KindProj::Closing { future, guard } => {
-                    let response = ready!(future.poll(cx));
-                    let guard = guard.take();
-                    return Poll::Ready(
-                        response.map(|response| finish_tracked(response, true, guard)),
-                    );
-                }
-                KindProj::Waiting { waiting } => {
-                    // tower's contract: `call` only once `poll_ready` said so. An error
-                    // here is the inner service's own, for this request to report.
-                    ready!(waiting.service.poll_ready(cx))?;
-                    let request = waiting
-                        .request
-                        .take()
-                        .expect("ResponseFuture polled after completion");
-                    let future = waiting.service.call(request);
-                    let (close, guard) = (waiting.close, waiting.guard.take());
-                    kind.set(Kind::tracked(future, close, guard));
-                }
+            if let KindProj::Inner { future } = kind.as_mut().project() {
+                let response = ready!(future.poll(cx));
+                return Poll::Ready(response.map(|r| r.map(HealthBody::inner)));
+            }
+            if let Some(polled) = poll_other(kind.as_mut(), cx) {
+                return polled;
             }
         }
     }
+}
+
+/// Polls any future but a plain pass-through; `None` when a waiting request has just
+/// been called and is to be polled as what it has become.
+#[inline(never)]
+#[allow(clippy::type_complexity)]
+fn poll_other<S, ReqBody, B>(
+    kind: Pin<&mut Kind<S, ReqBody>>,
+    cx: &mut Context<'_>,
+) -> Option<Poll<Result<Response<HealthBody<B>>, S::Error>>>
+where
+    S: Service<Request<ReqBody>, Response = Response<B>>,
+{
+    if let Kind::Waiting { .. } = &*kind {
+        return poll_waiting(kind, cx);
+    }
+    let polled = match kind.project() {
+        KindProj::Inner { .. } => unreachable!("a pass-through is polled inline"),
+        KindProj::Reply { reply } => {
+            let reply = reply
+                .take()
+                .expect("ResponseFuture polled after completion");
+            Poll::Ready(Ok(into_response(reply)))
+        }
+        KindProj::Pending { pending } => pending.as_mut().poll(cx).map(|r| Ok(into_response(r))),
+        #[cfg(feature = "grpc")]
+        KindProj::Grpc { call } => call.as_mut().poll(cx).map(|r| Ok(grpc_response(r))),
+        #[cfg(not(feature = "grpc"))]
+        KindProj::Grpc { call } => match *call {},
+        KindProj::Tracked { future, guard } => future.poll(cx).map(|response| {
+            let guard = guard.take();
+            response.map(|response| finish_tracked(response, false, guard))
+        }),
+        KindProj::Closing { future, guard } => future.poll(cx).map(|response| {
+            let guard = guard.take();
+            response.map(|response| finish_tracked(response, true, guard))
+        }),
+        KindProj::Waiting { .. } => unreachable!("polled above"),
+    };
+    Some(polled)
+}
+
+/// A request waiting for the inner service to be ready: once it is, the request is
+/// called and the future becomes the inner service's (`None`, to be polled as such).
+#[allow(clippy::type_complexity)]
+fn poll_waiting<S, ReqBody, B>(
+    mut kind: Pin<&mut Kind<S, ReqBody>>,
+    cx: &mut Context<'_>,
+) -> Option<Poll<Result<Response<HealthBody<B>>, S::Error>>>
+where
+    S: Service<Request<ReqBody>, Response = Response<B>>,
+{
+    let KindProj::Waiting { waiting } = kind.as_mut().project() else {
+        unreachable!("only a waiting request is polled here");
+    };
+    // tower's contract: `call` only once `poll_ready` said so. An error here is the
+    // inner service's own, for this request to report.
+    match waiting.service.poll_ready(cx) {
+        Poll::Pending => return Some(Poll::Pending),
+        Poll::Ready(Err(error)) => return Some(Poll::Ready(Err(error))),
+        Poll::Ready(Ok(())) => {}
+    }
+    let request = waiting
+        .request
+        .take()
+        .expect("ResponseFuture polled after completion");
+    let future = waiting.service.call(request);
+    let (close, guard) = (waiting.close, waiting.guard.take());
+    kind.set(Kind::tracked(future, close, guard));
+    None
 }
 
 #[cfg(feature = "grpc")]

@@ -7,11 +7,12 @@ use bytes::Bytes;
 use http::{Request, Response, Version};
 use tower_service::Service;
 
-use crate::future::ResponseFuture;
+use crate::future::{Answer, ResponseFuture, Waiting};
 #[cfg(feature = "grpc")]
 use crate::grpc::answer as grpc;
 use crate::probe::Matched;
-use crate::shared::SharedRef;
+use crate::shared::{Shared, SharedRef};
+use crate::shutdown::InFlightGuard;
 
 /// A service that answers liveness, readiness and startup probes and passes every other
 /// request to the service it wraps. Made by [`HealthLayer`](crate::HealthLayer).
@@ -85,176 +86,149 @@ impl<S> HealthService<S> {
     }
 }
 
-#[cfg(not(feature = "grpc"))]
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for HealthService<S>
-where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
-    ResBody: http_body::Body<Data = Bytes>,
-{
-    type Response = Response<crate::HealthBody<ResBody>>;
-    type Error = S::Error;
-    type Future = ResponseFuture<S, ReqBody>;
-
-    #[inline]
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.poll_inner_ready(cx)
-    }
-
-    #[inline]
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        if self.on_hot_path(&req) {
-            self.ready = false;
-            return ResponseFuture::inner(self.inner.call(req));
-        }
-        self.call_other(req)
-    }
-}
-
-#[cfg(not(feature = "grpc"))]
-impl<S> HealthService<S> {
-    /// Any request off the hot path: a probe (or a path that looked like one), or one
-    /// that passes through while the inner service is not ready or requests are tracked.
-    #[inline(never)]
-    fn call_other<ReqBody, ResBody>(&mut self, req: Request<ReqBody>) -> ResponseFuture<S, ReqBody>
-    where
-        S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
-    {
-        if let Some(Matched::Probe(probe, rest)) = self.shared.matcher.match_path(req.uri().path())
+/// The `Service` impl, written once for the two sets of request body bounds: with the
+/// `grpc` feature the layer reads the body of a gRPC health call, so request bodies must
+/// then be `Send + 'static` bodies, as those of every server are.
+macro_rules! service_impl {
+    ($($body_bounds:tt)*) => {
+        impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for HealthService<S>
+        where
+            S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+            ResBody: http_body::Body<Data = Bytes>,
+            $($body_bounds)*
         {
-            if let Some(future) = self.shared.answer(probe, rest, &req) {
-                return future;
-            }
-        }
-        self.pass_through(req)
-    }
-}
+            type Response = Response<crate::HealthBody<ResBody>>;
+            type Error = S::Error;
+            type Future = ResponseFuture<S, ReqBody>;
 
-/// With the `grpc` feature, the layer reads the request body of a gRPC health call, so
-/// request bodies are `Send + 'static` bodies, as those of every server are.
-#[cfg(feature = "grpc")]
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for HealthService<S>
-where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
-    ResBody: http_body::Body<Data = Bytes>,
-    ReqBody: http_body::Body + Send + 'static,
-    ReqBody::Data: Send,
-{
-    type Response = Response<crate::HealthBody<ResBody>>;
-    type Error = S::Error;
-    type Future = ResponseFuture<S, ReqBody>;
-
-    #[inline]
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.poll_inner_ready(cx)
-    }
-
-    #[inline]
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        if self.on_hot_path(&req) {
-            self.ready = false;
-            return ResponseFuture::inner(self.inner.call(req));
-        }
-        self.call_other(req)
-    }
-}
-
-#[cfg(feature = "grpc")]
-impl<S> HealthService<S> {
-    /// Any request off the hot path: a probe or a gRPC health call (or a path that looked
-    /// like one), or one that passes through while the inner service is not ready or
-    /// requests are tracked.
-    #[inline(never)]
-    fn call_other<ReqBody, ResBody>(&mut self, req: Request<ReqBody>) -> ResponseFuture<S, ReqBody>
-    where
-        S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
-        ReqBody: http_body::Body + Send + 'static,
-        ReqBody::Data: Send,
-    {
-        match self.shared.matcher.match_path(req.uri().path()) {
-            Some(Matched::Probe(probe, rest)) => {
-                if let Some(future) = self.shared.answer(probe, rest, &req) {
-                    return future;
+            #[inline]
+            fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+                if !self.ready {
+                    match self.inner.poll_ready(cx) {
+                        Poll::Ready(Ok(())) => self.ready = true,
+                        Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                        // The next request may be a probe, which need not wait: a request
+                        // that passes through waits in its response future instead.
+                        Poll::Pending => {}
+                    }
                 }
+                Poll::Ready(Ok(()))
             }
-            Some(Matched::Grpc(method)) => {
-                if let Some(content) = grpc::grpc_call(&req) {
-                    let call = grpc::call(&self.shared, method, content, req);
-                    return ResponseFuture::grpc(call);
+
+            // What is decided out of line returns something small (an answer, a box, a
+            // flag), and the response future is built here, once: a future built out of
+            // line would be moved again on its way out.
+            #[inline]
+            fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+                let shared = &self.shared;
+                if self.ready
+                    && !shared.matcher.may_match(req.uri().path())
+                    && !shared.tracks_pass_through()
+                {
+                    self.ready = false;
+                    return ResponseFuture::inner(self.inner.call(req));
                 }
+                self.call_other(req)
             }
-            None => {}
         }
-        self.pass_through(req)
+
+        impl<S> HealthService<S> {
+            /// Every request off the hot path. What is decided out of line returns
+            /// something small (an answer, a box, a flag), and the response future is built
+            /// here: a future built out of line would be moved again on its way out.
+            #[inline(always)]
+            fn call_other<ReqBody, ResBody>(
+                &mut self,
+                req: Request<ReqBody>,
+            ) -> ResponseFuture<S, ReqBody>
+            where
+                S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+                $($body_bounds)*
+            {
+                if self.shared.matcher.may_match(req.uri().path()) {
+                    match route(&self.shared, &req) {
+                        Route::Answer(answer) => return ResponseFuture::answer(answer),
+                        #[cfg(feature = "grpc")]
+                        Route::Grpc(method, content) => {
+                            return ResponseFuture::grpc(grpc::call(
+                                &self.shared,
+                                method,
+                                content,
+                                req,
+                            ))
+                        }
+                        Route::PassThrough => {}
+                    }
+                }
+                if !self.ready {
+                    return ResponseFuture::waiting(self.wait(req));
+                }
+                let (close, guard) = track(&self.shared, &req);
+                self.ready = false;
+                ResponseFuture::tracked(self.inner.call(req), close, guard)
+            }
+        }
+    };
+}
+
+#[cfg(not(feature = "grpc"))]
+service_impl!();
+
+#[cfg(feature = "grpc")]
+service_impl!(ReqBody: http_body::Body + Send + 'static, ReqBody::Data: Send,);
+
+/// What the layer makes of a request whose path passed the matcher's pre-filter.
+enum Route {
+    /// A probe: the layer answers it.
+    Answer(Answer),
+    /// A gRPC health call: the layer answers it once its message has arrived.
+    #[cfg(feature = "grpc")]
+    Grpc(grpc::Method, grpc::ContentType),
+    /// Not the layer's after all: it goes to the inner service.
+    PassThrough,
+}
+
+#[inline(never)]
+fn route<B>(shared: &SharedRef, req: &Request<B>) -> Route {
+    match shared.matcher.match_path(req.uri().path()) {
+        Some(Matched::Probe(probe, rest)) => match shared.answer(probe, rest, req) {
+            Some(answer) => Route::Answer(answer),
+            None => Route::PassThrough,
+        },
+        #[cfg(feature = "grpc")]
+        Some(Matched::Grpc(method)) => match grpc::grpc_call(req) {
+            Some(content) => Route::Grpc(method, content),
+            None => Route::PassThrough,
+        },
+        None => Route::PassThrough,
     }
 }
 
-impl<S> HealthService<S> {
-    /// The hot path, decided in one test: the inner service ready, the path turned away
-    /// by the matcher's pre-filter, nothing to track. The request then goes straight to
-    /// the inner service; everything else goes out of line.
-    #[inline(always)]
-    fn on_hot_path<ReqBody>(&self, req: &Request<ReqBody>) -> bool {
-        self.ready
-            && !self.shared.matcher.may_match(req.uri().path())
-            && !self.shared.tracks_pass_through()
-    }
+/// How a request that passes through is tracked: whether it is answered with
+/// `Connection: close` (HTTP/1 while draining), and its place in the in-flight count.
+#[inline(never)]
+fn track<B>(shared: &Shared, req: &Request<B>) -> (bool, Option<InFlightGuard>) {
+    let close = shared.close_when_draining
+        && req.version() <= Version::HTTP_11
+        && shared.lifecycle.is_draining();
+    (close, shared.in_flight.as_ref().map(|c| c.enter()))
+}
 
-    #[inline]
-    fn poll_inner_ready<ReqBody>(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>>
-    where
-        S: Service<Request<ReqBody>>,
-    {
-        if !self.ready {
-            match self.inner.poll_ready(cx) {
-                Poll::Ready(Ok(())) => self.ready = true,
-                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
-                // The next request may be a probe, which need not wait: a request that
-                // passes through waits in its response future instead.
-                Poll::Pending => {}
-            }
-        }
-        Poll::Ready(Ok(()))
-    }
-
-    /// A request that is not the layer's to answer.
-    #[inline]
-    fn pass_through<ReqBody, ResBody>(
-        &mut self,
-        req: Request<ReqBody>,
-    ) -> ResponseFuture<S, ReqBody>
-    where
-        S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
-    {
-        if !self.ready || self.shared.tracks_pass_through() {
-            return self.call_slow(req);
-        }
-        self.ready = false;
-        ResponseFuture::inner(self.inner.call(req))
-    }
-
-    /// A request that is not a probe, while the inner service is not ready, or while
-    /// counting requests or draining.
+impl<S: Clone> HealthService<S> {
+    /// A request that passes through while the inner service is not ready: it waits in
+    /// its response future with the inner service that was polled (and so keeps its place
+    /// in a semaphore's queue), and this service goes on with a clone, which starts
+    /// afresh.
     #[inline(never)]
-    fn call_slow<ReqBody, ResBody>(&mut self, req: Request<ReqBody>) -> ResponseFuture<S, ReqBody>
-    where
-        S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
-    {
-        let shared = &self.shared;
-        let (close, guard) = if shared.tracks_pass_through() {
-            let close = shared.close_when_draining
-                && req.version() <= Version::HTTP_11
-                && shared.lifecycle.is_draining();
-            (close, shared.in_flight.as_ref().map(|c| c.enter()))
+    fn wait<ReqBody>(&mut self, req: Request<ReqBody>) -> Box<Waiting<S, ReqBody>> {
+        let (close, guard) = if self.shared.tracks_pass_through() {
+            track(&self.shared, &req)
         } else {
             (false, None)
         };
-        if self.ready {
-            self.ready = false;
-            return ResponseFuture::tracked(self.inner.call(req), close, guard);
-        }
         let clone = self.inner.clone();
         let waiting = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::waiting(waiting, req, close, guard)
+        Waiting::new(waiting, req, close, guard)
     }
 }
 

@@ -6,11 +6,10 @@ use std::time::Duration;
 
 use http::Request;
 use tokio::sync::watch;
-use tower_service::Service;
 
 use crate::changes::{Changes, Publisher};
 use crate::check::{Engine, Need};
-use crate::future::ResponseFuture;
+use crate::future::Answer;
 #[cfg(feature = "grpc")]
 use crate::grpc::names::{Services, StatusCache, Statuses};
 use crate::lifecycle::{Lifecycle, Phase};
@@ -194,13 +193,12 @@ impl std::ops::Deref for SharedRef {
 impl SharedRef {
     /// The answer to a request whose path matched `probe` (with `rest` after a `/`), or
     /// `None` when it is not a probe after all and goes to the inner service.
-    #[inline(never)]
-    pub(crate) fn answer<S: Service<Request<B>>, B>(
+    pub(crate) fn answer<B>(
         &self,
         probe: Probe,
         rest: Option<&str>,
         req: &Request<B>,
-    ) -> Option<ResponseFuture<S, B>> {
+    ) -> Option<Answer> {
         // Below a probe path only a check that gates that probe is a probe; anything
         // else belongs to the application.
         let only = match rest {
@@ -210,7 +208,7 @@ impl SharedRef {
         let method = MethodKind::of(req.method());
         if method == MethodKind::Other {
             let reply = counted(probe, Reply::method_not_allowed());
-            return Some(ResponseFuture::reply(reply));
+            return Some(Answer::Reply(reply));
         }
         // Most probes have no query: nothing to read, nothing to set up.
         let query = req.uri().query().map(|raw| Query::parse(Some(raw)));
@@ -239,15 +237,15 @@ impl SharedRef {
                 .filter(|_| format == Format::Html),
         };
         if self.engine.is_empty() {
-            return Some(ResponseFuture::reply(self.respond(&ask)));
+            return Some(Answer::Reply(self.respond(&ask)));
         }
         match self.engine.prepare(probe, only) {
-            Need::Nothing => Some(ResponseFuture::reply(self.respond(&ask))),
+            Need::Nothing => Some(Answer::Reply(self.respond(&ask))),
             Need::Wait => {
                 // Nothing cached for a check this probe needs: wait for it, at most the
                 // budget.
                 let shared = self.clone();
-                Some(ResponseFuture::pending(Box::pin(async move {
+                Some(Answer::Pending(Box::pin(async move {
                     shared.engine.wait_for_results(probe, only).await;
                     shared.respond(&ask)
                 })))

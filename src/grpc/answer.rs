@@ -14,8 +14,9 @@ use super::messages::{
     HealthCheckRequest, HealthCheckResponse, HealthListRequest, HealthListResponse, ServingStatus,
 };
 use super::names::Target;
-use super::wire::{self, Code, ContentType, Encoding, Status, Unary};
-use super::Method;
+pub(crate) use super::wire::ContentType;
+use super::wire::{self, Code, Encoding, Status, Unary};
+pub(crate) use super::Method;
 use crate::changes::Changes;
 use crate::check::Need;
 use crate::probe::Probe;
@@ -49,6 +50,7 @@ pub(crate) fn grpc_call<B>(req: &Request<B>) -> Option<ContentType> {
 
 /// Answers a gRPC health call: a trailers-only error at once when the call cannot be
 /// served, else once the request's message has arrived.
+#[inline(never)]
 pub(crate) fn call<B>(
     shared: &SharedRef,
     method: Method,
