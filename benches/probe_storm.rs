@@ -51,9 +51,20 @@ where
         .map(|_| {
             let service = service.clone();
             tokio::spawn(async move {
-                let response = service.oneshot(support::readyz()).await.expect("response");
-                assert_eq!(response.status(), StatusCode::OK);
-                support::drain(response).await;
+                let response = service
+                    .oneshot(
+                        Request::get("/readyz?verbose")
+                            .body(Full::default())
+                            .unwrap(),
+                    )
+                    .await
+                    .expect("response");
+                let status = response.status();
+                let body = http_body_util::BodyExt::collect(response.into_body())
+                    .await
+                    .expect("body")
+                    .to_bytes();
+                assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
             })
         })
         .collect();

@@ -586,3 +586,29 @@ fn probes_without_a_runtime_answer_from_what_is_cached() {
         "unknown gates like fail"
     );
 }
+
+/// The background refresh claims a check's first run a moment before it marks it as
+/// running; a probe arriving in between must wait for that run, not answer "no result
+/// yet". The window is narrow, so it takes many storms on a multi-thread runtime to hit
+/// (the probe storm bench hit it within a second).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_racing_the_background_refresh_for_the_first_result_waits_for_it() {
+    for storm in 0..200 {
+        let (runs, ok) = flags(true);
+        let health = Health::builder()
+            .check(counted("db", &runs, &ok, Duration::from_millis(10)))
+            .reasons(Reasons::always())
+            .build();
+        health.ready();
+        let svc = service(&health);
+        let probes = (0..1_000).map(|_| {
+            let svc = svc.clone();
+            tokio::spawn(async move { get(&svc, "/readyz?verbose").await })
+        });
+        for probe in futures_util::future::join_all(probes).await {
+            let (status, body) = probe.unwrap();
+            assert_eq!(status, StatusCode::OK, "storm {storm}: {body}");
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "storm {storm}");
+    }
+}

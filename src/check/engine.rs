@@ -247,6 +247,16 @@ impl Engine {
 
     // === claims and runs ===
 
+    /// Whether a run of check `i` is under way: running, or claimed and about to be
+    /// started (a run is claimed before it is marked as running, so a probe can see the
+    /// one without the other). A claim held while a result is in is a timed-out blocking
+    /// check's thread, which is no run.
+    fn under_way(&self, i: usize) -> bool {
+        let entry = &self.entries[i];
+        entry.in_run.load(Ordering::Acquire)
+            || (entry.claim.load(Ordering::Acquire) && !self.has_result(i))
+    }
+
     /// Claims check `i`'s run if no run holds it and its result goes stale before
     /// `stale_before` (any result, with `u64::MAX`).
     fn try_claim(&self, i: usize, stale_before: u64) -> Option<Claim> {
@@ -449,8 +459,7 @@ impl Engine {
                 if let Some(claim) = self.try_claim(i, stale_before) {
                     started |= self.spawn(i, claim);
                 }
-                if self.has_result(i) || !started && !self.entries[i].in_run.load(Ordering::Acquire)
-                {
+                if self.has_result(i) || !started && !self.under_way(i) {
                     return Need::Nothing;
                 }
             }
@@ -487,7 +496,8 @@ impl Engine {
     fn runs_in_flight(&self, probe: Probe) -> bool {
         self.entries
             .iter()
-            .any(|e| e.check.gates.contains(probe) && e.in_run.load(Ordering::Acquire))
+            .enumerate()
+            .any(|(i, e)| e.check.gates.contains(probe) && self.under_way(i))
     }
 
     /// Waits until every check `probe` (or check `only`) needs has a result, at most the
@@ -527,7 +537,7 @@ impl Engine {
             let runs = entry.runs.load(Ordering::Acquire);
             let started = match self.try_claim(i, u64::MAX) {
                 Some(claim) => self.spawn(i, claim),
-                None => entry.in_run.load(Ordering::Acquire),
+                None => self.under_way(i),
             };
             if started {
                 awaited.push((i, runs));
@@ -545,9 +555,7 @@ impl Engine {
             tokio::pin!(notified);
             notified.as_mut().enable();
             while let Some(&(i, runs)) = awaited.get(next) {
-                if self.entries[i].runs.load(Ordering::Acquire) > runs
-                    || !self.entries[i].in_run.load(Ordering::Acquire)
-                {
+                if self.entries[i].runs.load(Ordering::Acquire) > runs || !self.under_way(i) {
                     next += 1;
                 } else {
                     break;
