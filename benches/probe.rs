@@ -17,17 +17,19 @@ use axum::routing::get;
 use axum::{Json, Router};
 use bytes::Bytes;
 use criterion::Criterion;
-use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use tower::{Layer, Service, ServiceExt};
 use tower_health::{Check, Health};
 
+#[path = "support/readyz_floor.rs"]
+mod readyz_floor;
 mod support;
+
+use readyz_floor::PASS;
 
 const GROUP: &str = "probe";
 const BENCHES: [&str; 4] = ["hand_written", "layer_cached", "axum_json", "bytes_only"];
-const PASS: &[u8] = br#"{"status":"pass"}"#;
 
 /// The floor: the probe's bytes and headers rendered once, and per request a clone of
 /// each into a response.
@@ -38,17 +40,8 @@ struct HandWritten {
 
 impl HandWritten {
     fn new() -> Self {
-        let mut headers = HeaderMap::with_capacity(4);
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/health+json"),
-        );
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(PASS.len()));
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-        // Rendered once, as an answer that can change would be: shared, not static.
         HandWritten {
-            answer: Arc::new((headers, Bytes::from(PASS.to_vec()))),
+            answer: readyz_floor::readyz_answer(),
         }
     }
 }

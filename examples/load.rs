@@ -59,7 +59,10 @@ use tower_health::{Check, Health};
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
-const PASS: &[u8] = br#"{"status":"pass"}"#;
+#[path = "../benches/support/readyz_floor.rs"]
+mod readyz_floor;
+
+use readyz_floor::{readyz_answer, PASS};
 /// The floor for the layer's probe, and the layer's probe measured against it.
 const FLOOR: &str = "service_fn, /readyz's answer";
 const LAYER: &str = "/readyz, layer(router)";
@@ -241,23 +244,6 @@ async fn main() -> Result<(), BoxError> {
         }
     }
     Ok(())
-}
-
-/// What the layer answers `GET /readyz` with one passing check: the same body and
-/// headers, rendered once.
-fn readyz_answer() -> Arc<(hyper::HeaderMap, Bytes)> {
-    use hyper::header::{
-        HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS,
-    };
-    let mut headers = hyper::HeaderMap::with_capacity(4);
-    headers.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/health+json"),
-    );
-    headers.insert(CONTENT_LENGTH, HeaderValue::from(PASS.len()));
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    Arc::new((headers, Bytes::from(PASS.to_vec())))
 }
 
 /// The application: one normal route.
