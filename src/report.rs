@@ -343,22 +343,27 @@ pub(crate) fn verdict<'a>(
     Verdict { status, blocker }
 }
 
+/// A readiness check's report with nothing but its name, status and criticality: what
+/// the unit tests of verdicts and statuses build their reports from.
+#[cfg(test)]
+pub(crate) fn test_check(name: &str, status: Status, critical: bool) -> CheckReport {
+    CheckReport {
+        name: name.into(),
+        status,
+        critical,
+        gates: Gates::READINESS,
+        time: None,
+        duration: None,
+        observed: None,
+        output: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn check(name: &str, status: Status, critical: bool) -> CheckReport {
-        CheckReport {
-            name: name.into(),
-            status,
-            critical,
-            gates: Gates::READINESS,
-            time: None,
-            duration: None,
-            observed: None,
-            output: None,
-        }
-    }
+    use super::test_check as check;
 
     fn status(state: State, live: bool, probe: Probe, checks: &[CheckReport]) -> Status {
         verdict(Phase::new(state, live), probe, checks.iter()).status

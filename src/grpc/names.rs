@@ -194,23 +194,10 @@ impl StatusCache {
 mod tests {
     use super::*;
     use crate::lifecycle::Phase;
-    use crate::report::{CheckReport, Gates, Status};
+    use crate::report::{test_check as check, Status};
     use crate::State;
 
     use ServingStatus::{NotServing, ServiceUnknown, Serving};
-
-    fn check(name: &str, status: Status, critical: bool) -> CheckReport {
-        CheckReport {
-            name: name.into(),
-            status,
-            critical,
-            gates: Gates::READINESS,
-            time: None,
-            duration: None,
-            observed: None,
-            output: None,
-        }
-    }
 
     fn services() -> Services {
         let mut services = Services::default();
