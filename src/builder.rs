@@ -8,12 +8,11 @@ use tokio::sync::watch;
 
 use crate::changes::Publisher;
 use crate::check::{Check, Engine};
+use crate::error::{BuildError, BuildProblem};
 #[cfg(feature = "grpc")]
 use crate::grpc::names::Services;
 use crate::lifecycle::Lifecycle;
-#[cfg(feature = "grpc")]
-use crate::probe::Probe;
-use crate::probe::{Matcher, Paths};
+use crate::probe::{Matcher, Paths, Probe};
 use crate::request::Reasons;
 use crate::shared::{Options, Shared};
 
@@ -26,7 +25,9 @@ const DEFAULT_TTL: Duration = Duration::from_secs(1);
 /// Every setting has a default that suits a Kubernetes service, so a builder with nothing
 /// but its checks is a good start; [`build`](Builder::build) checks the whole
 /// configuration once and panics on a mistake (two checks with one name, a path that is
-/// not a path), so that it shows at start-up rather than in a probe answer.
+/// not a path), so that it shows at start-up rather than in a probe answer. For a
+/// configuration read at run time (paths from the environment, check names from a file),
+/// [`try_build`](Builder::try_build) returns every mistake as a [`BuildError`](crate::BuildError) instead.
 ///
 /// # Example
 ///
@@ -220,8 +221,9 @@ impl Builder {
     /// # drop(health);
     /// ```
     ///
-    /// [`build`](Builder::build) panics when a name is empty, holds `/` or anything but
-    /// visible ASCII, is a probe's or a check's name, or is given twice.
+    /// [`build`](Builder::build) panics, and [`try_build`](Builder::try_build) returns an
+    /// error, when a name is empty, holds `/` or anything but visible ASCII, is a probe's
+    /// or a check's name, or is given twice.
     #[cfg(feature = "grpc")]
     #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
     pub fn grpc_service(
@@ -234,14 +236,10 @@ impl Builder {
     }
 
     /// Validates the configuration and makes the state every handle, layer and service
-    /// will share.
-    ///
-    /// # Panics
-    ///
-    /// If the configuration is unusable, with a message that says why.
-    pub(crate) fn into_shared(self) -> Arc<Shared> {
-        if let Err(problem) = self.validate() {
-            panic!("tower-health: {problem}");
+    /// will share; every problem of an unusable configuration, if it is one.
+    pub(crate) fn into_shared(self) -> Result<Arc<Shared>, BuildError> {
+        if let Some(error) = BuildError::from_problems(self.problems()) {
+            return Err(error);
         }
         let changes = Publisher::new();
         let (alive, alive_rx) = watch::channel(());
@@ -261,7 +259,7 @@ impl Builder {
         let lifecycle = Lifecycle::new(changes.clone());
         #[cfg(feature = "metrics")]
         crate::metrics::register(lifecycle.phase());
-        Arc::new(Shared::new(
+        Ok(Arc::new(Shared::new(
             lifecycle,
             engine,
             Matcher::new(self.paths),
@@ -275,20 +273,48 @@ impl Builder {
                 #[cfg(feature = "grpc")]
                 grpc_services: self.grpc_services,
             },
-        ))
+        )))
     }
 
-    fn validate(&self) -> Result<(), String> {
-        self.paths.validate()?;
+    /// Every problem of this configuration, in the order of its parts.
+    fn problems(&self) -> Vec<BuildProblem> {
+        let mut problems = Vec::new();
+        for probe in Probe::ALL {
+            let path = self.paths.path(probe);
+            if !Paths::is_valid(path) {
+                let path = path.to_owned();
+                problems.push(BuildProblem::InvalidPath { probe, path });
+            }
+        }
+        for (i, first) in Probe::ALL.into_iter().enumerate() {
+            for second in Probe::ALL[i + 1..].iter().copied() {
+                let path = self.paths.path(first);
+                if path == self.paths.path(second) {
+                    let path = path.to_owned();
+                    problems.push(BuildProblem::SharedPath {
+                        first,
+                        second,
+                        path,
+                    });
+                }
+            }
+        }
         for (i, check) in self.checks.iter().enumerate() {
-            check.validate_name()?;
-            if self.checks[..i].iter().any(|c| c.name() == check.name()) {
-                return Err(format!("two checks are named {:?}", check.name()));
+            let name = check.name();
+            // Each name's problem is told once: a bad name at its first use, a name given
+            // twice at its second.
+            let earlier = self.checks[..i].iter().filter(|c| c.name() == name).count();
+            match check.validate_name() {
+                Err(problem) if earlier == 0 => problems.push(problem),
+                Ok(()) if earlier == 1 => {
+                    problems.push(BuildProblem::DuplicateCheckName { name: name.into() });
+                }
+                _ => {}
             }
         }
         #[cfg(feature = "grpc")]
         self.grpc_services
-            .validate(self.checks.iter().map(Check::name))?;
-        Ok(())
+            .validate(self.checks.iter().map(Check::name), &mut problems);
+        problems
     }
 }

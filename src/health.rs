@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::builder::Builder;
 use crate::changes::Changes;
+use crate::error::BuildError;
 use crate::layer::HealthLayer;
 use crate::lifecycle::State;
 use crate::probe::Paths;
@@ -41,15 +42,41 @@ impl Builder {
     ///
     /// # Panics
     ///
-    /// If the configuration is unusable, with a message that says why: a probe path that
-    /// does not start with `/`, ends with `/`, or holds anything but visible ASCII, or
-    /// `?` or `#`; two probes on one path; a check name that is not letters, digits,
-    /// `-`, `_` and `.`; two checks with one name; with the `grpc` feature, a gRPC
-    /// service name that `Builder::grpc_service` refuses.
+    /// If the configuration is unusable, with a message that names every problem (the
+    /// [`BuildError`] that [`Builder::try_build`] returns, after `tower-health: `): a
+    /// probe path that does not start with `/`, ends with `/`, or holds anything but
+    /// visible ASCII, or `?` or `#`; two probes on one path; a check name that is not
+    /// letters, digits, `-`, `_` and `.`, or is `liveness`, `readiness`, `startup` or
+    /// `lifecycle`; two checks with one name; with the `grpc` feature, a gRPC service
+    /// name that `Builder::grpc_service` refuses.
     pub fn build(self) -> Health {
-        let shared = self.into_shared();
+        match self.try_build() {
+            Ok(health) => health,
+            Err(error) => panic!("tower-health: {error}"),
+        }
+    }
+
+    /// Builds the [`Health`], or says why the configuration is unusable: every problem
+    /// [`Builder::build`] would panic on, each naming the path or name it is about.
+    ///
+    /// ```
+    /// use tower_health::{BuildProblem, Health, Paths};
+    ///
+    /// // A path read from the environment, say.
+    /// let readiness = "ready";
+    /// let error = Health::builder()
+    ///     .paths(Paths::kubernetes().readiness(readiness))
+    ///     .try_build()
+    ///     .unwrap_err();
+    /// assert!(matches!(
+    ///     error.problems(),
+    ///     [BuildProblem::InvalidPath { path, .. }] if path == "ready"
+    /// ));
+    /// ```
+    pub fn try_build(self) -> Result<Health, BuildError> {
+        let shared = self.into_shared()?;
         shared.engine.ensure_background();
-        Health { shared }
+        Ok(Health { shared })
     }
 }
 

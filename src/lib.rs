@@ -207,6 +207,7 @@ mod body;
 mod builder;
 mod changes;
 mod check;
+mod error;
 mod future;
 #[cfg(feature = "grpc")]
 mod grpc;
@@ -228,6 +229,7 @@ pub use crate::body::HealthBody;
 pub use crate::builder::Builder;
 pub use crate::changes::{Change, Changes, CheckChange};
 pub use crate::check::{Check, HealthCheck, Outcome};
+pub use crate::error::{BuildError, BuildProblem};
 pub use crate::future::ResponseFuture;
 pub use crate::health::Health;
 pub use crate::layer::HealthLayer;

@@ -534,41 +534,6 @@ async fn blocking_checks_run_off_the_runtime() {
     assert_eq!(check.output(), Some("no route to host"));
 }
 
-/// The message of the panic `f` raised, if it raised one.
-fn panic_message(f: impl FnOnce() + std::panic::UnwindSafe) -> Option<String> {
-    let payload = std::panic::catch_unwind(f).err()?;
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-}
-
-#[test]
-fn bad_check_names_are_refused_at_build() {
-    for name in ["", "a b", "a/b", "lifecycle", "liveness", "é"] {
-        let message = panic_message(|| {
-            Health::builder()
-                .check(Check::new(name, || async { Ok::<(), String>(()) }))
-                .build();
-        })
-        .unwrap_or_else(|| panic!("{name:?} was accepted"));
-        assert!(
-            message.starts_with("tower-health: the check name")
-                && message.contains("must be non-empty ASCII letters, digits"),
-            "{name:?}: {message}"
-        );
-    }
-    let message = panic_message(|| {
-        let ok = || async { Ok::<(), String>(()) };
-        Health::builder()
-            .check(Check::new("a", ok))
-            .check(Check::new("a", ok))
-            .build();
-    })
-    .expect("a duplicate name was accepted");
-    assert_eq!(message, "tower-health: two checks are named \"a\"");
-}
-
 #[test]
 fn probes_without_a_runtime_answer_from_what_is_cached() {
     let health = Health::builder()

@@ -329,6 +329,76 @@ async fn list_names_every_known_name_with_its_status() {
     );
 }
 
+/// A `HealthListResponse` as it is on the wire: a map is a repeated entry message, so
+/// a name sent twice shows here, where a map would keep only one of them.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ListEntries {
+    #[prost(message, repeated, tag = "1")]
+    entries: Vec<ListEntry>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct ListEntry {
+    #[prost(string, tag = "1")]
+    key: String,
+    #[prost(message, optional, tag = "2")]
+    value: Option<HealthCheckResponse>,
+}
+
+#[tokio::test]
+async fn list_never_carries_one_name_twice() {
+    // A check may not take a name that gRPC gives a probe, so it cannot shadow one.
+    let ok = || async { Ok::<(), Infallible>(()) };
+    for reserved in ["", "liveness", "readiness", "startup"] {
+        let built = Health::builder()
+            .check(Check::new("db", ok))
+            .check(Check::new(reserved, ok))
+            .try_build();
+        let Err(error) = built else {
+            panic!("a check named {reserved:?} was accepted");
+        };
+        assert!(
+            error.to_string().contains(&format!("{reserved:?}")),
+            "{error}"
+        );
+    }
+    let (db_check, db) = Switch::check("db");
+    let health = Health::builder()
+        .check(db_check)
+        .check(Check::new("cache", ok).non_critical())
+        .grpc_service("helloworld.Greeter", Probe::Readiness)
+        .grpc_service("ops.Admin", Probe::Liveness)
+        .build();
+    health.ready();
+    db.set(false);
+    health.refresh().await;
+    let app = app(&health);
+    let answer = send(&app, call_request(LIST, frame(&HealthListRequest {}))).await;
+    assert_eq!(answer.grpc_status(), Some("0"));
+    let mut names: Vec<String> = decode::<ListEntries>(&answer.messages[0])
+        .entries
+        .into_iter()
+        .map(|entry| entry.key)
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "",
+            "cache",
+            "db",
+            "helloworld.Greeter",
+            "liveness",
+            "ops.Admin",
+            "readiness",
+            "startup"
+        ]
+    );
+    // Each name answers as List says: the probe's verdict for a probe's name.
+    assert_eq!(check(&app, "readiness").await, NOT_SERVING);
+    assert_eq!(check(&app, "startup").await, SERVING);
+}
+
 #[tokio::test]
 async fn list_refuses_more_than_100_names_as_a90_says() {
     let app_with = |checks: usize| {

@@ -15,6 +15,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::error::BuildProblem;
 use crate::probe::Probe;
 use crate::report::{Gates, Observed, Status};
 
@@ -175,7 +176,8 @@ pub trait HealthCheck: Send + Sync + 'static {
 /// once, and however many probes arrive a check has at most one run in flight.
 ///
 /// A name is what probe answers, `/readyz/<name>` and `?exclude=<name>` use: ASCII
-/// letters, digits, `-`, `_` and `.`.
+/// letters, digits, `-`, `_` and `.`, but not `liveness`, `readiness`, `startup` or
+/// `lifecycle`, which answers use for the probes and the lifecycle.
 ///
 /// # Example
 ///
@@ -495,23 +497,28 @@ impl Check {
         self
     }
 
-    pub(crate) fn validate_name(&self) -> Result<(), String> {
-        let valid = !self.name.is_empty()
-            && self
-                .name
+    /// Why this check's name cannot be used, if it cannot.
+    pub(crate) fn validate_name(&self) -> Result<(), BuildProblem> {
+        let name = &*self.name;
+        let valid = !name.is_empty()
+            && name
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-        if valid && !matches!(&*self.name, "liveness" | "lifecycle") {
-            Ok(())
+        if !valid {
+            Err(BuildProblem::InvalidCheckName { name: name.into() })
+        } else if RESERVED_NAMES.contains(&name) {
+            Err(BuildProblem::ReservedCheckName { name: name.into() })
         } else {
-            Err(format!(
-                "the check name {:?} must be non-empty ASCII letters, digits, '-', '_' or '.', \
-                 and not \"liveness\" or \"lifecycle\"",
-                self.name
-            ))
+            Ok(())
         }
     }
 }
+
+/// The names no check may take, because answers use them for something else: `""`
+/// (gRPC health's name of the server as a whole), `liveness`, `readiness` and `startup`
+/// (gRPC health's names of the probes; `liveness` is also the liveness flag's entry in an
+/// answer) and `lifecycle` (the lifecycle's entry in an answer).
+pub(crate) const RESERVED_NAMES: &[&str] = &["", "liveness", "readiness", "startup", "lifecycle"];
 
 impl fmt::Debug for Check {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwapOption;
 
 use super::messages::ServingStatus;
+use crate::error::BuildProblem;
 use crate::probe::Probe;
 use crate::report::Report;
 
@@ -41,35 +42,37 @@ impl Services {
         self.by_name.push((name, probe));
     }
 
-    /// Why these names cannot be used, if they cannot: an empty name, one with a `/` or
-    /// anything but visible ASCII, one that a probe or a check already has, or a name
-    /// given twice.
+    /// Why these names cannot be used, each problem pushed to `problems`: an empty name,
+    /// one with a `/` or anything but visible ASCII, one that a probe or a check already
+    /// has, or a name given twice.
     pub(crate) fn validate<'a>(
         &self,
         checks: impl Iterator<Item = &'a str> + Clone,
-    ) -> Result<(), String> {
+        problems: &mut Vec<BuildProblem>,
+    ) {
         for (i, (name, _)) in self.by_name.iter().enumerate() {
             let valid = !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b'/');
-            if !valid {
-                return Err(format!(
-                    "the gRPC service name {name:?} must be non-empty visible ASCII without '/'"
-                ));
-            }
-            if PROBE_NAMES.iter().any(|(probe, _)| probe == name) {
-                return Err(format!(
-                    "the gRPC service name {name:?} is the name of a probe"
-                ));
-            }
-            if checks.clone().any(|check| check == name) {
-                return Err(format!(
-                    "the gRPC service name {name:?} is the name of a check"
-                ));
-            }
-            if self.by_name[..i].iter().any(|(other, _)| other == name) {
-                return Err(format!("the gRPC service {name:?} is mapped twice"));
-            }
+            let problem = if !valid {
+                BuildProblem::InvalidGrpcService {
+                    name: name.to_string(),
+                }
+            } else if PROBE_NAMES.iter().any(|(probe, _)| probe == name) {
+                BuildProblem::GrpcServiceIsProbe {
+                    name: name.to_string(),
+                }
+            } else if checks.clone().any(|check| check == name) {
+                BuildProblem::GrpcServiceIsCheck {
+                    name: name.to_string(),
+                }
+            } else if self.by_name[..i].iter().any(|(other, _)| other == name) {
+                BuildProblem::DuplicateGrpcService {
+                    name: name.to_string(),
+                }
+            } else {
+                continue;
+            };
+            problems.push(problem);
         }
-        Ok(())
     }
 
     /// What `name` stands for; `check` finds a check by name.
@@ -262,10 +265,22 @@ mod tests {
         for (name, reason) in cases {
             let mut services = services();
             services.add(name.into(), Probe::Readiness);
-            let error = services.validate(CHECKS.into_iter()).expect_err(name);
+            let mut problems = Vec::new();
+            services.validate(CHECKS.into_iter(), &mut problems);
+            assert_eq!(problems.len(), 1, "{name:?}: {problems:?}");
+            let error = problems[0].to_string();
             assert!(error.contains(reason), "{name:?}: {error}");
         }
-        assert_eq!(services().validate(CHECKS.into_iter()), Ok(()));
+        let mut problems = Vec::new();
+        services().validate(CHECKS.into_iter(), &mut problems);
+        assert_eq!(problems, []);
+    }
+
+    #[test]
+    fn no_check_may_take_a_name_that_stands_for_a_probe() {
+        for (name, _) in PROBE_NAMES {
+            assert!(crate::check::RESERVED_NAMES.contains(&name), "{name:?}");
+        }
     }
 
     /// Liveness, readiness, startup, db (critical), cache (non-critical), an unknown name.

@@ -1,0 +1,168 @@
+//! [`BuildError`]: why a configuration cannot be built, every problem of it at once.
+
+use std::fmt;
+
+use crate::probe::Probe;
+
+/// Why [`Builder::try_build`](crate::Builder::try_build) refused a configuration: every
+/// problem found in it, not only the first, so that one look fixes them all.
+///
+/// Its `Display` is the problems, separated by `; `, each saying which name or path is
+/// wrong and why; [`Builder::build`](crate::Builder::build) panics with the same text.
+///
+/// # Example
+///
+/// ```
+/// use tower_health::{BuildProblem, Check, Health, Paths};
+///
+/// let ok = || async { Ok::<(), std::io::Error>(()) };
+/// let error = Health::builder()
+///     .check(Check::new("readiness", ok))
+///     .paths(Paths::kubernetes().readiness("/livez"))
+///     .try_build()
+///     .unwrap_err();
+/// assert_eq!(error.problems().len(), 2);
+/// assert!(matches!(
+///     &error.problems()[1],
+///     BuildProblem::ReservedCheckName { name } if name == "readiness"
+/// ));
+/// assert!(error.to_string().contains("\"readiness\" is reserved"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BuildError {
+    problems: Vec<BuildProblem>,
+}
+
+impl BuildError {
+    /// `None` when there is no problem.
+    pub(crate) fn from_problems(problems: Vec<BuildProblem>) -> Option<BuildError> {
+        (!problems.is_empty()).then_some(BuildError { problems })
+    }
+
+    /// Every problem found, in the order of the configuration: paths, checks, gRPC
+    /// service names.
+    pub fn problems(&self) -> &[BuildProblem] {
+        &self.problems
+    }
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, problem) in self.problems.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            fmt::Display::fmt(problem, f)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+/// One problem of a configuration, with the name or path it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BuildProblem {
+    /// A probe path that does not start with `/`, ends with `/`, or holds anything but
+    /// visible ASCII, or `?` or `#`.
+    InvalidPath {
+        /// The probe it was given for.
+        probe: Probe,
+        /// The path.
+        path: String,
+    },
+    /// Two probes given the same path.
+    SharedPath {
+        /// One probe.
+        first: Probe,
+        /// The other.
+        second: Probe,
+        /// The path they share.
+        path: String,
+    },
+    /// A check name that is empty or holds anything but ASCII letters, digits, `-`, `_`
+    /// and `.`.
+    InvalidCheckName {
+        /// The name.
+        name: String,
+    },
+    /// A check name that answers already use for something else: `liveness` and
+    /// `lifecycle` (the entries of the liveness flag and the lifecycle in a probe
+    /// answer), `readiness` and `startup` (with `liveness`, gRPC health's names of the
+    /// probes).
+    ReservedCheckName {
+        /// The name.
+        name: String,
+    },
+    /// Two checks with one name.
+    DuplicateCheckName {
+        /// The name.
+        name: String,
+    },
+    /// A gRPC service name that is empty, or holds `/` or anything but visible ASCII.
+    InvalidGrpcService {
+        /// The name.
+        name: String,
+    },
+    /// A gRPC service name that gRPC health already gives to a probe (`""`,
+    /// `liveness`, `readiness`, `startup`).
+    GrpcServiceIsProbe {
+        /// The name.
+        name: String,
+    },
+    /// A gRPC service name that is a check's name.
+    GrpcServiceIsCheck {
+        /// The name.
+        name: String,
+    },
+    /// A gRPC service name mapped twice.
+    DuplicateGrpcService {
+        /// The name.
+        name: String,
+    },
+}
+
+impl fmt::Display for BuildProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildProblem::InvalidPath { probe, path } => write!(
+                f,
+                "the {probe} path {path:?} must start with '/', not end with '/', and hold \
+                 only visible ASCII without '?' or '#'"
+            ),
+            BuildProblem::SharedPath {
+                first,
+                second,
+                path,
+            } => write!(f, "the {first} and {second} probes share the path {path:?}"),
+            BuildProblem::InvalidCheckName { name } => write!(
+                f,
+                "the check name {name:?} must be non-empty ASCII letters, digits, '-', '_' \
+                 or '.'"
+            ),
+            BuildProblem::ReservedCheckName { name } => write!(
+                f,
+                "the check name {name:?} is reserved: answers use \"liveness\", \"readiness\", \
+                 \"startup\" and \"lifecycle\" for the probes and the lifecycle"
+            ),
+            BuildProblem::DuplicateCheckName { name } => {
+                write!(f, "two checks are named {name:?}")
+            }
+            BuildProblem::InvalidGrpcService { name } => write!(
+                f,
+                "the gRPC service name {name:?} must be non-empty visible ASCII without '/'"
+            ),
+            BuildProblem::GrpcServiceIsProbe { name } => {
+                write!(f, "the gRPC service name {name:?} is the name of a probe")
+            }
+            BuildProblem::GrpcServiceIsCheck { name } => {
+                write!(f, "the gRPC service name {name:?} is the name of a check")
+            }
+            BuildProblem::DuplicateGrpcService { name } => {
+                write!(f, "the gRPC service {name:?} is mapped twice")
+            }
+        }
+    }
+}
