@@ -76,7 +76,14 @@ impl<S> HealthService<S> {
     }
 
     /// The inner service, mutably.
+    ///
+    /// The readiness this service remembers is forgotten: what is done through the
+    /// reference may replace the inner service, and a service put in place of the one
+    /// that was polled ready has reserved nothing. So the next request that passes
+    /// through polls the inner service's `poll_ready` again before calling it (in its
+    /// response future, unless [`poll_ready`](Service::poll_ready) is called first).
     pub fn get_mut(&mut self) -> &mut S {
+        self.ready = false;
         &mut self.inner
     }
 

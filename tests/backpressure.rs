@@ -188,6 +188,35 @@ async fn a_service_kept_across_requests_answers_probes_while_the_inner_is_not_re
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_inner_service_replaced_through_get_mut_is_polled_ready_before_it_is_called() {
+    let health = ready_health();
+    let (first, _) = App::new();
+    let mut service = health
+        .layer()
+        .layer(ConcurrencyLimit::new(first.clone(), 1));
+    // Ready: the first limit has reserved its one permit for the next request.
+    service.ready().await.unwrap();
+    let (second, _) = App::new();
+    *service.get_mut() = ConcurrencyLimit::new(second.clone(), 1);
+
+    // The replacement has reserved nothing: called without its `poll_ready`, a
+    // concurrency limit panics ("poll_ready must be called first").
+    let response = service.call(get("/orders")).await.unwrap();
+    let (status, body) = text(response).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "/orders"));
+    assert_eq!(
+        second.most.load(Ordering::SeqCst),
+        1,
+        "the new service ran it"
+    );
+    assert_eq!(first.most.load(Ordering::SeqCst), 0, "the old one did not");
+
+    // And the same after polling ready again, on the fast path.
+    let response = service.ready().await.unwrap().call(get("/again")).await;
+    assert_eq!(text(response.unwrap()).await.1, "/again");
+}
+
+#[tokio::test(start_paused = true)]
 async fn probes_are_answered_at_once_while_a_buffer_inside_is_full() {
     let health = ready_health();
     let (app, mut started) = App::new();
