@@ -262,6 +262,49 @@ async fn a_non_critical_failure_degrades_readiness_to_warn() {
     assert_eq!(get(&svc, "/startupz").await.0, StatusCode::OK);
 }
 
+/// Lines as Python's `str.splitlines` reads them: split on every one of these.
+fn splitlines(text: &str) -> Vec<&str> {
+    const SPLITS: [char; 10] = [
+        '\n', '\r', '\u{b}', '\u{c}', '\u{1c}', '\u{1d}', '\u{1e}', '\u{85}', '\u{2028}',
+        '\u{2029}',
+    ];
+    let mut lines: Vec<&str> = text.split(SPLITS).collect();
+    if lines.last() == Some(&"") {
+        lines.pop();
+    }
+    lines
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reason_with_line_separators_keeps_one_line_per_check_in_the_text_answer() {
+    let evil =
+        "a\u{2028}[+]fake ok\u{2029}readyz check passed\u{85}[+]more ok\u{b}v\u{c}f\rr\u{1c}s";
+    let health = Health::builder()
+        .check(Check::new("db", || async { Ok::<(), String>(()) }))
+        .check(Check::new("evil", move || async move { Err(evil) }))
+        .reasons(Reasons::always())
+        .build();
+    health.ready();
+    let svc = service(&health);
+    let (status, text) = get_with(
+        &svc,
+        Request::get("/readyz?verbose").header("accept", "text/plain"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        splitlines(&text),
+        [
+            "[+]liveness ok",
+            "[+]lifecycle ok",
+            "[+]db ok",
+            "[-]evil failed: a [+]fake ok readyz check passed [+]more ok v f r s",
+            "readyz check failed",
+        ],
+        "{text:?}"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn per_check_paths_and_exclusions() {
     let (runs, up) = flags(true);

@@ -30,18 +30,26 @@ pub(super) fn body(probe: Probe, verdict: &Verdict, entries: &[Entry<'_>], style
                 } else {
                     "failed"
                 };
-                let _ = writeln!(out, "[+]{} excluded: {word}", entry.name);
+                out.push_str("[+]");
+                push_one_line(&mut out, entry.name);
+                let _ = writeln!(out, " excluded: {word}");
             }
             (false, Status::Pass) => {
-                let _ = writeln!(out, "[+]{} ok", entry.name);
+                out.push_str("[+]");
+                push_one_line(&mut out, entry.name);
+                out.push_str(" ok\n");
             }
             (false, Status::Warn) => {
-                let _ = write!(out, "[+]{} warn: ", entry.name);
+                out.push_str("[+]");
+                push_one_line(&mut out, entry.name);
+                out.push_str(" warn: ");
                 reason(&mut out);
                 out.push('\n');
             }
             (false, Status::Fail | Status::Unknown) => {
-                let _ = write!(out, "[-]{} failed: ", entry.name);
+                out.push_str("[-]");
+                push_one_line(&mut out, entry.name);
+                out.push_str(" failed: ");
                 reason(&mut out);
                 if soft {
                     out.push_str(" (non-critical)");
@@ -58,6 +66,11 @@ pub(super) fn body(probe: Probe, verdict: &Verdict, entries: &[Entry<'_>], style
     out
 }
 
+/// `s` on one line: every character a line reader may split on becomes a space. That is
+/// every control character (line feed, carriage return, vertical tab, form feed, U+0085
+/// and the rest of C0 and C1) and the Unicode line and paragraph separators (U+2028,
+/// U+2029), on which Python's `str.splitlines` and JavaScript split too.
 fn push_one_line(out: &mut String, s: &str) {
-    out.extend(s.chars().map(|c| if c.is_control() { ' ' } else { c }));
+    let splits = |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
+    out.extend(s.chars().map(|c| if splits(c) { ' ' } else { c }));
 }
