@@ -11,6 +11,8 @@ use crate::layer::HealthLayer;
 use crate::lifecycle::State;
 use crate::probe::Paths;
 use crate::report::Report;
+#[cfg(feature = "server")]
+use crate::server::ProbeServer;
 use crate::shared::{Shared, SharedRef};
 use crate::shutdown;
 
@@ -283,6 +285,48 @@ impl Health {
             trigger,
             shutdown::os_signal(),
         )
+    }
+
+    /// Binds a probe listener of its own on `addr` (feature `server`): the probes, the
+    /// page and gRPC health, answered as [`Health::layer`] answers them, and `404` for
+    /// anything else. Port 0 picks a free port; [`ProbeServer::local_addr`] says which.
+    /// Await the [`ProbeServer`] (or spawn it) to serve until
+    /// [`Health::shutdown_signal`] resolves.
+    ///
+    /// For a process with no HTTP server (a worker), or whose port the kubelet cannot
+    /// reach. When the application has an HTTP server the kubelet can reach, serve the
+    /// probes there with [`Health::layer`]: see the
+    /// [`ProbeServer`](ProbeServer#same-port-or-a-port-of-its-own) docs for why.
+    ///
+    /// # Errors
+    ///
+    /// When the address cannot be bound, or the Tokio runtime has no timer.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime with I/O enabled, as [`tokio::net::TcpListener::bind`] does.
+    #[cfg(feature = "server")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
+    pub async fn serve_probes(
+        &self,
+        addr: impl tokio::net::ToSocketAddrs,
+    ) -> std::io::Result<ProbeServer> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        self.serve_probes_on(listener)
+    }
+
+    /// [`Health::serve_probes`] on a listener already bound.
+    ///
+    /// # Errors
+    ///
+    /// When the listener's address cannot be read, or the Tokio runtime has no timer.
+    #[cfg(feature = "server")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
+    pub fn serve_probes_on(
+        &self,
+        listener: tokio::net::TcpListener,
+    ) -> std::io::Result<ProbeServer> {
+        ProbeServer::new(listener, self.layer(), self.shutdown_signal())
     }
 
     /// How many requests that passed through have a response still in flight (their body

@@ -221,6 +221,8 @@ mod probe;
 mod render;
 mod report;
 mod request;
+#[cfg(feature = "server")]
+mod server;
 mod service;
 mod shared;
 mod shutdown;
@@ -237,6 +239,9 @@ pub use crate::lifecycle::State;
 pub use crate::probe::{Paths, Probe};
 pub use crate::report::{CheckReport, Observed, Report, Status};
 pub use crate::request::{ProbeRequest, Reasons};
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
+pub use crate::server::{ProbeServer, ProbeServerFuture};
 pub use crate::service::HealthService;
 
 /// The README's Rust blocks, each compiled (and run, unless marked `no_run`) as a doc

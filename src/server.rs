@@ -1,0 +1,444 @@
+//! A probe listener of its own (feature `server`): the probes, the page and gRPC health on
+//! an address apart from the application's, for a process that has no HTTP server (a
+//! queue consumer, a scheduler) or whose main port the kubelet cannot reach (it speaks
+//! TLS or mTLS only, and the kubelet's probes are plaintext).
+//!
+//! [`Health::serve_probes`](crate::Health::serve_probes) binds it and returns a
+//! [`ProbeServer`]; see there.
+
+use std::convert::Infallible;
+use std::future::{Future, IntoFuture};
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Empty;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::check::timers;
+use crate::layer::HealthLayer;
+use crate::service::HealthService;
+
+/// How long a client has, by default, to send a request's header (and, on a new
+/// connection, the bytes that say which HTTP it speaks). The kubelet sends its probe in
+/// one write and gives up after its probe timeout (1 s unless configured), so anything
+/// slower is not a probe worth waiting for.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long the accept loop waits after a failed accept (out of file descriptors and the
+/// like) before trying again, rather than spinning.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The first bytes an HTTP/2 client sends with prior knowledge.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+// === impl ProbeServer ===
+
+/// A probe listener, bound and not yet serving; made by
+/// [`Health::serve_probes`](crate::Health::serve_probes). Await it (or spawn
+/// [`ProbeServer::into_future`]) to serve until the shutdown.
+///
+/// It answers what the [layer](crate::HealthLayer) answers (the probes, `/readyz/NAME`,
+/// the page, `405` for other methods on a probe path, and gRPC health over HTTP/2) and
+/// `404` with an empty body to every other request. A client that has not sent a
+/// request's header within the [header read timeout](ProbeServer::header_read_timeout)
+/// is disconnected.
+///
+/// HTTP/1.1 and HTTP/2 (cleartext, with prior knowledge, as gRPC clients and the
+/// kubelet's gRPC probes speak it) are told apart on each connection.
+///
+/// # Shutdown
+///
+/// By default it serves until [`Health::shutdown_signal`](crate::Health::shutdown_signal)
+/// resolves: on SIGTERM or Ctrl-C the application drains (readiness fails at once), the
+/// listener keeps answering for the drain delay, then it stops accepting, tells each open
+/// connection to finish (HTTP/1 after its request in flight, HTTP/2 with GOAWAY; gRPC
+/// `Watch` streams end at the drain), waits for them, and the future resolves.
+/// [`ProbeServer::with_graceful_shutdown`] replaces the signal.
+///
+/// # Example
+///
+/// A worker with no HTTP server of its own, probed on port 8081:
+///
+/// ```no_run
+/// use tower_health::{Health, State};
+///
+/// # async fn consume_batch() {}
+/// #[tokio::main]
+/// async fn main() -> std::io::Result<()> {
+///     let health = Health::builder().build();
+///     let probes = health.serve_probes("0.0.0.0:8081").await?;
+///     println!("listening on http://{}", probes.local_addr());
+///     // Until SIGTERM and the drain delay after it: `health.shutdown_signal()`.
+///     let probes = tokio::spawn(probes.into_future());
+///
+///     health.ready();
+///     // A batch under way when SIGTERM comes is finished; no other starts.
+///     while health.state() != State::Draining {
+///         consume_batch().await;
+///     }
+///     probes.await??; // the drain delay, then the listener closes
+///     Ok(())
+/// }
+/// ```
+///
+/// Asked over a real connection, here on a port the system picks:
+///
+/// ```
+/// use std::time::Duration;
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// use tower_health::Health;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let health = Health::builder().drain_delay(Duration::ZERO).build();
+/// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+/// let probes = health
+///     .serve_probes("127.0.0.1:0")
+///     .await?
+///     .with_graceful_shutdown(health.shutdown_on(async {
+///         let _ = stopped.await;
+///     }));
+/// let addr = probes.local_addr();
+/// let serving = tokio::spawn(probes.into_future());
+///
+/// let ask = |path: &'static str| async move {
+///     let mut stream = tokio::net::TcpStream::connect(addr).await?;
+///     let request = format!("GET {path} HTTP/1.1\r\nhost: probe\r\nconnection: close\r\n\r\n");
+///     stream.write_all(request.as_bytes()).await?;
+///     let mut answer = String::new();
+///     stream.read_to_string(&mut answer).await?;
+///     Ok::<_, std::io::Error>(answer)
+/// };
+/// assert!(ask("/livez").await?.starts_with("HTTP/1.1 200 OK"));
+/// assert!(ask("/readyz").await?.starts_with("HTTP/1.1 503"));
+/// health.ready();
+/// assert!(ask("/readyz").await?.starts_with("HTTP/1.1 200 OK"));
+/// assert!(ask("/metrics").await?.starts_with("HTTP/1.1 404"));
+///
+/// stop.send(()).unwrap(); // drains; with no delay the listener closes at once
+/// serving.await??;
+/// assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Same port or a port of its own
+///
+/// Serve the probes on the application's own port (with [`Health::layer`](crate::Health::layer))
+/// whenever the kubelet can reach it: a probe that passes there has gone through the
+/// listener, the accept loop and the connection handling that real traffic uses. A probe
+/// on a port of its own can pass while the main port is dead (its listener closed, its
+/// accept loop stuck). Use this listener when there is no main port, or when the kubelet
+/// cannot speak to it.
+#[must_use = "a probe server does nothing until it is awaited or spawned"]
+pub struct ProbeServer {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    layer: HealthLayer,
+    header_read_timeout: Duration,
+    shutdown: Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+impl ProbeServer {
+    pub(crate) fn new(
+        listener: TcpListener,
+        layer: HealthLayer,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> io::Result<ProbeServer> {
+        if !timers::enabled() {
+            return Err(io::Error::other(
+                "the probe listener needs a Tokio runtime with a timer (build it with enable_all, or enable_io and enable_time)",
+            ));
+        }
+        let local_addr = listener.local_addr()?;
+        Ok(ProbeServer {
+            listener,
+            local_addr,
+            layer,
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            shutdown: Box::pin(shutdown),
+        })
+    }
+
+    /// The address the listener is bound to: the port the system chose when asked for
+    /// port 0.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// How long a client may take to send a request's header before it is disconnected
+    /// (default 2 s). It also bounds how long a keep-alive HTTP/1 connection may sit idle
+    /// between requests, and how long a new connection may take to send its first bytes.
+    ///
+    /// The kubelet sends each probe in one write, so a short time turns away clients that
+    /// would hold connections open by sending a header slowly, and nothing else. Keep it
+    /// above a few hundred milliseconds: a zero timeout disconnects every client.
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
+        self
+    }
+
+    /// Serves until `signal` resolves instead of until
+    /// [`Health::shutdown_signal`](crate::Health::shutdown_signal); then stops accepting
+    /// and ends the open connections gracefully, as described [above](ProbeServer#shutdown).
+    ///
+    /// Give it [`Health::shutdown_on`](crate::Health::shutdown_on) to keep the drain (the
+    /// application drains when the trigger fires and the probes are answered for the drain
+    /// delay); a bare future closes the listener as soon as it resolves.
+    pub fn with_graceful_shutdown(
+        mut self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> Self {
+        self.shutdown = Box::pin(signal);
+        self
+    }
+}
+
+impl ProbeServer {
+    /// The future that serves, for `tokio::spawn`: what `.await` on the server polls
+    /// ([`IntoFuture`]), here without importing the trait.
+    pub fn into_future(self) -> ProbeServerFuture {
+        ProbeServerFuture(Box::pin(serve(self)))
+    }
+}
+
+impl IntoFuture for ProbeServer {
+    type Output = io::Result<()>;
+    type IntoFuture = ProbeServerFuture;
+
+    fn into_future(self) -> ProbeServerFuture {
+        ProbeServer::into_future(self)
+    }
+}
+
+impl std::fmt::Debug for ProbeServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProbeServer")
+            .field("local_addr", &self.local_addr)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+// === impl ProbeServerFuture ===
+
+/// A [`ProbeServer`] serving: resolves once the shutdown has run its course (the listener
+/// closed and every connection ended). Dropping it closes the listener and every
+/// connection at once.
+#[must_use = "a probe server does nothing unless polled"]
+pub struct ProbeServerFuture(Pin<Box<dyn Future<Output = io::Result<()>> + Send>>);
+
+impl Future for ProbeServerFuture {
+    type Output = io::Result<()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+impl std::fmt::Debug for ProbeServerFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProbeServerFuture").finish_non_exhaustive()
+    }
+}
+
+// === the accept loop ===
+
+type Connections = auto::Builder<TokioExecutor>;
+
+async fn serve(server: ProbeServer) -> io::Result<()> {
+    let ProbeServer {
+        listener,
+        local_addr,
+        layer,
+        header_read_timeout,
+        mut shutdown,
+    } = server;
+    let service = layer.layer(NotFound);
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    let builder = Arc::new(builder);
+    let graceful = GracefulShutdown::new();
+    // Owned here, so that dropping this future ends every connection with it.
+    let mut connections = JoinSet::new();
+
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    connections.spawn(connection(
+                        stream,
+                        peer,
+                        builder.clone(),
+                        service.clone(),
+                        graceful.watcher(),
+                        header_read_timeout,
+                    ));
+                }
+                Err(error) => {
+                    tracing::warn!(%error, addr = %local_addr, "health: the probe listener failed to accept a connection");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+            },
+            Some(ended) = connections.join_next() => {
+                if let Err(error) = ended {
+                    tracing::warn!(%error, "health: a probe connection's task failed");
+                }
+            }
+        }
+    }
+
+    drop(listener);
+    tracing::info!(
+        addr = %local_addr,
+        connections = connections.len(),
+        "health: probe listener closed; ending its connections"
+    );
+    graceful.shutdown().await;
+    // Whatever is left never got as far as a request.
+    connections.shutdown().await;
+    Ok(())
+}
+
+/// Serves one connection: the bytes that say which HTTP the client speaks, then HTTP/1.1
+/// or HTTP/2 until either side closes it or the shutdown ends it.
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    builder: Arc<Connections>,
+    service: HealthService<NotFound>,
+    watcher: Watcher,
+    header_read_timeout: Duration,
+) {
+    // hyper-util's auto builder waits for these bytes with no timeout of its own, and
+    // hyper's header read timeout starts only once it has chosen HTTP/1.
+    let stream = match tokio::time::timeout(header_read_timeout, first_bytes(stream)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => {
+            tracing::debug!(%peer, %error, "health: probe connection failed before its first request");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, ?header_read_timeout, "health: probe connection closed: nothing sent in time");
+            return;
+        }
+    };
+    let connection =
+        builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+    if let Err(error) = watcher.watch(connection).await {
+        tracing::debug!(%peer, %error, "health: probe connection ended with an error");
+    }
+}
+
+/// Reads until the bytes tell HTTP/1 (they stop matching HTTP/2's preface) from HTTP/2
+/// (they hold all of it), or the client closes; what was read is given back first.
+async fn first_bytes(mut stream: TcpStream) -> io::Result<Replay> {
+    let mut read = [0u8; H2_PREFACE.len()];
+    let mut filled = 0;
+    while filled < read.len() && read[..filled] == H2_PREFACE[..filled] {
+        let n = stream.read(&mut read[filled..]).await?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    Ok(Replay {
+        first: Bytes::copy_from_slice(&read[..filled]),
+        stream,
+    })
+}
+
+// === impl Replay ===
+
+/// A connection whose first bytes were already read: they are read again first.
+#[derive(Debug)]
+struct Replay {
+    first: Bytes,
+    stream: TcpStream,
+}
+
+impl AsyncRead for Replay {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.first.is_empty() {
+            return Pin::new(&mut self.stream).poll_read(cx, buf);
+        }
+        let n = self.first.len().min(buf.remaining());
+        buf.put_slice(&self.first.split_to(n));
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Replay {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+// === impl NotFound ===
+
+/// What the layer wraps: `404`, with no body, for every request that is not a probe.
+#[derive(Debug, Clone, Copy)]
+struct NotFound;
+
+impl<B> Service<Request<B>> for NotFound {
+    type Response = Response<Empty<Bytes>>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Request<B>) -> Self::Future {
+        let mut response = Response::new(Empty::new());
+        *response.status_mut() = StatusCode::NOT_FOUND;
+        std::future::ready(Ok(response))
+    }
+}

@@ -1,0 +1,672 @@
+//! The standalone probe listener (`Health::serve_probes`, feature `server`) over real
+//! sockets on loopback: the probe table over HTTP/1.1 and HTTP/2, gRPC health with
+//! tonic-health's client, `404` for anything else, slow clients cut off, and the drain,
+//! in process and through a real SIGTERM to a process of its own.
+//!
+//! The process is this test binary run again with `PROBE_SERVER_PROCESS` set: the test
+//! `process_serving_probes` does nothing unless it finds it, and serves until SIGTERM
+//! when it does.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{
+    assert_head_matches_get, assert_method_not_allowed, assert_probe_headers, bounded, empty, get,
+    http1_client, http2_client, request, send, stop_switch, walk_probe_table_over, HttpClient,
+    LIMIT, LIVEZ, READYZ, STARTUPZ,
+};
+use http::header::ACCEPT;
+use http::{Method, StatusCode, Version};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+use tonic::codegen::http::uri::PathAndQuery;
+use tonic::transport::{Channel, Endpoint};
+use tonic::Code;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
+use tower_health::{Check, Health, State};
+
+use ServingStatus::{NotServing, ServiceUnknown, Serving};
+
+// === the listener ===
+
+/// A probe listener of `health` on a port of its own, serving until the switch is
+/// pulled (through `shutdown_on`, so with the drain) or its handle is dropped.
+struct Listener {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Listener {
+    async fn start(health: &Health) -> Listener {
+        Listener::start_with(health, |server| server).await
+    }
+
+    async fn start_with(
+        health: &Health,
+        configure: impl FnOnce(tower_health::ProbeServer) -> tower_health::ProbeServer,
+    ) -> Listener {
+        let (stop, stopped) = stop_switch();
+        let server = health
+            .serve_probes("127.0.0.1:0")
+            .await
+            .expect("bind on loopback")
+            .with_graceful_shutdown(health.shutdown_on(stopped));
+        let server = configure(server);
+        let addr = server.local_addr();
+        assert_ne!(addr.port(), 0, "the port the system chose");
+        Listener {
+            addr,
+            stop: Some(stop),
+            task: Some(tokio::spawn(server.into_future())),
+        }
+    }
+
+    /// Starts the drain, as SIGTERM would.
+    fn shut_down(&mut self) {
+        let _ = self.stop.take().expect("shut down once").send(());
+    }
+
+    /// Waits for the listener to stop by itself after [`Listener::shut_down`].
+    async fn stopped(mut self) {
+        let task = self.task.take().expect("awaited once");
+        bounded("the probe listener stopping", task)
+            .await
+            .expect("the listener's task")
+            .expect("the listener ends well");
+    }
+
+    fn is_finished(&self) -> bool {
+        self.task.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Whether a new connection to `addr` is refused, after at most [`LIMIT`] of trying.
+async fn refused(addr: SocketAddr) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < LIMIT {
+        if TcpStream::connect(addr).await.is_err() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+/// A `Health` whose drain, for the tests that are not about it, ends at once.
+fn quick() -> tower_health::Builder {
+    Health::builder().drain_delay(Duration::ZERO)
+}
+
+/// A check whose outcome the test sets.
+fn switch(name: &'static str) -> (Check, Arc<AtomicBool>) {
+    let up = Arc::new(AtomicBool::new(true));
+    let flag = up.clone();
+    let check = Check::new(name, move || {
+        let up = flag.load(Ordering::SeqCst);
+        async move {
+            if up {
+                Ok(())
+            } else {
+                Err("down")
+            }
+        }
+    });
+    (check, up)
+}
+
+// === the probe table ===
+
+#[tokio::test]
+async fn every_row_of_the_probe_table_over_http1_and_http2() {
+    for (version, client) in [
+        (Version::HTTP_11, http1_client()),
+        (Version::HTTP_2, http2_client()),
+    ] {
+        // The rows of the lifecycle and the liveness flag, on a Health without checks.
+        let health = quick().build();
+        let mut listener = Listener::start(&health).await;
+        walk_probe_table_over(&health, &client, listener.addr, version).await;
+        listener.shut_down();
+        listener.stopped().await;
+
+        // The rows of the checks: a critical one failing, then only a non-critical one.
+        let (db, db_up) = switch("db");
+        let (cache, cache_up) = switch("cache");
+        let health = quick()
+            .check(db)
+            .check(cache.non_critical())
+            .background_refresh(false)
+            .build();
+        health.ready();
+        let mut listener = Listener::start(&health).await;
+        let rows = [
+            (
+                false,
+                true,
+                503,
+                r#"{"status":"fail","output":"failed: db"}"#,
+            ),
+            (
+                true,
+                false,
+                200,
+                r#"{"status":"warn","output":"degraded: cache"}"#,
+            ),
+            (true, true, 200, r#"{"status":"pass"}"#),
+        ];
+        for (db, cache, readiness, body) in rows {
+            db_up.store(db, Ordering::SeqCst);
+            cache_up.store(cache, Ordering::SeqCst);
+            health.refresh().await;
+            let context = format!("{version:?} with db up: {db}, cache up: {cache}");
+            let ready = get(&client, listener.addr, READYZ).await;
+            assert_eq!(ready.version, version, "{context}");
+            assert_eq!(ready.status.as_u16(), readiness, "{context}");
+            assert_probe_headers(&ready, "application/health+json", &context);
+            assert_eq!(ready.text(), body, "{context}");
+            for path in [LIVEZ, STARTUPZ] {
+                let reply = get(&client, listener.addr, path).await;
+                assert_eq!(reply.status, StatusCode::OK, "{path}, {context}");
+                assert_eq!(reply.text(), r#"{"status":"pass"}"#, "{path}, {context}");
+            }
+        }
+        listener.shut_down();
+        listener.stopped().await;
+    }
+}
+
+#[tokio::test]
+async fn head_405_text_and_one_check_alone_as_the_layer_answers_them() {
+    let (db, db_up) = switch("db");
+    let health = quick().check(db).background_refresh(false).build();
+    health.ready();
+    db_up.store(false, Ordering::SeqCst);
+    health.refresh().await;
+    let mut listener = Listener::start(&health).await;
+    let addr = listener.addr;
+    for (version, client) in [
+        (Version::HTTP_11, http1_client()),
+        (Version::HTTP_2, http2_client()),
+    ] {
+        for path in [LIVEZ, READYZ, "/readyz/db", "/startupz?verbose"] {
+            for accept in ["application/health+json", "text/plain"] {
+                let context = format!("{version:?} {path} ({accept})");
+                let get = send(
+                    &client,
+                    empty(request(Method::GET, addr, path).header(ACCEPT, accept)),
+                )
+                .await;
+                let head = send(
+                    &client,
+                    empty(request(Method::HEAD, addr, path).header(ACCEPT, accept)),
+                )
+                .await;
+                assert_head_matches_get(&get, &head, accept, &context);
+            }
+        }
+        let one = get(&client, addr, "/readyz/db").await;
+        assert_eq!(one.status, StatusCode::SERVICE_UNAVAILABLE, "{version:?}");
+        let text = send(
+            &client,
+            empty(request(Method::GET, addr, "/readyz?verbose").header(ACCEPT, "text/plain")),
+        )
+        .await;
+        assert!(
+            text.text().ends_with("readyz check failed\n"),
+            "{version:?}: {}",
+            text.text()
+        );
+        for method in [Method::POST, Method::PUT, Method::DELETE] {
+            let reply = send(&client, empty(request(method.clone(), addr, READYZ))).await;
+            assert_method_not_allowed(&reply, &format!("{version:?} {method}"));
+        }
+    }
+    listener.shut_down();
+    listener.stopped().await;
+}
+
+#[tokio::test]
+async fn any_other_path_gets_404_with_no_body() {
+    let health = quick()
+        .check(switch("db").0)
+        .background_refresh(false)
+        .build();
+    health.ready();
+    let mut listener = Listener::start(&health).await;
+    let addr = listener.addr;
+    for (version, client) in [
+        (Version::HTTP_11, http1_client()),
+        (Version::HTTP_2, http2_client()),
+    ] {
+        for (method, path) in [
+            (Method::GET, "/"),
+            (Method::GET, "/metrics"),
+            (Method::GET, "/readyzz"),
+            (Method::GET, "/readyz/"),
+            (Method::GET, "/readyz/not-a-check"),
+            (Method::HEAD, "/nothing"),
+            (Method::POST, "/jobs"),
+        ] {
+            let context = format!("{version:?} {method} {path}");
+            let reply = send(&client, empty(request(method, addr, path))).await;
+            assert_eq!(reply.version, version, "{context}");
+            assert_eq!(reply.status, StatusCode::NOT_FOUND, "{context}");
+            assert!(reply.body.is_empty(), "{context}");
+        }
+    }
+    listener.shut_down();
+    listener.stopped().await;
+}
+
+// === slow clients ===
+
+/// Connects to `addr`, writes `sent`, and waits (at most [`LIMIT`]) for the server to
+/// close the connection: returns what it answered and how long it took to close.
+async fn send_and_wait_for_close(addr: SocketAddr, sent: &[u8]) -> (Vec<u8>, Duration) {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(sent).await.expect("write");
+    let start = Instant::now();
+    let mut answer = Vec::new();
+    // A reset instead of an orderly close is a close as well.
+    let _ = bounded(
+        "the server closing the connection",
+        stream.read_to_end(&mut answer),
+    )
+    .await;
+    (answer, start.elapsed())
+}
+
+#[tokio::test]
+async fn a_client_that_sends_half_a_header_is_dropped_after_the_header_read_timeout() {
+    const TIMEOUT: Duration = Duration::from_millis(300);
+    let health = quick().build();
+    let mut listener = Listener::start_with(&health, |s| s.header_read_timeout(TIMEOUT)).await;
+    let addr = listener.addr;
+
+    let stalls: [(&str, &[u8]); 3] = [
+        (
+            "half an HTTP/1.1 header",
+            b"GET /livez HTTP/1.1\r\nhost: probe\r\nx-",
+        ),
+        ("nothing at all", b""),
+        ("half of HTTP/2's preface", b"PRI * HTTP/2.0\r\n"),
+    ];
+    for (what, sent) in stalls {
+        let (answer, after) = send_and_wait_for_close(addr, sent).await;
+        assert!(answer.is_empty(), "{what}: answered {answer:?}");
+        // Not cut before its time; the upper bound is `bounded`'s, far below hyper's
+        // own default of 30 s, which would have kept it.
+        assert!(after >= TIMEOUT / 2, "{what}: closed after {after:?}");
+    }
+
+    // A header sent in two parts within the timeout is answered.
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(b"GET /livez HTTP/1.1\r\n").await.unwrap();
+    tokio::time::sleep(TIMEOUT / 3).await;
+    stream
+        .write_all(b"host: probe\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    bounded("the answer", stream.read_to_end(&mut answer))
+        .await
+        .unwrap();
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200 OK\r\n"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+
+    // The stalled clients did not stop the listener.
+    assert_eq!(
+        get(&http1_client(), addr, LIVEZ).await.status,
+        StatusCode::OK
+    );
+    listener.shut_down();
+    listener.stopped().await;
+}
+
+// === gRPC health ===
+
+async fn channel(addr: SocketAddr) -> Channel {
+    let endpoint = Endpoint::from_shared(format!("http://{addr}")).expect("endpoint");
+    bounded("connecting a gRPC client", endpoint.connect())
+        .await
+        .expect("gRPC connection")
+}
+
+async fn check(client: &mut HealthClient<Channel>, service: &str) -> Result<ServingStatus, Code> {
+    let request = HealthCheckRequest {
+        service: service.into(),
+    };
+    match bounded("Check", client.check(request)).await {
+        Ok(response) => Ok(response.into_inner().status()),
+        Err(status) => Err(status.code()),
+    }
+}
+
+type WatchStream = tonic::Streaming<HealthCheckResponse>;
+
+async fn watch(client: &mut HealthClient<Channel>, service: &str) -> WatchStream {
+    let request = HealthCheckRequest {
+        service: service.into(),
+    };
+    bounded("Watch", client.watch(request))
+        .await
+        .expect("Watch")
+        .into_inner()
+}
+
+/// The next Watch message, or `None` when the stream ended well.
+async fn next(stream: &mut WatchStream) -> Option<ServingStatus> {
+    bounded("a Watch message", stream.message())
+        .await
+        .expect("the stream ends with grpc-status 0")
+        .map(|m| m.status())
+}
+
+// List (gRPC proposal A90) on tonic's client machinery, as its code generator would
+// write it; tonic-health has no List.
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct HealthListRequest {}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct HealthListResponse {
+    #[prost(btree_map = "string, message", tag = "1")]
+    statuses: BTreeMap<String, HealthCheckResponse>,
+}
+
+async fn list(channel: Channel) -> Result<BTreeMap<String, ServingStatus>, Code> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    bounded("the channel", grpc.ready()).await.expect("ready");
+    let path = PathAndQuery::from_static("/grpc.health.v1.Health/List");
+    let call = grpc.unary(
+        tonic::Request::new(HealthListRequest {}),
+        path,
+        tonic_prost::ProstCodec::<HealthListRequest, HealthListResponse>::default(),
+    );
+    match bounded("List", call).await {
+        Ok(response) => Ok(response
+            .into_inner()
+            .statuses
+            .into_iter()
+            .map(|(name, status)| (name, status.status()))
+            .collect()),
+        Err(status) => Err(status.code()),
+    }
+}
+
+#[tokio::test]
+async fn grpc_check_watch_and_list_with_tonic_healths_client() {
+    const DELAY: Duration = Duration::from_millis(300);
+    let (db, db_up) = switch("db");
+    let health = Health::builder()
+        .check(db)
+        .background_refresh(false)
+        .drain_delay(DELAY)
+        .build();
+    health.refresh().await;
+    let mut listener = Listener::start(&health).await;
+    let channel = channel(listener.addr).await;
+    let mut client = HealthClient::new(channel.clone());
+
+    // Check: readiness for "", each probe by name, a check by its name.
+    assert_eq!(check(&mut client, "").await, Ok(NotServing));
+    assert_eq!(check(&mut client, "liveness").await, Ok(Serving));
+    assert_eq!(check(&mut client, "startup").await, Ok(NotServing));
+    assert_eq!(check(&mut client, "db").await, Ok(Serving));
+    assert_eq!(check(&mut client, "no.Such").await, Err(Code::NotFound));
+
+    // Watch: the status now, then each change as it happens.
+    let mut readiness = watch(&mut client, "").await;
+    let mut unknown = watch(&mut client, "no.Such").await;
+    assert_eq!(next(&mut readiness).await, Some(NotServing));
+    assert_eq!(next(&mut unknown).await, Some(ServiceUnknown));
+    health.ready();
+    assert_eq!(next(&mut readiness).await, Some(Serving));
+    assert_eq!(check(&mut client, "").await, Ok(Serving));
+    db_up.store(false, Ordering::SeqCst);
+    health.refresh().await;
+    assert_eq!(next(&mut readiness).await, Some(NotServing));
+    assert_eq!(check(&mut client, "db").await, Ok(NotServing));
+    db_up.store(true, Ordering::SeqCst);
+    health.refresh().await;
+    assert_eq!(next(&mut readiness).await, Some(Serving));
+
+    // List: every known name.
+    let statuses = list(channel.clone()).await.expect("List");
+    for (name, status) in [
+        ("", Serving),
+        ("liveness", Serving),
+        ("readiness", Serving),
+        ("startup", Serving),
+        ("db", Serving),
+    ] {
+        assert_eq!(statuses.get(name), Some(&status), "{name} in {statuses:?}");
+    }
+
+    // The drain: NOT_SERVING at once, streams end at the drain delay, the listener closes.
+    listener.shut_down();
+    assert_eq!(next(&mut readiness).await, Some(NotServing));
+    assert_eq!(check(&mut client, "").await, Ok(NotServing));
+    assert_eq!(check(&mut client, "liveness").await, Ok(NotServing));
+    assert_eq!(next(&mut readiness).await, None, "ended with grpc-status 0");
+    assert_eq!(next(&mut unknown).await, None, "ended with grpc-status 0");
+    let addr = listener.addr;
+    listener.stopped().await;
+    assert!(refused(addr).await, "the listener is closed");
+}
+
+// === the drain, in process ===
+
+#[tokio::test]
+async fn probes_are_answered_through_the_drain_delay_then_the_listener_closes() {
+    const DELAY: Duration = Duration::from_millis(600);
+    let health = Health::builder().drain_delay(DELAY).build();
+    health.ready();
+    let mut listener = Listener::start(&health).await;
+    let addr = listener.addr;
+    let client = http1_client();
+    assert_eq!(get(&client, addr, READYZ).await.status, StatusCode::OK);
+
+    listener.shut_down();
+    let draining = Instant::now();
+    // Readiness fails on the very next probe; liveness and startup pass until the end.
+    let ready = get(&client, addr, READYZ).await;
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        ready.json(),
+        serde_json::json!({ "status": "fail", "output": "draining" })
+    );
+    while draining.elapsed() < DELAY / 2 {
+        assert_eq!(get(&client, addr, LIVEZ).await.status, StatusCode::OK);
+        assert_eq!(get(&client, addr, STARTUPZ).await.status, StatusCode::OK);
+        assert!(!listener.is_finished(), "still serving within the delay");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    listener.stopped().await;
+    assert!(draining.elapsed() >= DELAY, "closed before the drain delay");
+    assert!(refused(addr).await, "the listener is closed");
+    assert_eq!(health.state(), State::Draining);
+}
+
+#[tokio::test]
+async fn dropping_the_serving_future_closes_the_listener_and_its_connections() {
+    let health = Health::new();
+    let server = health.serve_probes("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr();
+    let task = tokio::spawn(server.into_future());
+    // An idle keep-alive connection, open before the future goes.
+    let mut open = TcpStream::connect(addr).await.unwrap();
+    open.write_all(b"GET /livez HTTP/1.1\r\nhost: probe\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 15];
+    bounded("the answer", open.read_exact(&mut head))
+        .await
+        .unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200 OK");
+
+    task.abort();
+    let _ = task.await;
+    assert!(refused(addr).await, "the listener is closed");
+    let mut rest = Vec::new();
+    let _ = bounded("the connection closing", open.read_to_end(&mut rest)).await;
+}
+
+#[test]
+fn a_runtime_without_a_timer_gets_an_error_not_a_panic() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    let health = Health::new();
+    let error = runtime
+        .block_on(health.serve_probes("127.0.0.1:0"))
+        .expect_err("no timer");
+    assert!(error.to_string().contains("timer"), "{error}");
+}
+
+// === the drain, through a real SIGTERM ===
+
+const ROLE: &str = "PROBE_SERVER_PROCESS";
+const PROCESS_DRAIN_DELAY: Duration = Duration::from_millis(1_500);
+
+/// The process: a `Health` and its probe listener on the default shutdown, the signal.
+#[test]
+fn process_serving_probes() {
+    if std::env::var_os(ROLE).is_none() {
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let health = Health::builder().drain_delay(PROCESS_DRAIN_DELAY).build();
+        let probes = health.serve_probes("127.0.0.1:0").await.unwrap();
+        println!("listening on http://{}", probes.local_addr());
+        health.ready();
+        probes.await.unwrap();
+        assert_eq!(health.state(), State::Draining);
+    });
+}
+
+/// This binary running [`process_serving_probes`], killed when dropped.
+struct Process {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Process {
+    fn start() -> Process {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "process_serving_probes",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(ROLE, "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                // The test harness may print its own words before ours on the line.
+                if let Some((_, addr)) = line.split_once("listening on http://") {
+                    let _ = tx.send(addr.trim().parse::<SocketAddr>().unwrap());
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(LIMIT) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("the process never said where it listens");
+            }
+        };
+        Process { child, addr }
+    }
+
+    fn sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit, at most [`LIMIT`].
+    fn wait(&mut self) -> std::process::ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(start.elapsed() < LIMIT, "the process did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_fails_readiness_at_once_answers_through_the_delay_then_closes_and_exits_0() {
+    let mut process = Process::start();
+    let addr = process.addr;
+    let client: HttpClient = http1_client();
+    assert_eq!(get(&client, addr, READYZ).await.status, StatusCode::OK);
+    let mut grpc = HealthClient::new(channel(addr).await);
+    let mut readiness = watch(&mut grpc, "").await;
+    assert_eq!(next(&mut readiness).await, Some(Serving));
+
+    process.sigterm();
+    let signalled = Instant::now();
+    assert_eq!(next(&mut readiness).await, Some(NotServing));
+    let start = Instant::now();
+    while get(&client, addr, READYZ).await.status != StatusCode::SERVICE_UNAVAILABLE {
+        assert!(start.elapsed() < LIMIT, "readiness never failed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(get(&client, addr, LIVEZ).await.status, StatusCode::OK);
+    assert_eq!(next(&mut readiness).await, None, "Watch ends at the delay");
+
+    assert!(refused(addr).await, "the listener closes");
+    let exit = tokio::task::spawn_blocking(move || process.wait())
+        .await
+        .unwrap();
+    assert!(exit.success(), "the process exited with {exit}");
+    assert!(
+        signalled.elapsed() >= PROCESS_DRAIN_DELAY,
+        "stopped before the drain delay: {:?}",
+        signalled.elapsed()
+    );
+}
