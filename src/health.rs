@@ -166,8 +166,21 @@ impl Health {
     }
 
     /// Resolves at the next change of the lifecycle state or the liveness flag, with the
-    /// state after it.
-    pub fn changed(&self) -> impl Future<Output = State> + Send + 'static {
+    /// state after it: the lifecycle watch. Check results do not wake it; every event,
+    /// check status changes included, comes through [`Health::changes`].
+    ///
+    /// ```
+    /// use tower_health::{Health, State};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let health = Health::new();
+    /// let changed = health.state_changed();
+    /// health.ready();
+    /// assert_eq!(changed.await, State::Ready);
+    /// # }
+    /// ```
+    pub fn state_changed(&self) -> impl Future<Output = State> + Send + 'static {
         let mut changes = self.shared.lifecycle.subscribe();
         async move {
             // The sender lives as long as the Health; if it is gone nothing changes again.

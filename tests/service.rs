@@ -906,28 +906,28 @@ async fn concurrent_ready_and_drain_end_in_draining() {
 }
 
 #[tokio::test]
-async fn changed_resolves_on_each_transition() {
+async fn state_changed_resolves_on_each_transition() {
     let health = Health::new();
-    let changed = health.changed();
+    let changed = health.state_changed();
     assert!(health.ready());
     assert_eq!(bounded("ready", changed).await, State::Ready);
 
-    let changed = health.changed();
+    let changed = health.state_changed();
     assert!(health.fail_liveness());
     assert_eq!(bounded("liveness failed", changed).await, State::Ready);
     assert!(!health.is_live());
 
-    let changed = health.changed();
+    let changed = health.state_changed();
     assert!(health.recover_liveness());
     assert_eq!(bounded("liveness recovered", changed).await, State::Ready);
 
-    let waiting = tokio::spawn(health.changed());
+    let waiting = tokio::spawn(health.state_changed());
     tokio::task::yield_now().await;
     assert!(health.drain());
     assert_eq!(bounded("drain", waiting).await.unwrap(), State::Draining);
 
     // Calls that change nothing wake nobody.
-    let changed = health.changed();
+    let changed = health.state_changed();
     tokio::pin!(changed);
     assert!(!health.drain());
     assert!(!health.ready());

@@ -487,7 +487,7 @@ async fn mirror_readiness(
     mut last: Option<ServingStatus>,
 ) {
     loop {
-        let changed = health.changed();
+        let changed = health.state_changed();
         let status = grpc_status(&health);
         if last != Some(status) {
             reporter.set_service_status("", status).await;
