@@ -175,22 +175,22 @@ where
     }
 }
 
-/// Polls any future but a plain pass-through; `None` when a waiting request has just
-/// been called and is to be polled as what it has become.
+/// Polls any future but a plain pass-through (which [`ResponseFuture::poll`] polls
+/// inline, though this polls it too); `None` when a waiting request has just been called
+/// and is to be polled as what it has become.
 #[inline(never)]
 #[allow(clippy::type_complexity)]
 fn poll_other<S, ReqBody, B>(
-    kind: Pin<&mut Kind<S, ReqBody>>,
+    mut kind: Pin<&mut Kind<S, ReqBody>>,
     cx: &mut Context<'_>,
 ) -> Option<Poll<Result<Response<HealthBody<B>>, S::Error>>>
 where
     S: Service<Request<ReqBody>, Response = Response<B>>,
 {
-    if let Kind::Waiting { .. } = &*kind {
-        return poll_waiting(kind, cx);
-    }
-    let polled = match kind.project() {
-        KindProj::Inner { .. } => unreachable!("a pass-through is polled inline"),
+    let polled = match kind.as_mut().project() {
+        KindProj::Inner { future } => future
+            .poll(cx)
+            .map(|response| response.map(|r| r.map(HealthBody::inner))),
         KindProj::Reply { reply } => {
             let reply = reply
                 .take()
@@ -210,39 +210,26 @@ where
             let guard = guard.take();
             response.map(|response| finish_tracked(response, true, guard))
         }),
-        KindProj::Waiting { .. } => unreachable!("polled above"),
+        // A request waiting for the inner service to be ready: once it is, the request is
+        // called and the future becomes the inner service's, below. tower's contract:
+        // `call` only once `poll_ready` said so. An error here is the inner service's
+        // own, for this request to report.
+        KindProj::Waiting { waiting } => match waiting.service.poll_ready(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
+            Poll::Ready(Ok(())) => {
+                let request = waiting
+                    .request
+                    .take()
+                    .expect("ResponseFuture polled after completion");
+                let future = waiting.service.call(request);
+                let (close, guard) = (waiting.close, waiting.guard.take());
+                kind.set(Kind::tracked(future, close, guard));
+                return None;
+            }
+        },
     };
     Some(polled)
-}
-
-/// A request waiting for the inner service to be ready: once it is, the request is
-/// called and the future becomes the inner service's (`None`, to be polled as such).
-#[allow(clippy::type_complexity)]
-fn poll_waiting<S, ReqBody, B>(
-    mut kind: Pin<&mut Kind<S, ReqBody>>,
-    cx: &mut Context<'_>,
-) -> Option<Poll<Result<Response<HealthBody<B>>, S::Error>>>
-where
-    S: Service<Request<ReqBody>, Response = Response<B>>,
-{
-    let KindProj::Waiting { waiting } = kind.as_mut().project() else {
-        unreachable!("only a waiting request is polled here");
-    };
-    // tower's contract: `call` only once `poll_ready` said so. An error here is the
-    // inner service's own, for this request to report.
-    match waiting.service.poll_ready(cx) {
-        Poll::Pending => return Some(Poll::Pending),
-        Poll::Ready(Err(error)) => return Some(Poll::Ready(Err(error))),
-        Poll::Ready(Ok(())) => {}
-    }
-    let request = waiting
-        .request
-        .take()
-        .expect("ResponseFuture polled after completion");
-    let future = waiting.service.call(request);
-    let (close, guard) = (waiting.close, waiting.guard.take());
-    kind.set(Kind::tracked(future, close, guard));
-    None
 }
 
 #[cfg(feature = "grpc")]
