@@ -118,6 +118,8 @@ impl Builder {
     /// The most time one refresh of the checks may take, and so the longest a probe on a
     /// cold cache waits; every check's timeout is capped by it. 900 ms unless set, so
     /// that even a first probe answers inside the kubelet's default 1 s `timeoutSeconds`.
+    /// A duration too long to end (`Duration::MAX`) is no limit; this holds for every
+    /// duration the builder and [`Check`] take.
     pub fn budget(mut self, budget: Duration) -> Self {
         self.budget = budget;
         self

@@ -539,6 +539,62 @@ async fn a_slow_watcher_sees_the_latest_status_not_every_change() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn huge_durations_build_and_answer_over_http_and_grpc_watch_without_a_panic() {
+    let ok = || async { Ok::<(), Infallible>(()) };
+    let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = runs.clone();
+    let db = Check::new("db", move || {
+        counted.fetch_add(1, Ordering::SeqCst);
+        ok()
+    });
+    let health = Health::builder()
+        .budget(Duration::MAX)
+        .cache_for(Duration::MAX)
+        .refresh_every(Duration::MAX)
+        .drain_delay(Duration::MAX)
+        .check(db.timeout(Duration::MAX))
+        .check(Check::new("cache", ok).cache_for(Duration::MAX))
+        .check(
+            Check::new("slow", || async {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                Ok::<(), Infallible>(())
+            })
+            .timeout(Duration::MAX)
+            .cache_for(Duration::MAX),
+        )
+        .build();
+    health.ready();
+    let app = app(&health);
+    // A probe on a cold cache waits, without a limit, for the first results.
+    for path in [
+        "/readyz?verbose",
+        "/livez",
+        "/startupz",
+        "/readyz/db",
+        "/readyz/slow",
+    ] {
+        assert_eq!(http_status(&app, path).await, StatusCode::OK, "{path}");
+    }
+    assert_eq!(check(&app, "").await, SERVING);
+    // Fresh for ever, but a refresh still runs every check.
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    let report = health.refresh().await;
+    assert!(report.checks().iter().all(|c| c.status().is_passing()));
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+
+    let mut ready = watch(&app, "readiness").await;
+    assert_eq!(next_status(&mut ready).await, Some(SERVING));
+    // The drain delay never ends: Watch says NOT_SERVING and stays open.
+    health.drain();
+    assert_eq!(next_status(&mut ready).await, Some(NOT_SERVING));
+    assert!(stays_silent(&mut ready).await, "open, and silent");
+    assert_eq!(
+        http_status(&app, "/readyz").await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn watch_on_an_unknown_name_streams_service_unknown_and_stays_open() {
     let health = Health::new();
     let app = app(&health);

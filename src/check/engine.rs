@@ -235,10 +235,7 @@ impl Engine {
 
     fn now(&self) -> u64 {
         // At least 1, so that 0 keeps meaning "no result yet".
-        (Instant::now()
-            .saturating_duration_since(self.origin)
-            .as_nanos() as u64)
-            .max(1)
+        nanos(Instant::now().saturating_duration_since(self.origin)).max(1)
     }
 
     fn has_result(&self, i: usize) -> bool {
@@ -326,8 +323,13 @@ impl Engine {
                     let run = AssertUnwindSafe(future)
                         .catch_unwind()
                         .instrument(span.clone());
-                    match tokio::time::timeout(timeout, run).await {
-                        Ok(Ok(outcome)) => {
+                    // A timeout too long to be an instant is no limit.
+                    let ran = match deadline(timeout) {
+                        Some(at) => tokio::time::timeout_at(at, run).await.ok(),
+                        None => Some(run.await),
+                    };
+                    match ran {
+                        Some(Ok(outcome)) => {
                             let ended = match outcome.status {
                                 Status::Pass => RunOutcome::Pass,
                                 Status::Warn => RunOutcome::Warn,
@@ -335,10 +337,10 @@ impl Engine {
                             };
                             (outcome, ended)
                         }
-                        Ok(Err(payload)) => {
+                        Some(Err(payload)) => {
                             (Outcome::fail(panic_reason(&*payload)), RunOutcome::Panic)
                         }
-                        Err(_) => (
+                        None => (
                             Outcome::fail(format!("timed out after {} ms", timeout.as_millis())),
                             RunOutcome::Timeout,
                         ),
@@ -394,7 +396,12 @@ impl Engine {
         report.output = output.clone();
         drop(state);
 
-        let fresh_until = self.now().saturating_add(entry.ttl.as_nanos() as u64);
+        // Below `u64::MAX`, which `try_claim` reads as "stale before anything": a cache
+        // time too long to count is fresh until a refresh runs the check again.
+        let fresh_until = self
+            .now()
+            .saturating_add(nanos(entry.ttl))
+            .min(u64::MAX - 1);
         let first = entry.fresh_until.swap(fresh_until, Ordering::AcqRel) == 0;
         for probe in Probe::ALL {
             if first
@@ -503,7 +510,7 @@ impl Engine {
     /// Waits until every check `probe` (or check `only`) needs has a result, at most the
     /// budget.
     pub(crate) async fn wait_for_results(&self, probe: Probe, only: Option<usize>) {
-        let deadline = timers::enabled().then(|| Instant::now() + self.budget);
+        let deadline = timers::enabled().then(|| deadline(self.budget)).flatten();
         loop {
             let notify = match only {
                 Some(_) => &self.first_result,
@@ -547,7 +554,7 @@ impl Engine {
             return;
         }
         // Without a timer, runs end at once (they cannot run), so there is no need for one.
-        let deadline = timers::enabled().then(|| Instant::now() + self.budget);
+        let deadline = timers::enabled().then(|| deadline(self.budget)).flatten();
         // One pass over the awaited checks in all, however many runs finish meanwhile.
         let mut next = 0;
         while next < awaited.len() {
@@ -599,6 +606,25 @@ impl Engine {
     }
 }
 
+/// `after` from now; `None` when that is too far to be an instant (a `Duration::MAX`
+/// budget, say), which means no limit.
+pub(crate) fn deadline(after: Duration) -> Option<Instant> {
+    deadline_from(Instant::now(), after)
+}
+
+/// `after` from `from`, or `None`, as [`deadline`].
+fn deadline_from(from: Instant, after: Duration) -> Option<Instant> {
+    let at = from.checked_add(after)?;
+    // Tokio's timer rounds a deadline up to its next millisecond by adding to it: leave
+    // it room, so that no deadline given to it overflows there.
+    at.checked_add(Duration::from_secs(1)).map(|_| at)
+}
+
+/// A duration in nanoseconds, saturated at `u64::MAX` (some 584 years).
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// Waits for `notified` until `deadline` (without one, for as long as it takes); whether
 /// it came in time.
 async fn wait(deadline: Option<Instant>, notified: impl std::future::Future<Output = ()>) -> bool {
@@ -622,17 +648,18 @@ impl Drop for Running {
 }
 
 async fn background(engine: Weak<Engine>, every: Duration) {
-    let mut ticks = tokio::time::interval(every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        ticks.tick().await;
+        // Each tick is due `every` after the last one began, or, when that has passed,
+        // at once: like an interval that delays missed ticks. (Tokio's interval adds its
+        // period to an instant without checking, so a huge one would panic.)
+        let tick = Instant::now();
         // Hold the engine only while starting runs.
         let Some(engine) = engine.upgrade() else {
             return;
         };
         // Run every check on each tick, but for one with a cache time of its own: that
         // one when its result would go stale before the next tick.
-        let due = engine.now().saturating_add(every.as_nanos() as u64);
+        let due = engine.now().saturating_add(nanos(every));
         for (i, entry) in engine.entries.iter().enumerate() {
             let stale_before = match entry.check.ttl {
                 Some(_) => due,
@@ -641,6 +668,13 @@ async fn background(engine: Weak<Engine>, every: Duration) {
             if let Some(claim) = engine.try_claim(i, stale_before) {
                 engine.spawn(i, claim);
             }
+        }
+        drop(engine);
+        match deadline_from(tick, every) {
+            Some(next) => tokio::time::sleep_until(next).await,
+            // An interval too long to be an instant: this was the only tick. (The task
+            // stays, so that no probe starts another.)
+            None => std::future::pending().await,
         }
     }
 }

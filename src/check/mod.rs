@@ -19,6 +19,8 @@ use crate::error::BuildProblem;
 use crate::probe::Probe;
 use crate::report::{Gates, Observed, Status};
 
+#[cfg(feature = "grpc")]
+pub(crate) use engine::deadline;
 #[cfg(feature = "server")]
 pub(crate) use engine::timers;
 pub(crate) use engine::{Engine, Need};

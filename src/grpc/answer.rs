@@ -18,7 +18,7 @@ pub(crate) use super::wire::ContentType;
 use super::wire::{self, Code, Encoding, Status, Unary};
 pub(crate) use super::Method;
 use crate::changes::Changes;
-use crate::check::Need;
+use crate::check::{deadline, Need};
 use crate::probe::Probe;
 use crate::shared::SharedRef;
 
@@ -216,8 +216,8 @@ struct Watcher {
     target: Target,
     changes: Changes,
     last: Option<ServingStatus>,
-    /// When the stream ends, once draining has been seen.
-    ends_at: Option<Instant>,
+    /// When the stream ends, once draining has been seen (`Some(None)`: never).
+    ends_at: Option<Option<Instant>>,
 }
 
 impl Watcher {
@@ -238,10 +238,11 @@ impl Watcher {
             }
             if self.ends_at.is_none() && self.shared.lifecycle.is_draining() {
                 // The shutdown signal ends the drain delay for everyone; without it (a
-                // drain started by `Health::drain`), the delay counts from here.
-                self.ends_at = Some(Instant::now() + self.shared.drain_delay);
+                // drain started by `Health::drain`), the delay counts from here. A delay
+                // too long to be an instant never ends.
+                self.ends_at = Some(deadline(self.shared.drain_delay));
             }
-            let ends_at = self.ends_at;
+            let ends_at = self.ends_at.flatten();
             let delay_over = async move {
                 match ends_at {
                     Some(at) => tokio::time::sleep_until(at).await,
