@@ -6,15 +6,16 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::changes::Publisher;
 use crate::check::{Check, Engine};
 use crate::error::{BuildError, BuildProblem};
 #[cfg(feature = "grpc")]
 use crate::grpc::names::Services;
 use crate::lifecycle::Lifecycle;
-use crate::probe::{Matcher, Paths, Probe};
+use crate::observer::Observer;
+use crate::probe::{Matcher, Paths};
 use crate::request::Reasons;
 use crate::shared::{Options, Shared};
+use crate::vocabulary::Probe;
 
 const DEFAULT_DRAIN_DELAY: Duration = Duration::from_secs(5);
 const DEFAULT_BUDGET: Duration = Duration::from_millis(900);
@@ -243,7 +244,7 @@ impl Builder {
         if let Some(error) = BuildError::from_problems(self.problems()) {
             return Err(error);
         }
-        let changes = Publisher::new();
+        let observer = Observer::new();
         let (alive, alive_rx) = watch::channel(());
         let background = self.background_refresh.then(|| {
             self.refresh_every
@@ -256,16 +257,15 @@ impl Builder {
             self.ttl,
             background,
             alive_rx,
-            changes.clone(),
+            observer.clone(),
         );
-        let lifecycle = Lifecycle::new(changes.clone());
-        #[cfg(feature = "metrics")]
-        crate::metrics::register(lifecycle.phase());
+        let lifecycle = Lifecycle::new(observer.clone());
+        observer.started(lifecycle.phase());
         Ok(Arc::new(Shared::new(
             lifecycle,
             engine,
             Matcher::new(self.paths),
-            changes,
+            observer,
             alive,
             Options {
                 reasons: self.reasons,

@@ -2,64 +2,12 @@
 //! liveness flag and per change of a check's status, for the application to read
 //! ([`Health::changes`](crate::Health::changes)) and for gRPC `Watch` to follow.
 
-use std::sync::Arc;
-use std::time::SystemTime;
-
 use tokio::sync::broadcast;
 
-use crate::lifecycle::State;
-use crate::report::Status;
+use crate::vocabulary::Change;
 
 /// How many changes a subscriber may fall behind before it is told it missed some.
 pub(crate) const BACKLOG: usize = 256;
-
-/// One change of the application's health, as [`Changes`] delivers it.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum Change {
-    /// The lifecycle moved from one state to another.
-    State {
-        /// The state before.
-        from: State,
-        /// The state after.
-        to: State,
-        /// When it changed.
-        at: SystemTime,
-    },
-    /// Liveness was marked failed (`live: false`) or recovered (`live: true`).
-    Liveness {
-        /// Whether liveness passes now.
-        live: bool,
-        /// When it changed.
-        at: SystemTime,
-    },
-    /// A check's status changed (after damping: a run that damping holds back is no
-    /// change).
-    Check(CheckChange),
-    /// This subscriber fell more than the backlog behind and `count` changes were
-    /// dropped for it; read [`Health::report`](crate::Health::report) for the state now.
-    Missed {
-        /// How many changes it missed.
-        count: u64,
-    },
-}
-
-/// A check whose status changed.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct CheckChange {
-    /// The check's name.
-    pub name: Arc<str>,
-    /// Its status before.
-    pub from: Status,
-    /// Its status after.
-    pub to: Status,
-    /// When the run that changed it finished.
-    pub at: SystemTime,
-    /// Why it failed or warned: the application may read it even where probe answers
-    /// withhold it. Capped like every check output.
-    pub reason: Option<Arc<str>>,
-}
 
 /// A subscription to the changes of one [`Health`](crate::Health), made by
 /// [`Health::changes`](crate::Health::changes).

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::probe::Probe;
+use crate::vocabulary::Probe;
 
 /// Why [`Builder::try_build`](crate::Builder::try_build) refused a configuration: every
 /// problem found in it, not only the first, so that one look fixes them all.

@@ -12,6 +12,7 @@ use tower_service::Service;
 
 use crate::body::HealthBody;
 use crate::render::Reply;
+use crate::shared::{Answer, Pending};
 use crate::shutdown::InFlightGuard;
 
 fn into_response<B>(reply: Reply) -> Response<HealthBody<B>> {
@@ -20,16 +21,6 @@ fn into_response<B>(reply: Reply) -> Response<HealthBody<B>> {
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     response
-}
-
-/// A wait for a first check result; only a probe on a cold cache takes it.
-pub(crate) type Pending = Pin<Box<dyn Future<Output = Reply> + Send>>;
-
-/// The layer's answer to a probe: ready, or once a first check result is in. Small, so
-/// that the code deciding it can stay out of line without moving a whole response future.
-pub(crate) enum Answer {
-    Reply(Reply),
-    Pending(Pending),
 }
 
 /// A gRPC health call; without the `grpc` feature, there is none.

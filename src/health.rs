@@ -8,13 +8,13 @@ use crate::builder::Builder;
 use crate::changes::Changes;
 use crate::error::BuildError;
 use crate::layer::HealthLayer;
-use crate::lifecycle::State;
 use crate::probe::Paths;
 use crate::report::Report;
 #[cfg(feature = "server")]
 use crate::server::ProbeServer;
 use crate::shared::{Shared, SharedRef};
 use crate::shutdown;
+use crate::vocabulary::State;
 
 /// The handle through which an application reports its health.
 ///

@@ -205,6 +205,7 @@
 
 mod body;
 mod builder;
+mod cache;
 mod changes;
 mod check;
 mod error;
@@ -217,6 +218,7 @@ mod lifecycle;
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub mod metrics;
+mod observer;
 mod probe;
 mod render;
 mod report;
@@ -226,23 +228,26 @@ mod server;
 mod service;
 mod shared;
 mod shutdown;
+mod vocabulary;
 
 pub use crate::body::HealthBody;
 pub use crate::builder::Builder;
-pub use crate::changes::{Change, Changes, CheckChange};
+pub use crate::changes::Changes;
 pub use crate::check::{Check, HealthCheck, Outcome};
 pub use crate::error::{BuildError, BuildProblem};
 pub use crate::future::ResponseFuture;
 pub use crate::health::Health;
 pub use crate::layer::HealthLayer;
-pub use crate::lifecycle::State;
-pub use crate::probe::{Paths, Probe};
-pub use crate::report::{CheckReport, Observed, Report, Status};
+pub use crate::probe::Paths;
+pub use crate::report::Report;
 pub use crate::request::{ProbeRequest, Reasons};
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub use crate::server::{ProbeServer, ProbeServerFuture};
 pub use crate::service::HealthService;
+pub use crate::vocabulary::{
+    Change, CheckChange, CheckReport, Observed, ObservedValue, Probe, State, Status,
+};
 
 /// The README's Rust blocks, each compiled (and run, unless marked `no_run`) as a doc
 /// test, so that what a reader copies from it compiles. One block needs the `metrics`

@@ -63,10 +63,7 @@ use std::time::Duration;
 use ::metrics::{Key, Label, Level, Metadata, Unit};
 use http::StatusCode;
 
-use crate::check::RunOutcome;
-use crate::lifecycle::{Phase, State};
-use crate::probe::Probe;
-use crate::report::Status;
+use crate::vocabulary::{Phase, Probe, RunOutcome, State, Status};
 
 /// `health_check_status`: each check's status after damping (gauge, label `check`).
 pub const CHECK_STATUS: &str = "health_check_status";
@@ -167,9 +164,9 @@ pub(crate) fn check_run(check: &Arc<str>, outcome: RunOutcome, took: Duration) {
 /// The lifecycle state or the liveness flag changed.
 pub(crate) fn lifecycle(phase: Phase) {
     static STATES: [[Label; 1]; 3] = [
-        [Label::from_static_parts("state", "starting")],
-        [Label::from_static_parts("state", "ready")],
-        [Label::from_static_parts("state", "draining")],
+        [Label::from_static_parts("state", State::ALL[0].as_str())],
+        [Label::from_static_parts("state", State::ALL[1].as_str())],
+        [Label::from_static_parts("state", State::ALL[2].as_str())],
     ];
     static KEYS: [Key; 3] = [
         Key::from_static_parts(LIFECYCLE_STATE, &STATES[0]),
@@ -177,11 +174,7 @@ pub(crate) fn lifecycle(phase: Phase) {
         Key::from_static_parts(LIFECYCLE_STATE, &STATES[2]),
     ];
     static LIVE_KEY: Key = Key::from_static_name(LIVE);
-    let current = match phase.state() {
-        State::Starting => 0,
-        State::Ready => 1,
-        State::Draining => 2,
-    };
+    let current = phase.state().index();
     ::metrics::with_recorder(|r| {
         for (i, key) in KEYS.iter().enumerate() {
             let on = if i == current { 1.0 } else { 0.0 };
@@ -195,7 +188,7 @@ pub(crate) fn lifecycle(phase: Phase) {
 /// A probe was answered with `code`. Keys are static, so counting allocates nothing.
 pub(crate) fn probe_answer(probe: Probe, code: StatusCode) {
     macro_rules! keys {
-        ($($probe:literal),*) => {
+        ($($probe:expr),*) => {
             [$(
                 {
                     static LABELS: [[Label; 2]; 3] = [
@@ -213,7 +206,11 @@ pub(crate) fn probe_answer(probe: Probe, code: StatusCode) {
             ),*]
         };
     }
-    static BY_PROBE: [&[Key; 3]; 3] = keys!("liveness", "readiness", "startup");
+    static BY_PROBE: [&[Key; 3]; 3] = keys!(
+        Probe::ALL[0].name(),
+        Probe::ALL[1].name(),
+        Probe::ALL[2].name()
+    );
     let code = match code {
         StatusCode::OK => 0,
         StatusCode::SERVICE_UNAVAILABLE => 1,

@@ -1,64 +1,12 @@
-//! Which requests are probes: the three [`Probe`]s, their configured [`Paths`], and the
+//! Which requests are probes: the paths of the three [`Probe`]s ([`Paths`]) and the
 //! matching rule.
 //!
 //! Matching compares path bytes only and allocates nothing; what else a probe request asks
 //! for is read in [`crate::request`], once the path has matched.
 
 use std::borrow::Cow;
-use std::fmt;
 
-/// One of the three Kubernetes probes. Used to say which probes a check gates
-/// ([`Check::probes`](crate::Check::probes)), to ask a [`Report`](crate::Report) what a
-/// probe answers, and to name a probe's path ([`Paths::path`]).
-///
-/// # Example
-///
-/// ```
-/// use tower_health::{Health, Paths, Probe};
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() {
-/// let health = Health::builder().paths(Paths::health()).build();
-/// for probe in Probe::ALL {
-///     println!("{probe}: {}", health.paths().path(probe)); // readyz: /health/ready ...
-/// }
-/// assert_eq!(health.paths().path(Probe::Startup), "/health/started");
-/// # }
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Probe {
-    /// "Is the process alive?" A failure makes the orchestrator restart the container.
-    Liveness,
-    /// "Should this replica receive traffic?" A failure takes it out of the load balancer.
-    Readiness,
-    /// "Has start-up finished?" Until it passes, the other two probes are not run.
-    Startup,
-}
-
-impl Probe {
-    /// All three probes, in the order liveness, readiness, startup.
-    pub const ALL: [Probe; 3] = [Probe::Liveness, Probe::Readiness, Probe::Startup];
-
-    /// The Kubernetes API server's name for the probe (`livez`, `readyz`, `startupz`), used
-    /// in the closing line of text answers.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Probe::Liveness => "livez",
-            Probe::Readiness => "readyz",
-            Probe::Startup => "startupz",
-        }
-    }
-
-    pub(crate) fn index(self) -> usize {
-        self as usize
-    }
-}
-
-impl fmt::Display for Probe {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use crate::vocabulary::Probe;
 
 /// The paths the three probes answer on.
 ///
@@ -162,38 +110,14 @@ impl Paths {
             && !path.contains(['?', '#'])
             && path.bytes().all(|b| b.is_ascii_graphic())
     }
-
-    /// The probe that `path` may ask for, and the check name after it, by the matching
-    /// rule of the crate docs: the probe whose path is exactly `path`; else the probe whose
-    /// path is `path` up to its last `/`, with the non-empty name after that `/`.
-    ///
-    /// A check name never holds a `/`, so of the probe paths that `path` starts with
-    /// followed by `/NAME`, only the longest can be followed by a name: this one
-    /// candidate is the rule's answer if `NAME` gates that probe, which the caller
-    /// decides, and otherwise the request passes through.
-    #[inline]
-    pub(crate) fn match_path<'p>(&self, path: &'p str) -> Option<(Probe, Option<&'p str>)> {
-        for probe in Probe::ALL {
-            if path == self.path(probe) {
-                return Some((probe, None));
-            }
-        }
-        let (prefix, name) = path.rsplit_once('/')?;
-        if name.is_empty() {
-            return None;
-        }
-        Probe::ALL
-            .into_iter()
-            .find(|probe| prefix == self.path(*probe))
-            .map(|probe| (probe, Some(name)))
-    }
 }
 
 /// What a request path is to the layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Matched<'p> {
-    /// A probe's path, and what follows it after a `/`, if anything.
-    Probe(Probe, Option<&'p str>),
+pub(crate) enum Matched {
+    /// A probe's path, alone or followed by `/NAME` where `NAME` is the check (by its
+    /// index) that this probe is asked about.
+    Probe(Probe, Option<usize>),
     /// A path of the `grpc.health.v1.Health` service.
     #[cfg(feature = "grpc")]
     Grpc(crate::grpc::Method),
@@ -248,26 +172,52 @@ impl Matcher {
         bytes.len() >= self.shortest && self.second.contains(&bytes[1])
     }
 
-    /// [`Paths::match_path`] (then, with the `grpc` feature, the gRPC health paths),
-    /// after the pre-filter.
+    /// The matching rule, whole: what `path` is to the layer, given `gating`, which tells
+    /// the index of the check called `NAME` if it gates `probe`.
+    ///
+    /// - A probe path itself is that probe.
+    /// - Otherwise, a probe path followed by `/NAME`, where `NAME` is a check gating that
+    ///   probe, is that check's answer on that probe. A check name never holds a `/`, so of
+    ///   the probe paths that `path` starts with followed by `/NAME`, only the longest
+    ///   can be followed by a name: `/health/ready/db` is `db` on readiness with
+    ///   [`Paths::health`], never on liveness. A name that is no check of that probe
+    ///   leaves the path to the application.
+    /// - With the `grpc` feature, a path of the `grpc.health.v1.Health` service.
+    /// - Anything else passes through. Most paths are turned away by the pre-filter.
     #[inline]
-    pub(crate) fn match_path<'p>(&self, path: &'p str) -> Option<Matched<'p>> {
+    pub(crate) fn match_path(
+        &self,
+        path: &str,
+        gating: impl FnOnce(Probe, &str) -> Option<usize>,
+    ) -> Option<Matched> {
         if !self.may_match(path) {
             return None;
         }
-        self.match_filtered(path)
+        self.match_filtered(path, gating)
     }
 
     #[inline(never)]
-    fn match_filtered<'p>(&self, path: &'p str) -> Option<Matched<'p>> {
-        if let Some((probe, rest)) = self.paths.match_path(path) {
-            return Some(Matched::Probe(probe, rest));
+    fn match_filtered(
+        &self,
+        path: &str,
+        gating: impl FnOnce(Probe, &str) -> Option<usize>,
+    ) -> Option<Matched> {
+        if let Some(probe) = Probe::ALL.into_iter().find(|p| path == self.paths.path(*p)) {
+            return Some(Matched::Probe(probe, None));
         }
         #[cfg(feature = "grpc")]
         if let Some(method) = crate::grpc::Method::of_path(path) {
             return Some(Matched::Grpc(method));
         }
-        None
+        let (prefix, name) = path.rsplit_once('/')?;
+        if name.is_empty() {
+            return None;
+        }
+        let probe = Probe::ALL
+            .into_iter()
+            .find(|probe| prefix == self.paths.path(*probe))?;
+        let check = gating(probe, name)?;
+        Some(Matched::Probe(probe, Some(check)))
     }
 }
 
@@ -279,21 +229,32 @@ mod tests {
         Paths::kubernetes()
     }
 
+    /// The rule with checks `postgres` (0) and `db` (1) that gate every probe.
+    fn matched(paths: &Paths, path: &str) -> Option<(Probe, Option<usize>)> {
+        let names = ["postgres", "db"];
+        let gating = |_: Probe, name: &str| names.iter().position(|n| *n == name);
+        match Matcher::new(paths.clone()).match_path(path, gating)? {
+            Matched::Probe(probe, check) => Some((probe, check)),
+            #[cfg(feature = "grpc")]
+            Matched::Grpc(_) => None,
+        }
+    }
+
     #[test]
     fn exact_paths_match_their_probe() {
-        assert_eq!(k8s().match_path("/livez"), Some((Probe::Liveness, None)));
-        assert_eq!(k8s().match_path("/readyz"), Some((Probe::Readiness, None)));
-        assert_eq!(k8s().match_path("/startupz"), Some((Probe::Startup, None)));
+        assert_eq!(matched(&k8s(), "/livez"), Some((Probe::Liveness, None)));
+        assert_eq!(matched(&k8s(), "/readyz"), Some((Probe::Readiness, None)));
+        assert_eq!(matched(&k8s(), "/startupz"), Some((Probe::Startup, None)));
     }
 
     #[test]
     fn sub_paths_carry_the_rest() {
         assert_eq!(
-            k8s().match_path("/readyz/postgres"),
-            Some((Probe::Readiness, Some("postgres")))
+            matched(&k8s(), "/readyz/postgres"),
+            Some((Probe::Readiness, Some(0)))
         );
         assert_eq!(
-            k8s().match_path("/livez/a/b"),
+            matched(&k8s(), "/livez/a/b"),
             None,
             "no check name holds a '/'"
         );
@@ -314,33 +275,33 @@ mod tests {
             "/x/readyz",
             "/ready%7A",
         ] {
-            assert_eq!(k8s().match_path(path), None, "{path:?}");
+            assert_eq!(matched(&k8s(), path), None, "{path:?}");
         }
     }
 
     #[test]
     fn nested_preset_paths_take_the_longest_probe_path_before_a_name() {
         let paths = Paths::health();
-        assert_eq!(paths.match_path("/health"), Some((Probe::Liveness, None)));
+        assert_eq!(matched(&paths, "/health"), Some((Probe::Liveness, None)));
         assert_eq!(
-            paths.match_path("/health/ready"),
+            matched(&paths, "/health/ready"),
             Some((Probe::Readiness, None))
         );
         assert_eq!(
-            paths.match_path("/health/started"),
+            matched(&paths, "/health/started"),
             Some((Probe::Startup, None))
         );
         assert_eq!(
-            paths.match_path("/health/db"),
-            Some((Probe::Liveness, Some("db")))
+            matched(&paths, "/health/db"),
+            Some((Probe::Liveness, Some(1)))
         );
         assert_eq!(
-            paths.match_path("/health/ready/db"),
-            Some((Probe::Readiness, Some("db")))
+            matched(&paths, "/health/ready/db"),
+            Some((Probe::Readiness, Some(1)))
         );
         assert_eq!(
-            paths.match_path("/health/started/db"),
-            Some((Probe::Startup, Some("db")))
+            matched(&paths, "/health/started/db"),
+            Some((Probe::Startup, Some(1)))
         );
         for path in [
             "/health/ready/db/x",
@@ -348,7 +309,7 @@ mod tests {
             "/health/ready/",
             "/health/",
         ] {
-            assert_eq!(paths.match_path(path), None, "{path:?}");
+            assert_eq!(matched(&paths, path), None, "{path:?}");
         }
     }
 
@@ -393,8 +354,11 @@ mod tests {
                 "/livezz",
                 "/r",
             ] {
-                let full = paths.match_path(path).map(|(p, r)| Matched::Probe(p, r));
-                assert_eq!(matcher.match_path(path), full, "{path:?}");
+                // A path the pre-filter turns away is one the whole rule matches not.
+                let any_name = |_: Probe, _: &str| Some(0);
+                if !matcher.may_match(path) {
+                    assert_eq!(matcher.match_filtered(path, any_name), None, "{path:?}");
+                }
             }
         }
     }
@@ -421,7 +385,7 @@ mod tests {
             ];
             for (path, method) in cases {
                 assert_eq!(
-                    matcher.match_path(path),
+                    matcher.match_path(path, |_, _| None),
                     method.map(Matched::Grpc),
                     "{path}"
                 );

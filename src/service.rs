@@ -7,11 +7,11 @@ use bytes::Bytes;
 use http::{Request, Response, Version};
 use tower_service::Service;
 
-use crate::future::{Answer, ResponseFuture, Waiting};
+use crate::future::{ResponseFuture, Waiting};
 #[cfg(feature = "grpc")]
 use crate::grpc::answer as grpc;
 use crate::probe::Matched;
-use crate::shared::{Shared, SharedRef};
+use crate::shared::{Answer, Shared, SharedRef};
 use crate::shutdown::InFlightGuard;
 
 /// A service that answers liveness, readiness and startup probes and passes every other
@@ -197,11 +197,9 @@ enum Route {
 
 #[inline(never)]
 fn route<B>(shared: &SharedRef, req: &Request<B>) -> Route {
-    match shared.matcher.match_path(req.uri().path()) {
-        Some(Matched::Probe(probe, rest)) => match shared.answer(probe, rest, req) {
-            Some(answer) => Route::Answer(answer),
-            None => Route::PassThrough,
-        },
+    let gating = |probe, name: &str| shared.engine.find(probe, name);
+    match shared.matcher.match_path(req.uri().path(), gating) {
+        Some(Matched::Probe(probe, check)) => Route::Answer(shared.answer(probe, check, req)),
         #[cfg(feature = "grpc")]
         Some(Matched::Grpc(method)) => match grpc::grpc_call(req) {
             Some(content) => Route::Grpc(method, content),

@@ -1,23 +1,36 @@
 //! The state that every [`Health`](crate::Health) clone, layer and service share, and the
 //! answer to a request whose path matched a probe.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::Request;
 use tokio::sync::watch;
 
-use crate::changes::{Changes, Publisher};
+use crate::changes::Changes;
 use crate::check::{Engine, Need};
-use crate::future::Answer;
 #[cfg(feature = "grpc")]
 use crate::grpc::names::{Services, StatusCache, Statuses};
-use crate::lifecycle::{Lifecycle, Phase};
-use crate::probe::{Matcher, Probe};
-use crate::render::{self, AnswerCache, Detail, Generations, Reply, Scope, Style};
+use crate::lifecycle::Lifecycle;
+use crate::observer::Observer;
+use crate::probe::Matcher;
+use crate::render::{self, AnswerCache, Detail, Format, Generations, Reply, Scope, Style};
 use crate::report::Report;
-use crate::request::{Format, MethodKind, ProbeRequest, Query, Reasons};
+use crate::request::{MethodKind, ProbeRequest, Query, Reasons};
 use crate::shutdown::{DrainOver, InFlight};
+use crate::vocabulary::{Phase, Probe};
+
+/// A wait for a first check result; only a probe on a cold cache takes it.
+pub(crate) type Pending = Pin<Box<dyn Future<Output = Reply> + Send>>;
+
+/// The layer's answer to a probe: ready, or once a first check result is in. Small, so
+/// that the code deciding it can stay out of line without moving a whole response future.
+pub(crate) enum Answer {
+    Reply(Reply),
+    Pending(Pending),
+}
 
 /// The settings of a [`Builder`](crate::Builder) that the shared state keeps.
 pub(crate) struct Options {
@@ -48,7 +61,7 @@ pub(crate) struct Shared {
     answers: AnswerCache,
     #[cfg(feature = "grpc")]
     grpc_statuses: StatusCache,
-    changes: Publisher,
+    observer: Observer,
     /// Dropped with this state: closes the engine's `alive` channel, which cancels every
     /// run under way and ends the background refresh.
     _alive: watch::Sender<()>,
@@ -68,12 +81,12 @@ struct Ask {
 
 impl Shared {
     /// The shared state around `engine`, which must have been made with the receiving end
-    /// of `alive` and the same `changes`.
+    /// of `alive` and the same `observer`.
     pub(crate) fn new(
         lifecycle: Lifecycle,
         engine: Engine,
         matcher: Matcher,
-        changes: Publisher,
+        observer: Observer,
         alive: watch::Sender<()>,
         options: Options,
     ) -> Shared {
@@ -91,7 +104,7 @@ impl Shared {
             grpc_statuses: StatusCache::default(),
             close_when_draining: options.close_when_draining,
             in_flight: options.track_in_flight.then(Default::default),
-            changes,
+            observer,
             _alive: alive,
         }
     }
@@ -111,7 +124,7 @@ impl Shared {
     }
 
     pub(crate) fn changes(&self) -> Changes {
-        self.changes.subscribe()
+        self.observer.subscribe()
     }
 
     /// `f` of the status of every gRPC service name now, computed once per change of the
@@ -125,13 +138,20 @@ impl Shared {
         self.grpc_statuses.with(key, || self.report(phase), f)
     }
 
+    /// Every probe answer passes here on its way out, to be counted.
+    #[inline]
+    fn counted(&self, probe: Probe, reply: Reply) -> Reply {
+        self.observer.probe_answered(probe, reply.status());
+        reply
+    }
+
     fn respond(&self, ask: &Ask) -> Reply {
         let mut reply = self.rendered(ask);
         if let Some(seconds) = ask.refresh {
             let seconds = http::HeaderValue::from(seconds);
             reply.insert_header(http::header::REFRESH, seconds);
         }
-        counted(ask.probe, reply)
+        self.counted(ask.probe, reply)
     }
 
     fn rendered(&self, ask: &Ask) -> Reply {
@@ -191,24 +211,13 @@ impl std::ops::Deref for SharedRef {
 }
 
 impl SharedRef {
-    /// The answer to a request whose path matched `probe` (with `rest` after a `/`), or
-    /// `None` when it is not a probe after all and goes to the inner service.
-    pub(crate) fn answer<B>(
-        &self,
-        probe: Probe,
-        rest: Option<&str>,
-        req: &Request<B>,
-    ) -> Option<Answer> {
-        // Below a probe path only a check that gates that probe is a probe; anything
-        // else belongs to the application.
-        let only = match rest {
-            None => None,
-            Some(name) => Some(self.engine.find(probe, name)?),
-        };
+    /// The answer to a request whose path matched `probe` (check `only` of it, when the
+    /// path named one).
+    pub(crate) fn answer<B>(&self, probe: Probe, only: Option<usize>, req: &Request<B>) -> Answer {
         let method = MethodKind::of(req.method());
         if method == MethodKind::Other {
-            let reply = counted(probe, Reply::method_not_allowed());
-            return Some(Answer::Reply(reply));
+            let reply = self.counted(probe, Reply::method_not_allowed());
+            return Answer::Reply(reply);
         }
         // Most probes have no query: nothing to read, nothing to set up.
         let query = req.uri().query().map(|raw| Query::parse(Some(raw)));
@@ -237,29 +246,19 @@ impl SharedRef {
                 .filter(|_| format == Format::Html),
         };
         if self.engine.is_empty() {
-            return Some(Answer::Reply(self.respond(&ask)));
+            return Answer::Reply(self.respond(&ask));
         }
         match self.engine.prepare(probe, only) {
-            Need::Nothing => Some(Answer::Reply(self.respond(&ask))),
+            Need::Nothing => Answer::Reply(self.respond(&ask)),
             Need::Wait => {
                 // Nothing cached for a check this probe needs: wait for it, at most the
                 // budget.
                 let shared = self.clone();
-                Some(Answer::Pending(Box::pin(async move {
+                Answer::Pending(Box::pin(async move {
                     shared.engine.wait_for_results(probe, only).await;
                     shared.respond(&ask)
-                })))
+                }))
             }
         }
     }
-}
-
-/// Every probe answer passes here on its way out, to be counted.
-#[inline]
-fn counted(probe: Probe, reply: Reply) -> Reply {
-    #[cfg(feature = "metrics")]
-    crate::metrics::probe_answer(probe, reply.status());
-    #[cfg(not(feature = "metrics"))]
-    let _ = probe;
-    reply
 }

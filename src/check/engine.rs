@@ -18,10 +18,10 @@ use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
-use super::{Check, Hold, Outcome, RunOutcome};
-use crate::changes::{Change, CheckChange, Publisher};
-use crate::probe::Probe;
-use crate::report::{CheckReport, Status};
+use super::{Check, ClaimFlag, Hold, Outcome};
+use crate::cache::lock;
+use crate::observer::Observer;
+use crate::vocabulary::{CheckChange, CheckReport, Probe, RunOutcome, Status};
 
 /// The most of a check's output that is kept, in bytes.
 pub(crate) const OUTPUT_CAP: usize = 1024;
@@ -57,7 +57,7 @@ pub(crate) struct Engine {
     /// Closes when the last handle, layer and service are gone: runs and the background
     /// task end with it.
     alive: watch::Receiver<()>,
-    changes: Publisher,
+    observer: Observer,
 }
 
 struct Entry {
@@ -83,14 +83,6 @@ struct EntryState {
 /// A claim on a check's run. The claim ends when the last of the engine's copy and any
 /// [`Hold`] a blocking check took from it is dropped, however the run ends.
 pub(crate) struct Claim(Arc<ClaimFlag>);
-
-pub(crate) struct ClaimFlag(Arc<AtomicBool>);
-
-impl Drop for ClaimFlag {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
-    }
-}
 
 impl Claim {
     fn hold(&self) -> Hold {
@@ -129,7 +121,7 @@ impl Engine {
         default_ttl: Duration,
         background: Option<Duration>,
         alive: watch::Receiver<()>,
-        changes: Publisher,
+        observer: Observer,
     ) -> Engine {
         let mut missing = [0; 3];
         let entries: Box<[Entry]> = checks
@@ -181,7 +173,7 @@ impl Engine {
             finished: Notify::new(),
             next_stale: Default::default(),
             alive,
-            changes,
+            observer,
         }
     }
 
@@ -264,7 +256,7 @@ impl Engine {
         {
             return None;
         }
-        let claim = Claim(Arc::new(ClaimFlag(entry.claim.clone())));
+        let claim = Claim(Arc::new(ClaimFlag::new(entry.claim.clone())));
         // A run may have finished between the first look and the claim.
         if entry.fresh_until.load(Ordering::Acquire) >= stale_before {
             return None;
@@ -352,8 +344,7 @@ impl Engine {
         let elapsed = started.elapsed();
         span.record("outcome", ended.as_str());
         span.record("duration_ms", elapsed.as_secs_f64() * 1000.0);
-        #[cfg(feature = "metrics")]
-        crate::metrics::check_run(&entry.check.name, ended, elapsed);
+        self.observer.run_ended(&entry.check.name, ended, elapsed);
         self.record(i, outcome, elapsed);
     }
 
@@ -364,7 +355,7 @@ impl Engine {
         let reason = output.as_deref().unwrap_or("");
         let ran_ok = outcome.status != Status::Fail;
         if !ran_ok {
-            tracing::debug!(check = name, reason, "health: check failed");
+            self.observer.run_failed(name, reason);
         }
         let now = SystemTime::now();
         let mut state = lock(&entry.state);
@@ -422,21 +413,13 @@ impl Engine {
         self.finished.notify_waiters();
 
         if status != before {
-            #[cfg(feature = "metrics")]
-            crate::metrics::check_status(&entry.check.name, status);
-            if status == Status::Fail {
-                tracing::warn!(check = name, reason, "health: check now failing");
-            } else {
-                let status = status.as_str();
-                tracing::info!(check = name, status, "health: check status changed");
-            }
-            self.changes.publish(Change::Check(CheckChange {
+            self.observer.status_changed(CheckChange {
                 name: entry.check.name.clone(),
                 from: before,
                 to: status,
                 at: now,
                 reason: output,
-            }));
+            });
         }
     }
 
@@ -648,6 +631,7 @@ impl Drop for Running {
 }
 
 async fn background(engine: Weak<Engine>, every: Duration) {
+    let mut first = true;
     loop {
         // Each tick is due `every` after the last one began, or, when that has passed,
         // at once: like an interval that delays missed ticks. (Tokio's interval adds its
@@ -658,10 +642,14 @@ async fn background(engine: Weak<Engine>, every: Duration) {
             return;
         };
         // Run every check on each tick, but for one with a cache time of its own: that
-        // one when its result would go stale before the next tick.
+        // one when its result would go stale before the next tick. The first tick comes
+        // at once, when the task is first polled; by then a probe may have started a
+        // check's first run, or even finished it, so that tick only fills in the checks
+        // that have no result yet: a check never runs twice in a row for want of a look.
         let due = engine.now().saturating_add(nanos(every));
         for (i, entry) in engine.entries.iter().enumerate() {
             let stale_before = match entry.check.ttl {
+                _ if first => 1,
                 Some(_) => due,
                 None => u64::MAX,
             };
@@ -669,6 +657,7 @@ async fn background(engine: Weak<Engine>, every: Duration) {
                 engine.spawn(i, claim);
             }
         }
+        first = false;
         drop(engine);
         match deadline_from(tick, every) {
             Some(next) => tokio::time::sleep_until(next).await,
@@ -704,12 +693,6 @@ pub(crate) fn panic_reason(payload: &(dyn Any + Send)) -> String {
         Some(message) => format!("panicked: {message}"),
         None => "panicked".to_owned(),
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic never happens while one of these is held, but a poisoned lock must not
-    // take the probes down with it.
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl std::fmt::Debug for Engine {
@@ -756,7 +739,7 @@ pub(crate) mod timers {
     }
 
     fn ask(id: Id) -> bool {
-        let mut known = KNOWN.lock().unwrap_or_else(|e| e.into_inner());
+        let mut known = crate::cache::lock(&KNOWN);
         if let Some(&(_, enabled)) = known.iter().find(|(known, _)| *known == id) {
             return enabled;
         }

@@ -12,12 +12,12 @@ use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::BuildProblem;
-use crate::probe::Probe;
-use crate::report::{Gates, Observed, Status};
+use crate::vocabulary::{Gates, Observed, ObservedValue, Probe, Status, RESERVED_NAMES};
 
 #[cfg(feature = "grpc")]
 pub(crate) use engine::deadline;
@@ -30,27 +30,21 @@ type Runner = Arc<dyn Fn(Hold) -> BoxFuture + Send + Sync>;
 
 /// Keeps a run's claim on its check while it lives: a blocking check moves it into its
 /// thread, so that no new run starts until the thread returns. Async checks drop it.
-pub(crate) struct Hold(#[allow(dead_code)] Arc<engine::ClaimFlag>);
+pub(crate) struct Hold(#[allow(dead_code)] Arc<ClaimFlag>);
 
-/// How a run of a check ended, as metrics and traces name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RunOutcome {
-    Pass,
-    Warn,
-    Fail,
-    Timeout,
-    Panic,
+/// A check's run claim, given back (the flag cleared) when the last [`Hold`] on it and the
+/// engine's own copy are gone, however the run ended.
+pub(crate) struct ClaimFlag(Arc<AtomicBool>);
+
+impl ClaimFlag {
+    pub(crate) fn new(flag: Arc<AtomicBool>) -> ClaimFlag {
+        ClaimFlag(flag)
+    }
 }
 
-impl RunOutcome {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            RunOutcome::Pass => "pass",
-            RunOutcome::Warn => "warn",
-            RunOutcome::Fail => "fail",
-            RunOutcome::Timeout => "timeout",
-            RunOutcome::Panic => "panic",
-        }
+impl Drop for ClaimFlag {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 
@@ -117,7 +111,7 @@ impl Outcome {
 
     /// Reports a value the check observed (a queue length, a replication lag) as
     /// `observedValue`/`observedUnit` instead of the run's duration in milliseconds.
-    pub fn observed(mut self, value: impl Into<serde_json::Value>, unit: Option<&str>) -> Self {
+    pub fn observed(mut self, value: impl Into<ObservedValue>, unit: Option<&str>) -> Self {
         self.observed = Some(Observed::new(value, unit));
         self
     }
@@ -517,12 +511,6 @@ impl Check {
         }
     }
 }
-
-/// The names no check may take, because answers use them for something else: `""`
-/// (gRPC health's name of the server as a whole), `liveness`, `readiness` and `startup`
-/// (gRPC health's names of the probes; `liveness` is also the liveness flag's entry in an
-/// answer) and `lifecycle` (the lifecycle's entry in an answer).
-pub(crate) const RESERVED_NAMES: &[&str] = &["", "liveness", "readiness", "startup", "lifecycle"];
 
 impl fmt::Debug for Check {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

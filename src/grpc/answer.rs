@@ -19,8 +19,8 @@ use super::wire::{self, Code, Encoding, Status, Unary};
 pub(crate) use super::Method;
 use crate::changes::Changes;
 use crate::check::{deadline, Need};
-use crate::probe::Probe;
 use crate::shared::SharedRef;
+use crate::vocabulary::Probe;
 
 /// The most names List answers with, as gRPC proposal A90 sets it.
 const LIST_LIMIT: usize = 100;

@@ -2,21 +2,19 @@
 //! each, computed once per change of the lifecycle or of a check's result.
 
 use std::borrow::Cow;
-use std::sync::{Arc, Mutex};
-
-use arc_swap::ArcSwapOption;
 
 use super::messages::ServingStatus;
+use crate::cache::KeyedCache;
 use crate::error::BuildProblem;
-use crate::probe::Probe;
 use crate::report::Report;
+use crate::vocabulary::Probe;
 
 /// The names that stand for a probe, besides the application's own services.
 const PROBE_NAMES: [(&str, Probe); 4] = [
     ("", Probe::Readiness),
-    ("liveness", Probe::Liveness),
-    ("readiness", Probe::Readiness),
-    ("startup", Probe::Startup),
+    (Probe::Liveness.name(), Probe::Liveness),
+    (Probe::Readiness.name(), Probe::Readiness),
+    (Probe::Startup.name(), Probe::Startup),
 ];
 
 /// What a service name stands for.
@@ -153,16 +151,7 @@ impl Statuses {
 /// [`Statuses`] for the lifecycle phase and check-status generation they were computed
 /// from, computed again only when one of them moves.
 #[derive(Debug, Default)]
-pub(crate) struct StatusCache {
-    slot: ArcSwapOption<Keyed>,
-    compute: Mutex<()>,
-}
-
-#[derive(Debug)]
-struct Keyed {
-    key: (u8, u64),
-    statuses: Statuses,
-}
+pub(crate) struct StatusCache(KeyedCache<(u8, u64), Statuses>);
 
 impl StatusCache {
     /// `f` of the statuses for `key`, computed from `report` when the cached ones are for
@@ -173,31 +162,15 @@ impl StatusCache {
         report: impl FnOnce() -> Report,
         f: impl FnOnce(&Statuses) -> R,
     ) -> R {
-        let cached = self.slot.load();
-        if let Some(keyed) = cached.as_ref().filter(|k| k.key == key) {
-            return f(&keyed.statuses);
-        }
-        drop(cached);
-        // One computation per change, however many calls find the cache old at once. A
-        // panic never happens while this is held, but a poisoned lock must not stop the
-        // answers.
-        let _computing = self.compute.lock().unwrap_or_else(|e| e.into_inner());
-        let cached = self.slot.load();
-        if let Some(keyed) = cached.as_ref().filter(|k| k.key == key) {
-            return f(&keyed.statuses);
-        }
-        let statuses = Statuses::new(&report());
-        let result = f(&statuses);
-        self.slot.store(Some(Arc::new(Keyed { key, statuses })));
-        result
+        f(&self.0.get(key, || Statuses::new(&report())).value)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lifecycle::Phase;
-    use crate::report::{test_check as check, Status};
+    use crate::report::test_check as check;
+    use crate::vocabulary::{Phase, Status};
     use crate::State;
 
     use ServingStatus::{NotServing, ServiceUnknown, Serving};
@@ -279,7 +252,10 @@ mod tests {
     #[test]
     fn no_check_may_take_a_name_that_stands_for_a_probe() {
         for (name, _) in PROBE_NAMES {
-            assert!(crate::check::RESERVED_NAMES.contains(&name), "{name:?}");
+            assert!(
+                crate::vocabulary::RESERVED_NAMES.contains(&name),
+                "{name:?}"
+            );
         }
     }
 

@@ -11,10 +11,9 @@
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
-use super::{summary, Detail, Entry, Style};
-use crate::probe::Probe;
-use crate::report::{Status, Verdict};
-use crate::request::Query;
+use super::{rfc3339, summary, Detail, Entry, Style};
+use crate::report::Verdict;
+use crate::vocabulary::{Probe, Status};
 
 /// The page's only style sheet. The policy below allows exactly this text, by its hash:
 /// change one and the test `the_policy_allows_the_style_sheet_by_its_hash` says what the
@@ -41,6 +40,9 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}\
 pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; \
      style-src 'sha256-BQSBKMd5EUMopk+DxMbJI5uWcVrQsI+ZUPkKLR21GfA='; \
      base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// How often a page asked for with a bare `?refresh` reloads, in seconds.
+pub(crate) const DEFAULT_REFRESH: u16 = 5;
 
 pub(super) fn body(
     probe: Probe,
@@ -69,7 +71,7 @@ pub(super) fn body(
         // Only a verbose page is rendered again after every run, so only it can say how
         // old it is; a plain one changes with the statuses alone.
         let as_of = humantime::format_rfc3339_seconds(now);
-        let every = Query::DEFAULT_REFRESH;
+        let every = DEFAULT_REFRESH;
         let _ = writeln!(
             out,
             "<p class=\"foot\">As of <time datetime=\"{as_of}\">{as_of}</time> \
@@ -120,7 +122,7 @@ fn push_table(out: &mut String, entries: &[Entry<'_>], detail: Detail, now: Syst
         // Age and duration: a check's last run; lifecycle entries have neither.
         out.push_str("<td class=\"num\">");
         if let Some(time) = entry.check.and_then(|c| c.time()) {
-            let stamp = humantime::format_rfc3339_millis(time).to_string();
+            let stamp = rfc3339(time);
             let age = now.duration_since(time).unwrap_or(Duration::ZERO);
             let _ = write!(
                 out,
@@ -133,11 +135,7 @@ fn push_table(out: &mut String, entries: &[Entry<'_>], detail: Detail, now: Syst
             let _ = write!(out, "{}", Human(duration));
         }
         out.push_str("</td><td class=\"detail\">");
-        let shown = entry.public.or(match (detail, entry.check) {
-            (Detail::Shown, Some(check)) => check.output(),
-            _ => None,
-        });
-        match shown {
+        match entry.reason(detail) {
             Some(text) => push_escaped(out, text),
             None if matches!(entry.status, Status::Pass) => {}
             None => out.push_str("<span class=\"muted\">reason withheld</span>"),
@@ -215,10 +213,10 @@ fn push_escaped(out: &mut String, text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lifecycle::Phase;
+    use crate::render::Format;
     use crate::render::{render, Scope};
-    use crate::report::{CheckReport, Gates, Report};
-    use crate::request::Format;
+    use crate::report::Report;
+    use crate::vocabulary::{CheckReport, Gates, Phase};
     use crate::State;
     use base64::Engine as _;
     use sha2::Digest as _;

@@ -2,10 +2,10 @@
 //! for HTTP APIs".
 
 use std::fmt::Write as _;
-use std::time::SystemTime;
 
-use super::{summary, Detail, Entry, Style};
-use crate::report::{CheckReport, Verdict};
+use super::{rfc3339, summary, Detail, Entry, Style};
+use crate::report::Verdict;
+use crate::vocabulary::{CheckReport, ObservedValue};
 
 pub(super) fn body(verdict: &Verdict, entries: &[Entry<'_>], style: Style) -> String {
     let mut out = String::with_capacity(64);
@@ -51,12 +51,12 @@ fn push_check_fields(out: &mut String, entry: &Entry<'_>, check: &CheckReport, d
     }
     if let Some(time) = check.time() {
         out.push_str(",\"time\":");
-        push_json_str(out, &rfc3339(time));
+        let _ = write!(out, "\"{}\"", rfc3339(time));
     }
     match (check.observed(), check.duration()) {
         (Some(observed), _) => {
             out.push_str(",\"observedValue\":");
-            out.push_str(&observed.value().to_string());
+            push_observed(out, observed.value());
             if let Some(unit) = observed.unit() {
                 out.push_str(",\"observedUnit\":");
                 push_json_str(out, unit);
@@ -72,10 +72,7 @@ fn push_check_fields(out: &mut String, entry: &Entry<'_>, check: &CheckReport, d
         }
         (None, None) => {}
     }
-    if let Some(output) = entry.public.or_else(|| match detail {
-        Detail::Shown => check.output(),
-        Detail::Withheld => None,
-    }) {
+    if let Some(output) = entry.reason(detail) {
         out.push_str(",\"output\":");
         push_json_str(out, output);
     }
@@ -86,7 +83,23 @@ fn push_json_str(out: &mut String, s: &str) {
     out.push_str(&serde_json::Value::from(s).to_string());
 }
 
-/// Text lines stay one line each, whatever a check's error says.
-fn rfc3339(time: SystemTime) -> String {
-    humantime::format_rfc3339_millis(time).to_string()
+/// An observed value as JSON: a number, `true`/`false`, a string, or `null` for a number
+/// that is not finite (JSON has none).
+fn push_observed(out: &mut String, value: &ObservedValue) {
+    match value {
+        ObservedValue::Integer(n) => {
+            let _ = write!(out, "{n}");
+        }
+        ObservedValue::Unsigned(n) => {
+            let _ = write!(out, "{n}");
+        }
+        ObservedValue::Float(n) if n.is_finite() => {
+            let _ = write!(out, "{n}");
+        }
+        ObservedValue::Float(_) => out.push_str("null"),
+        ObservedValue::Bool(b) => {
+            let _ = write!(out, "{b}");
+        }
+        ObservedValue::Text(text) => push_json_str(out, text),
+    }
 }

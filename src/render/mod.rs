@@ -7,20 +7,22 @@
 //! kept as shared [`Bytes`] with its headers; answering a probe then only picks it.
 
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
-use arc_swap::ArcSwapOption;
 use bytes::Bytes;
-use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_LENGTH};
 use http::{HeaderMap, StatusCode};
 
-use crate::probe::Probe;
-use crate::report::{lifecycle_blocker, verdict, CheckReport, Report, Status, Verdict};
-use crate::request::Format;
+use crate::cache::{lock, Keyed, KeyedCache};
+use crate::report::{lifecycle_blocker, verdict, Blocker, Report, Verdict};
+use crate::vocabulary::{CheckReport, Phase, Probe, Status, LIFECYCLE};
 
+mod format;
 mod html;
 mod json;
 mod text;
+
+pub(crate) use format::Format;
+pub(crate) use html::DEFAULT_REFRESH;
 
 /// What to say about why a check failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,19 +68,20 @@ pub(crate) enum Scope<'a> {
     Check(usize),
 }
 
-/// One rendered answer, with the key of the state it was rendered from.
+/// One rendered answer.
 #[derive(Debug)]
 pub(crate) struct Rendered {
-    key: u64,
     status: StatusCode,
     headers: HeaderMap,
     body: Bytes,
 }
 
+/// A rendered answer with the key of the state it was rendered from.
+type CachedAnswer = Keyed<u64, Rendered>;
+
 impl Rendered {
-    fn new(key: u64, status: StatusCode, format: Format, body: Bytes) -> Rendered {
+    fn new(status: StatusCode, format: Format, body: Bytes) -> Rendered {
         Rendered {
-            key,
             status,
             headers: probe_headers(format, body.len()),
             body,
@@ -129,26 +132,19 @@ impl Generations {
 /// finished run renders nothing at all.
 pub(crate) struct AnswerCache {
     /// The whole-probe answers, one slot per probe and style.
-    probes: Box<[Slot]>,
+    probes: Box<[KeyedCache<u64, Rendered>]>,
     /// Each check's own answers (`/readyz/NAME`), made the first time one is asked for.
     checks: Box<[Mutex<Option<CheckAnswers>>]>,
 }
 
 /// One check's answers, one per probe and style, each rendered when first asked for.
-type CheckAnswers = Box<[Option<Arc<Rendered>>]>;
-
-#[derive(Default)]
-struct Slot {
-    answer: ArcSwapOption<Rendered>,
-    /// Taken to render, so that a storm of probes after a change renders the answer once.
-    render: Mutex<()>,
-}
+type CheckAnswers = Box<[Option<Arc<CachedAnswer>>]>;
 
 impl AnswerCache {
     pub(crate) fn new(checks: usize) -> AnswerCache {
         AnswerCache {
             probes: (0..Probe::ALL.len() * Style::COUNT)
-                .map(|_| Slot::default())
+                .map(|_| KeyedCache::default())
                 .collect(),
             checks: (0..checks).map(|_| Mutex::new(None)).collect(),
         }
@@ -165,25 +161,12 @@ impl AnswerCache {
         head: bool,
     ) -> Reply {
         let slot = &self.probes[probe.index() * Style::COUNT + style.index()];
-        let key = now.key(style);
-        if let Some(answer) = &*slot.answer.load() {
-            if answer.key == key {
-                return Reply::cached(answer, head);
-            }
-        }
-        let _render = lock(&slot.render);
-        if let Some(answer) = &*slot.answer.load() {
-            if answer.key == key {
-                return Reply::cached(answer, head);
-            }
-        }
-        let report = report();
-        let scope = Scope::Probe { excluded: &[] };
-        let (status, body) = render(&report, probe, scope, style);
-        let answer = Arc::new(Rendered::new(key, status, style.format, body));
-        let reply = Reply::cached(&answer, head);
-        slot.answer.store(Some(answer));
-        reply
+        let answer = slot.get(now.key(style), || {
+            let scope = Scope::Probe { excluded: &[] };
+            let (status, body) = render(&report(), probe, scope, style);
+            Rendered::new(status, style.format, body)
+        });
+        Reply::cached(answer, head)
     }
 
     /// Check `index`'s own answer on `probe` in `style`, after `runs` recorded runs,
@@ -203,18 +186,20 @@ impl AnswerCache {
             .get_or_insert_with(|| (0..Probe::ALL.len() * Style::COUNT).map(|_| None).collect());
         let slot = &mut answers[probe.index() * Style::COUNT + style.index()];
         if let Some(answer) = slot.as_ref().filter(|a| a.key == runs) {
-            return Reply::cached(answer, head);
+            return Reply::cached(answer.clone(), head);
         }
         let report = Report {
             // A check's own answer does not depend on the lifecycle.
-            phase: crate::lifecycle::Phase::default(),
+            phase: Phase::default(),
             checks: vec![report()],
         };
         let (status, body) = render(&report, probe, Scope::Check(0), style);
-        let answer = Arc::new(Rendered::new(runs, status, style.format, body));
-        let reply = Reply::cached(&answer, head);
-        *slot = Some(answer);
-        reply
+        let answer = Arc::new(Keyed {
+            key: runs,
+            value: Rendered::new(status, style.format, body),
+        });
+        *slot = Some(answer.clone());
+        Reply::cached(answer, head)
     }
 }
 
@@ -222,11 +207,6 @@ impl std::fmt::Debug for AnswerCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AnswerCache").finish_non_exhaustive()
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Rendering does not panic, but a poisoned lock must not take the probes down.
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// One entry of an answer: a lifecycle line or a check.
@@ -257,7 +237,7 @@ fn entries<'a>(report: &'a Report, probe: Probe, scope: Scope<'a>) -> (Verdict, 
             if matches!(probe, Probe::Liveness | Probe::Readiness) {
                 let live = phase.is_live();
                 out.push(Entry {
-                    name: "liveness",
+                    name: Probe::Liveness.name(),
                     status: if live { Status::Pass } else { Status::Fail },
                     public: (!live).then_some("marked failed"),
                     check: None,
@@ -267,10 +247,10 @@ fn entries<'a>(report: &'a Report, probe: Probe, scope: Scope<'a>) -> (Verdict, 
             if matches!(probe, Probe::Readiness | Probe::Startup) {
                 // The lifecycle's own line fails exactly when the lifecycle blocks this
                 // probe for a reason other than liveness, which has its own line.
-                let blocked = lifecycle_blocker(phase, probe)
-                    .is_some_and(|b| b != crate::report::Blocker::NotLive);
+                let blocked =
+                    lifecycle_blocker(phase, probe).is_some_and(|b| b != Blocker::NotLive);
                 out.push(Entry {
-                    name: "lifecycle",
+                    name: LIFECYCLE,
                     status: if blocked { Status::Fail } else { Status::Pass },
                     public: Some(phase.state().as_str()),
                     check: None,
@@ -287,6 +267,23 @@ fn entries<'a>(report: &'a Report, probe: Probe, scope: Scope<'a>) -> (Verdict, 
             (verdict, out)
         }
     }
+}
+
+impl<'a> Entry<'a> {
+    /// What an answer may say of why this entry is as it is: its public word (`starting`,
+    /// `no result yet`...) or, where the detail policy shows reasons, the check's output.
+    /// `None` is a reason withheld, or none to give.
+    pub(crate) fn reason(&self, detail: Detail) -> Option<&'a str> {
+        self.public.or(match (detail, self.check) {
+            (Detail::Shown, Some(check)) => check.output(),
+            _ => None,
+        })
+    }
+}
+
+/// A time as answers write it: RFC 3339 in UTC, to the millisecond.
+pub(crate) fn rfc3339(time: std::time::SystemTime) -> impl std::fmt::Display {
+    humantime::format_rfc3339_millis(time)
 }
 
 fn check_entry(check: &CheckReport, excluded: bool) -> Entry<'_> {
@@ -312,11 +309,7 @@ pub(crate) fn render(
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = match style.format {
-        Format::Json => json::body(&verdict, &entries, style),
-        Format::Text => text::body(probe, &verdict, &entries, style),
-        Format::Html => html::body(probe, &verdict, &entries, style, SystemTime::now()),
-    };
+    let body = style.format.body(probe, &verdict, &entries, style);
     (code, Bytes::from(body))
 }
 
@@ -347,7 +340,10 @@ pub(crate) fn summary(verdict: &Verdict, entries: &[Entry<'_>]) -> Option<String
 pub(crate) enum Reply {
     /// A cached answer: its headers (built once per rendered answer) and body are cloned
     /// into the response, the body but for `HEAD`.
-    Cached { answer: Arc<Rendered>, head: bool },
+    Cached {
+        answer: Arc<CachedAnswer>,
+        head: bool,
+    },
     /// An answer made for this request alone: a `405`, or one with exclusions.
     Made(Box<Made>),
 }
@@ -366,20 +362,8 @@ const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
 /// The headers of a probe answer in `format` whose body is `length` bytes long. `HEAD`
 /// gets the length `GET` would have, so it is set here rather than left to the server.
 pub(crate) fn probe_headers(format: Format, length: usize) -> HeaderMap {
-    const HEALTH_JSON: HeaderValue = HeaderValue::from_static("application/health+json");
-    const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
-    const HTML: HeaderValue = HeaderValue::from_static("text/html; charset=utf-8");
-    const POLICY: HeaderValue = HeaderValue::from_static(html::CONTENT_SECURITY_POLICY);
     let mut headers = HeaderMap::with_capacity(5);
-    let content_type = match format {
-        Format::Json => HEALTH_JSON,
-        Format::Text => TEXT,
-        Format::Html => {
-            headers.insert(http::header::CONTENT_SECURITY_POLICY, POLICY);
-            HTML
-        }
-    };
-    headers.insert(CONTENT_TYPE, content_type);
+    format.insert_headers(&mut headers);
     headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
     headers.insert(CACHE_CONTROL, NO_STORE);
     headers.insert(http::header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
@@ -387,11 +371,8 @@ pub(crate) fn probe_headers(format: Format, length: usize) -> HeaderMap {
 }
 
 impl Reply {
-    fn cached(answer: &Arc<Rendered>, head: bool) -> Reply {
-        Reply::Cached {
-            answer: Arc::clone(answer),
-            head,
-        }
+    fn cached(answer: Arc<CachedAnswer>, head: bool) -> Reply {
+        Reply::Cached { answer, head }
     }
 
     pub(crate) fn method_not_allowed() -> Reply {
@@ -409,10 +390,9 @@ impl Reply {
     }
 
     /// The answer's status.
-    #[cfg(feature = "metrics")]
     pub(crate) fn status(&self) -> StatusCode {
         match self {
-            Reply::Cached { answer, .. } => answer.status,
+            Reply::Cached { answer, .. } => answer.value.status,
             Reply::Made(made) => made.status,
         }
     }
@@ -421,9 +401,9 @@ impl Reply {
     pub(crate) fn insert_header(&mut self, name: http::header::HeaderName, value: HeaderValue) {
         if let Reply::Cached { answer, head } = self {
             *self = Reply::Made(Box::new(Made {
-                status: answer.status,
-                headers: answer.headers.clone(),
-                body: (!*head).then(|| answer.body.clone()),
+                status: answer.value.status,
+                headers: answer.value.headers.clone(),
+                body: (!*head).then(|| answer.value.body.clone()),
             }));
         }
         if let Reply::Made(made) = self {
@@ -435,9 +415,9 @@ impl Reply {
     pub(crate) fn into_parts(self) -> (StatusCode, HeaderMap, Option<Bytes>) {
         match self {
             Reply::Cached { answer, head } => (
-                answer.status,
-                answer.headers.clone(),
-                (!head).then(|| answer.body.clone()),
+                answer.value.status,
+                answer.value.headers.clone(),
+                (!head).then(|| answer.value.body.clone()),
             ),
             Reply::Made(made) => (made.status, made.headers, made.body),
         }
@@ -447,9 +427,7 @@ impl Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lifecycle::Phase;
-    use crate::report::Gates;
-    use crate::request::Format;
+    use crate::vocabulary::Gates;
     use crate::State;
     use std::sync::Arc;
     use std::time::{Duration, SystemTime};

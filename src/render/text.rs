@@ -3,9 +3,9 @@
 
 use std::fmt::Write as _;
 
-use super::{Detail, Entry, Style};
-use crate::probe::Probe;
-use crate::report::{Status, Verdict};
+use super::{Entry, Style};
+use crate::report::Verdict;
+use crate::vocabulary::{Probe, Status};
 
 pub(super) fn body(probe: Probe, verdict: &Verdict, entries: &[Entry<'_>], style: Style) -> String {
     let passing = verdict.status.is_passing();
@@ -16,10 +16,7 @@ pub(super) fn body(probe: Probe, verdict: &Verdict, entries: &[Entry<'_>], style
     let mut out = String::with_capacity(128);
     for entry in entries {
         let reason = |out: &mut String| {
-            let why = entry.public.or(match (style.detail, entry.check) {
-                (Detail::Shown, Some(check)) => check.output(),
-                _ => None,
-            });
+            let why = entry.reason(style.detail);
             push_one_line(out, why.unwrap_or("reason withheld"));
         };
         let soft = entry.check.is_some_and(|c| !c.is_critical());
