@@ -9,10 +9,24 @@
 //! curl -i -H 'authorization: Bearer demo-token' localhost:3000/items/7
 //! ```
 //!
-//! Environment: `ADDR` (default `127.0.0.1:3000`), `DRAIN_DELAY_MS` (how long to keep
-//! serving after SIGTERM, default 5000), `RUST_LOG` (default `info`).
+//! With `ADMIN_ADDR` set, the probes are served on that address instead, by a probe
+//! listener of their own (feature `server`), and `ADDR` serves the router alone: there
+//! `/readyz` gets the token check's 401 like any path. It prints a second line,
+//! `probes on http://ADMIN_ADDR`. Prefer the same port (the default) unless the kubelet
+//! cannot reach it: see the README's "Probes without an HTTP server".
+//!
+//! ```text
+//! ADMIN_ADDR=127.0.0.1:9090 cargo run -p examples --example axum
+//! curl -i localhost:9090/readyz                                   # 200
+//! curl -i localhost:3000/readyz                                   # 401: the router's
+//! ```
+//!
+//! Environment: `ADDR` (default `127.0.0.1:3000`), `ADMIN_ADDR` (unset by default),
+//! `DRAIN_DELAY_MS` (how long to keep serving after SIGTERM, default 5000), `RUST_LOG`
+//! (default `info`).
 
 use std::error::Error;
+use std::future::IntoFuture;
 
 use axum::extract::{Path, Request};
 use axum::http::{header, StatusCode};
@@ -29,7 +43,7 @@ mod support;
 const TOKEN: &str = "Bearer demo-token";
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn Error>> {
+pub(crate) async fn main() -> Result<(), Box<dyn Error>> {
     support::init_tracing();
 
     let health = support::drain_delay_from_env(Health::builder())?.build();
@@ -38,17 +52,37 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .route("/", get(root))
         .route("/items/{id}", get(item))
         .fallback(not_found)
-        .layer(middleware::from_fn(require_token))
+        .layer(middleware::from_fn(require_token));
+    let admin = std::env::var("ADMIN_ADDR").ok();
+    let app = match admin {
+        // The probes have a port of their own: the router gets every request on this one.
+        Some(_) => app,
         // Last, so outermost: it sees every request first.
-        .layer(health.layer());
+        None => app.layer(health.layer()),
+    };
 
     let listener = TcpListener::bind(support::addr()).await?;
     println!("listening on http://{}", listener.local_addr()?);
+    let probes = match admin {
+        Some(admin) => {
+            let probes = health.serve_probes(admin).await?;
+            println!("probes on http://{}", probes.local_addr());
+            Some(probes)
+        }
+        None => None,
+    };
     health.ready();
 
-    axum::serve(listener, app)
-        .with_graceful_shutdown(health.shutdown_signal())
-        .await?;
+    let server = axum::serve(listener, app).with_graceful_shutdown(health.shutdown_signal());
+    match probes {
+        // Both drain on the same signal; the probes are answered until the delay ends.
+        Some(probes) => {
+            let (served, probed) = tokio::join!(server.into_future(), probes.into_future());
+            served?;
+            probed?;
+        }
+        None => server.await?,
+    }
     tracing::info!("server stopped");
     Ok(())
 }
