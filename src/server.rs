@@ -283,6 +283,12 @@ async fn serve(server: ProbeServer) -> io::Result<()> {
         tokio::select! {
             biased;
             () = &mut shutdown => break,
+            // Reaped before accepting, so that a flood of connections cannot pile them up.
+            Some(ended) = connections.join_next() => {
+                if let Err(error) = ended {
+                    tracing::warn!(%error, "health: a probe connection's task failed");
+                }
+            }
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     connections.spawn(connection(
@@ -299,11 +305,6 @@ async fn serve(server: ProbeServer) -> io::Result<()> {
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
                 }
             },
-            Some(ended) = connections.join_next() => {
-                if let Err(error) = ended {
-                    tracing::warn!(%error, "health: a probe connection's task failed");
-                }
-            }
         }
     }
 
