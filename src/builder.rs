@@ -8,8 +8,6 @@ use tokio::sync::watch;
 
 use crate::check::{Check, Engine};
 use crate::error::{BuildError, BuildProblem};
-#[cfg(feature = "grpc")]
-use crate::grpc::names::Services;
 use crate::lifecycle::Lifecycle;
 use crate::observer::Observer;
 use crate::probe::{Matcher, Paths};
@@ -17,7 +15,6 @@ use crate::request::Reasons;
 use crate::shared::{Options, Shared};
 use crate::vocabulary::Probe;
 
-const DEFAULT_DRAIN_DELAY: Duration = Duration::from_secs(5);
 const DEFAULT_BUDGET: Duration = Duration::from_millis(900);
 const DEFAULT_TTL: Duration = Duration::from_secs(1);
 
@@ -81,12 +78,8 @@ pub struct Builder {
     ttl: Duration,
     refresh_every: Option<Duration>,
     background_refresh: bool,
-    reasons: Reasons,
-    drain_delay: Duration,
-    close_when_draining: bool,
-    track_in_flight: bool,
-    #[cfg(feature = "grpc")]
-    grpc_services: Services,
+    /// What the shared state takes as it is.
+    options: Options,
 }
 
 impl Default for Builder {
@@ -98,12 +91,7 @@ impl Default for Builder {
             ttl: DEFAULT_TTL,
             refresh_every: None,
             background_refresh: true,
-            reasons: Reasons::default(),
-            drain_delay: DEFAULT_DRAIN_DELAY,
-            close_when_draining: true,
-            track_in_flight: false,
-            #[cfg(feature = "grpc")]
-            grpc_services: Services::default(),
+            options: Options::default(),
         }
     }
 }
@@ -160,7 +148,7 @@ impl Builder {
 
     /// Whether probe answers say why a check failed: [`Reasons::withheld`] unless set.
     pub fn reasons(mut self, reasons: Reasons) -> Self {
-        self.reasons = reasons;
+        self.options.reasons = reasons;
         self
     }
 
@@ -177,7 +165,7 @@ impl Builder {
     /// unless set. Keep the pod's `terminationGracePeriodSeconds` above this delay plus
     /// the longest request.
     pub fn drain_delay(mut self, delay: Duration) -> Self {
-        self.drain_delay = delay;
+        self.options.drain_delay = delay;
         self
     }
 
@@ -185,7 +173,7 @@ impl Builder {
     /// keep-alive clients reconnect to another replica before the listener closes. On
     /// unless turned off.
     pub fn close_connections_when_draining(mut self, close: bool) -> Self {
-        self.close_when_draining = close;
+        self.options.close_when_draining = close;
         self
     }
 
@@ -194,7 +182,7 @@ impl Builder {
     /// [`Health::drained`](crate::Health::drained). Off unless turned on,
     /// because it costs two atomic operations per request.
     pub fn track_in_flight(mut self, track: bool) -> Self {
-        self.track_in_flight = track;
+        self.options.track_in_flight = track;
         self
     }
 
@@ -234,7 +222,7 @@ impl Builder {
         name: impl Into<std::borrow::Cow<'static, str>>,
         probe: Probe,
     ) -> Self {
-        self.grpc_services.add(name.into(), probe);
+        self.options.grpc_services.add(name.into(), probe);
         self
     }
 
@@ -267,14 +255,7 @@ impl Builder {
             Matcher::new(self.paths),
             observer,
             alive,
-            Options {
-                reasons: self.reasons,
-                drain_delay: self.drain_delay,
-                close_when_draining: self.close_when_draining,
-                track_in_flight: self.track_in_flight,
-                #[cfg(feature = "grpc")]
-                grpc_services: self.grpc_services,
-            },
+            self.options,
         )))
     }
 
@@ -315,7 +296,8 @@ impl Builder {
             }
         }
         #[cfg(feature = "grpc")]
-        self.grpc_services
+        self.options
+            .grpc_services
             .validate(self.checks.iter().map(Check::name), &mut problems);
         problems
     }

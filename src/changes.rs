@@ -47,6 +47,12 @@ impl Changes {
 
     /// The next change, or `None` once the `Health` and everything made from it are
     /// gone.
+    ///
+    /// # Cancel safety
+    ///
+    /// This method is cancel safe: a change is taken off the subscription only when the
+    /// future returns it, so a `next()` dropped in a `tokio::select!` loses nothing, and
+    /// the next call returns that change.
     pub async fn next(&mut self) -> Option<Change> {
         match self.receiver.recv().await {
             Ok(change) => Some(change),

@@ -224,7 +224,7 @@ where
 }
 
 #[cfg(feature = "grpc")]
-fn grpc_response<B>(reply: crate::grpc::body::Reply) -> Response<HealthBody<B>> {
+fn grpc_response<B>(reply: crate::grpc::body::GrpcReply) -> Response<HealthBody<B>> {
     let mut response = Response::new(HealthBody::grpc(reply.body));
     *response.headers_mut() = reply.headers;
     response

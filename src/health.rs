@@ -77,7 +77,7 @@ impl Builder {
     /// ```
     pub fn try_build(self) -> Result<Health, BuildError> {
         let shared = self.into_shared()?;
-        shared.engine.ensure_background();
+        shared.engine().ensure_background();
         Ok(Health { shared })
     }
 }
@@ -121,19 +121,19 @@ impl Health {
 
     /// The probe paths.
     pub fn paths(&self) -> &Paths {
-        self.shared.matcher.paths()
+        self.shared.matcher().paths()
     }
 
     /// The lifecycle state.
     pub fn state(&self) -> State {
-        self.shared.lifecycle.phase().state()
+        self.shared.lifecycle().phase().state()
     }
 
     /// Marks start-up as done: `Starting → Ready`, so readiness and startup probes pass
     /// (given passing checks). Returns whether this call made the change; it makes none
     /// when already ready or draining.
     pub fn ready(&self) -> bool {
-        self.shared.lifecycle.ready()
+        self.shared.lifecycle().ready()
     }
 
     /// Starts draining: readiness fails from now on while liveness and startup keep
@@ -142,12 +142,12 @@ impl Health {
     /// [`Health::shutdown_signal`] calls this on SIGTERM; call it yourself when shutdown
     /// starts some other way.
     pub fn drain(&self) -> bool {
-        self.shared.lifecycle.drain()
+        self.shared.lifecycle().drain()
     }
 
     /// Whether liveness passes (it does unless [`Health::fail_liveness`] was called).
     pub fn is_live(&self) -> bool {
-        self.shared.lifecycle.phase().is_live()
+        self.shared.lifecycle().phase().is_live()
     }
 
     /// Marks the process broken beyond repair, so that the orchestrator restarts it:
@@ -157,12 +157,12 @@ impl Health {
     /// Use it for states only a restart fixes (a deadlock detected, a poisoned cache),
     /// never for a dependency being down: that is what readiness checks are for.
     pub fn fail_liveness(&self) -> bool {
-        self.shared.lifecycle.set_live(false)
+        self.shared.lifecycle().set_live(false)
     }
 
     /// Undoes [`Health::fail_liveness`]. Returns whether this call made the change.
     pub fn recover_liveness(&self) -> bool {
-        self.shared.lifecycle.set_live(true)
+        self.shared.lifecycle().set_live(true)
     }
 
     /// Resolves at the next change of the lifecycle state or the liveness flag, with the
@@ -181,7 +181,7 @@ impl Health {
     /// # }
     /// ```
     pub fn state_changed(&self) -> impl Future<Output = State> + Send + 'static {
-        let mut changes = self.shared.lifecycle.subscribe();
+        let mut changes = self.shared.lifecycle().subscribe();
         async move {
             // The sender lives as long as the Health; if it is gone nothing changes again.
             match changes.changed().await {
@@ -195,7 +195,7 @@ impl Health {
     /// `Ready`, then `Draining`): `wait_for(State::Ready)` also resolves when the
     /// application drains without ever becoming ready.
     pub fn wait_for(&self, state: State) -> impl Future<Output = State> + Send + 'static {
-        let mut changes = self.shared.lifecycle.subscribe();
+        let mut changes = self.shared.lifecycle().subscribe();
         async move {
             let reached = changes
                 .wait_for(|phase| phase.state() >= state)
@@ -210,14 +210,14 @@ impl Health {
 
     /// An owned snapshot of the lifecycle and of every check's last result.
     pub fn report(&self) -> Report {
-        self.shared.report(self.shared.lifecycle.phase())
+        self.shared.report(self.shared.lifecycle().phase())
     }
 
     /// Runs every check now (those already running are not started twice), waits at most
     /// the budget for them to finish, and returns the report. Useful at start-up, to
     /// have results before calling [`Health::ready`], and in tests.
     pub async fn refresh(&self) -> Report {
-        self.shared.engine.refresh().await;
+        self.shared.engine().refresh().await;
         self.report()
     }
 
@@ -293,8 +293,8 @@ impl Health {
             move || {
                 health.drain();
             },
-            move || shared.drain_over.set(),
-            self.shared.drain_delay,
+            move || shared.drain_over().set(),
+            self.shared.options().drain_delay,
             trigger,
             shutdown::os_signal(),
         )
@@ -346,7 +346,7 @@ impl Health {
     /// has not ended or been dropped). `None` unless
     /// [`Builder::track_in_flight`] was turned on.
     pub fn in_flight(&self) -> Option<usize> {
-        self.shared.in_flight.as_ref().map(|c| c.count())
+        self.shared.in_flight().map(|c| c.count())
     }
 
     /// Resolves once the application is draining and no request is in flight. Without
@@ -355,7 +355,7 @@ impl Health {
         let health = self.clone();
         async move {
             health.wait_for(State::Draining).await;
-            if let Some(in_flight) = &health.shared.in_flight {
+            if let Some(in_flight) = &health.shared.in_flight() {
                 in_flight.idle().await;
             }
         }
@@ -364,11 +364,11 @@ impl Health {
 
 impl std::fmt::Debug for Health {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let phase = self.shared.lifecycle.phase();
+        let phase = self.shared.lifecycle().phase();
         f.debug_struct("Health")
             .field("state", &phase.state())
             .field("live", &phase.is_live())
-            .field("paths", self.shared.matcher.paths())
+            .field("paths", self.shared.matcher().paths())
             .finish_non_exhaustive()
     }
 }

@@ -31,7 +31,7 @@ impl<S> Layer<S> for HealthLayer {
 impl std::fmt::Debug for HealthLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HealthLayer")
-            .field("paths", self.shared.matcher.paths())
+            .field("paths", self.shared.matcher().paths())
             .finish_non_exhaustive()
     }
 }

@@ -244,7 +244,7 @@ pub use crate::request::{ProbeRequest, Reasons};
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub use crate::server::{ProbeServer, ProbeServerFuture};
-pub use crate::service::HealthService;
+pub use crate::service::{HealthService, RequestBody};
 pub use crate::vocabulary::{
     Change, CheckChange, CheckReport, Observed, ObservedValue, Probe, State, Status,
 };

@@ -93,96 +93,109 @@ impl<S> HealthService<S> {
     }
 }
 
-/// The `Service` impl, written once for the two sets of request body bounds: with the
-/// `grpc` feature the layer reads the body of a gRPC health call, so request bodies must
-/// then be `Send + 'static` bodies, as those of every server are.
-macro_rules! service_impl {
-    ($($body_bounds:tt)*) => {
-        impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for HealthService<S>
-        where
-            S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
-            ResBody: http_body::Body<Data = Bytes>,
-            $($body_bounds)*
-        {
-            type Response = Response<crate::HealthBody<ResBody>>;
-            type Error = S::Error;
-            type Future = ResponseFuture<S, ReqBody>;
-
-            #[inline]
-            fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-                if !self.ready {
-                    match self.inner.poll_ready(cx) {
-                        Poll::Ready(Ok(())) => self.ready = true,
-                        Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
-                        // The next request may be a probe, which need not wait: a request
-                        // that passes through waits in its response future instead.
-                        Poll::Pending => {}
-                    }
-                }
-                Poll::Ready(Ok(()))
-            }
-
-            // What is decided out of line returns something small (an answer, a box, a
-            // flag), and the response future is built here, once: a future built out of
-            // line would be moved again on its way out.
-            #[inline]
-            fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-                let shared = &self.shared;
-                if self.ready
-                    && !shared.matcher.may_match(req.uri().path())
-                    && !shared.tracks_pass_through()
-                {
-                    self.ready = false;
-                    return ResponseFuture::inner(self.inner.call(req));
-                }
-                self.call_other(req)
-            }
-        }
-
-        impl<S> HealthService<S> {
-            /// Every request off the hot path. What is decided out of line returns
-            /// something small (an answer, a box, a flag), and the response future is built
-            /// here: a future built out of line would be moved again on its way out.
-            #[inline(always)]
-            fn call_other<ReqBody, ResBody>(
-                &mut self,
-                req: Request<ReqBody>,
-            ) -> ResponseFuture<S, ReqBody>
-            where
-                S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
-                $($body_bounds)*
-            {
-                if self.shared.matcher.may_match(req.uri().path()) {
-                    match route(&self.shared, &req) {
-                        Route::Answer(answer) => return ResponseFuture::answer(answer),
-                        #[cfg(feature = "grpc")]
-                        Route::Grpc(method, content) => {
-                            return ResponseFuture::grpc(grpc::call(
-                                &self.shared,
-                                method,
-                                content,
-                                req,
-                            ))
-                        }
-                        Route::PassThrough => {}
-                    }
-                }
-                if !self.ready {
-                    return ResponseFuture::waiting(self.wait(req));
-                }
-                let (close, guard) = track(&self.shared, &req);
-                self.ready = false;
-                ResponseFuture::tracked(self.inner.call(req), close, guard)
-            }
-        }
-    };
-}
-
-#[cfg(not(feature = "grpc"))]
-service_impl!();
+/// The request bodies a [`HealthService`] takes: any body, unless the `grpc` feature is
+/// on. The layer then reads the body of a gRPC health call itself, so a request body must
+/// be a `Send + 'static` [`http_body::Body`] whose data is `Send`, as every server's is.
+///
+/// It is implemented for every type that fits, and cannot be implemented otherwise.
+#[cfg(feature = "grpc")]
+pub trait RequestBody: http_body::Body<Data: Send> + Send + 'static + sealed::Sealed {}
 
 #[cfg(feature = "grpc")]
-service_impl!(ReqBody: http_body::Body + Send + 'static, ReqBody::Data: Send,);
+impl<B> RequestBody for B
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+{
+}
+
+/// The request bodies a [`HealthService`] takes: any body, unless the `grpc` feature is
+/// on. The layer then reads the body of a gRPC health call itself, so a request body must
+/// be a `Send + 'static` [`http_body::Body`] whose data is `Send`, as every server's is.
+///
+/// It is implemented for every type, and cannot be implemented otherwise.
+#[cfg(not(feature = "grpc"))]
+pub trait RequestBody: sealed::Sealed {}
+
+#[cfg(not(feature = "grpc"))]
+impl<B> RequestBody for B {}
+
+mod sealed {
+    #[allow(unreachable_pub)] // Public in a private module: nameable by no one outside.
+    pub trait Sealed {}
+
+    impl<B> Sealed for B {}
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for HealthService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    ResBody: http_body::Body<Data = Bytes>,
+    ReqBody: RequestBody,
+{
+    type Response = Response<crate::HealthBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ReqBody>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        if !self.ready {
+            match self.inner.poll_ready(cx) {
+                Poll::Ready(Ok(())) => self.ready = true,
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                // The next request may be a probe, which need not wait: a request
+                // that passes through waits in its response future instead.
+                Poll::Pending => {}
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    // What is decided out of line returns something small (an answer, a box, a
+    // flag), and the response future is built here, once: a future built out of
+    // line would be moved again on its way out.
+    #[inline]
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let shared = &self.shared;
+        if self.ready
+            && !shared.matcher().may_match(req.uri().path())
+            && !shared.tracks_pass_through()
+        {
+            self.ready = false;
+            return ResponseFuture::inner(self.inner.call(req));
+        }
+        self.call_other(req)
+    }
+}
+
+impl<S> HealthService<S> {
+    /// Every request off the hot path. What is decided out of line returns
+    /// something small (an answer, a box, a flag), and the response future is built
+    /// here: a future built out of line would be moved again on its way out.
+    #[inline(always)]
+    fn call_other<ReqBody, ResBody>(&mut self, req: Request<ReqBody>) -> ResponseFuture<S, ReqBody>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+        ReqBody: RequestBody,
+    {
+        if self.shared.matcher().may_match(req.uri().path()) {
+            match route(&self.shared, &req) {
+                Route::Answer(answer) => return ResponseFuture::answer(answer),
+                #[cfg(feature = "grpc")]
+                Route::Grpc(method, content) => {
+                    return ResponseFuture::grpc(grpc::call(&self.shared, method, content, req))
+                }
+                Route::PassThrough => {}
+            }
+        }
+        if !self.ready {
+            return ResponseFuture::waiting(self.wait(req));
+        }
+        let (close, guard) = track(&self.shared, &req);
+        self.ready = false;
+        ResponseFuture::tracked(self.inner.call(req), close, guard)
+    }
+}
 
 /// What the layer makes of a request whose path passed the matcher's pre-filter.
 enum Route {
@@ -197,8 +210,8 @@ enum Route {
 
 #[inline(never)]
 fn route<B>(shared: &SharedRef, req: &Request<B>) -> Route {
-    let gating = |probe, name: &str| shared.engine.find(probe, name);
-    match shared.matcher.match_path(req.uri().path(), gating) {
+    let gating = |probe, name: &str| shared.engine().find(probe, name);
+    match shared.matcher().match_path(req.uri().path(), gating) {
         Some(Matched::Probe(probe, check)) => Route::Answer(shared.answer(probe, check, req)),
         #[cfg(feature = "grpc")]
         Some(Matched::Grpc(method)) => match grpc::grpc_call(req) {
@@ -213,10 +226,10 @@ fn route<B>(shared: &SharedRef, req: &Request<B>) -> Route {
 /// `Connection: close` (HTTP/1 while draining), and its place in the in-flight count.
 #[inline(never)]
 fn track<B>(shared: &Shared, req: &Request<B>) -> (bool, Option<InFlightGuard>) {
-    let close = shared.close_when_draining
+    let close = shared.options().close_when_draining
         && req.version() <= Version::HTTP_11
-        && shared.lifecycle.is_draining();
-    (close, shared.in_flight.as_ref().map(|c| c.enter()))
+        && shared.lifecycle().is_draining();
+    (close, shared.in_flight().map(|c| c.enter()))
 }
 
 impl<S: Clone> HealthService<S> {
@@ -241,7 +254,7 @@ impl<S: std::fmt::Debug> std::fmt::Debug for HealthService<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HealthService")
             .field("inner", &self.inner)
-            .field("paths", self.shared.matcher.paths())
+            .field("paths", self.shared.matcher().paths())
             .finish_non_exhaustive()
     }
 }

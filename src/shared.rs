@@ -32,32 +32,48 @@ pub(crate) enum Answer {
     Pending(Pending),
 }
 
-/// The settings of a [`Builder`](crate::Builder) that the shared state keeps.
+/// The settings of a [`Builder`](crate::Builder) that the shared state keeps as they are:
+/// the builder holds one and sets it, the shared state takes it whole. A setting of this
+/// kind is a field here, its default below, and its setter on the builder.
+#[derive(Debug, Clone)]
 pub(crate) struct Options {
     pub(crate) reasons: Reasons,
     pub(crate) drain_delay: Duration,
     pub(crate) close_when_draining: bool,
     pub(crate) track_in_flight: bool,
+    /// The application's gRPC services and the probe each one is mapped to.
     #[cfg(feature = "grpc")]
     pub(crate) grpc_services: Services,
+}
+
+/// How long the server keeps serving after the first signal, by default.
+pub(crate) const DEFAULT_DRAIN_DELAY: Duration = Duration::from_secs(5);
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            reasons: Reasons::default(),
+            drain_delay: DEFAULT_DRAIN_DELAY,
+            close_when_draining: true,
+            track_in_flight: false,
+            #[cfg(feature = "grpc")]
+            grpc_services: Services::default(),
+        }
+    }
 }
 
 /// The state every clone of a [`Health`](crate::Health) and every layer and service made
 /// from it share.
 pub(crate) struct Shared {
-    pub(crate) lifecycle: Lifecycle,
-    pub(crate) matcher: Matcher,
-    pub(crate) close_when_draining: bool,
-    pub(crate) in_flight: Option<Arc<InFlight>>,
-    pub(crate) drain_delay: Duration,
-    pub(crate) drain_over: DrainOver,
+    lifecycle: Lifecycle,
+    matcher: Matcher,
+    /// Counted requests, when in-flight tracking is on.
+    in_flight: Option<Arc<InFlight>>,
+    drain_over: DrainOver,
     /// Shared with the runs under way and the background task, which end when this
     /// state is dropped (see `_alive`).
-    pub(crate) engine: Arc<Engine>,
-    /// The application's gRPC services and the probe each one is mapped to.
-    #[cfg(feature = "grpc")]
-    pub(crate) grpc_services: Services,
-    reasons: Reasons,
+    engine: Arc<Engine>,
+    options: Options,
     answers: AnswerCache,
     #[cfg(feature = "grpc")]
     grpc_statuses: StatusCache,
@@ -95,25 +111,57 @@ impl Shared {
             lifecycle,
             engine: Arc::new(engine),
             matcher,
-            reasons: options.reasons,
-            drain_delay: options.drain_delay,
+            in_flight: options.track_in_flight.then(Default::default),
             drain_over: DrainOver::default(),
-            #[cfg(feature = "grpc")]
-            grpc_services: options.grpc_services,
+            options,
             #[cfg(feature = "grpc")]
             grpc_statuses: StatusCache::default(),
-            close_when_draining: options.close_when_draining,
-            in_flight: options.track_in_flight.then(Default::default),
             observer,
             _alive: alive,
         }
+    }
+
+    /// The lifecycle: its state, liveness flag and transitions.
+    #[inline]
+    pub(crate) fn lifecycle(&self) -> &Lifecycle {
+        &self.lifecycle
+    }
+
+    /// The matching rule and the probe paths.
+    #[inline]
+    pub(crate) fn matcher(&self) -> &Matcher {
+        &self.matcher
+    }
+
+    /// The checks and their cached results.
+    #[inline]
+    pub(crate) fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// The settings the builder gave.
+    #[inline]
+    pub(crate) fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// The count of requests in flight, when tracking is on.
+    #[inline]
+    pub(crate) fn in_flight(&self) -> Option<&Arc<InFlight>> {
+        self.in_flight.as_ref()
+    }
+
+    /// Set when the drain delay is over.
+    pub(crate) fn drain_over(&self) -> &DrainOver {
+        &self.drain_over
     }
 
     /// Whether a request that is not a probe needs more than passing through: counting,
     /// or `Connection: close` while draining.
     #[inline]
     pub(crate) fn tracks_pass_through(&self) -> bool {
-        self.in_flight.is_some() || (self.close_when_draining && self.lifecycle.is_draining())
+        self.in_flight.is_some()
+            || (self.options.close_when_draining && self.lifecycle.is_draining())
     }
 
     pub(crate) fn report(&self, phase: Phase) -> Report {
@@ -222,7 +270,7 @@ impl SharedRef {
         // Most probes have no query: nothing to read, nothing to set up.
         let query = req.uri().query().map(|raw| Query::parse(Some(raw)));
         let query = query.as_ref();
-        let shown = self.reasons.allow(&ProbeRequest::new(req));
+        let shown = self.options.reasons.allow(&ProbeRequest::new(req));
         let format = Format::negotiate(req.headers());
         let ask = Ask {
             probe,

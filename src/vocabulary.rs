@@ -136,8 +136,10 @@ impl State {
     }
 
     /// All three states, in the order they happen.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     pub(crate) const ALL: [State; 3] = [State::Starting, State::Ready, State::Draining];
 
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     pub(crate) const fn index(self) -> usize {
         self as usize
     }

@@ -9,13 +9,13 @@ use http_body::Body;
 use http_body_util::BodyExt as _;
 use tokio::time::Instant;
 
-use super::body::{Call, Reply};
+use super::body::{Call, GrpcReply};
 use super::messages::{
     HealthCheckRequest, HealthCheckResponse, HealthListRequest, HealthListResponse, ServingStatus,
 };
 use super::names::Target;
 pub(crate) use super::wire::ContentType;
-use super::wire::{self, Code, Encoding, Status, Unary};
+use super::wire::{self, CallError, Code, Encoding, Unary};
 pub(crate) use super::Method;
 use crate::changes::Changes;
 use crate::check::{deadline, Need};
@@ -23,16 +23,28 @@ use crate::shared::SharedRef;
 use crate::vocabulary::Probe;
 
 /// The most names List answers with, as gRPC proposal A90 sets it.
-const LIST_LIMIT: usize = 100;
+const LIST_LIMIT: usize = list_limit!();
 
-const UNKNOWN_SERVICE: Status = Status::new(Code::NotFound, "unknown service");
-const NO_SUCH_METHOD: Status = Status::new(
+/// [`LIST_LIMIT`] as a literal, so that the error that names it says the same number.
+macro_rules! list_limit {
+    () => {
+        100
+    };
+}
+use list_limit;
+
+const UNKNOWN_SERVICE: CallError = CallError::new(Code::NotFound, "unknown service");
+const NO_SUCH_METHOD: CallError = CallError::new(
     Code::Unimplemented,
     "grpc.health.v1.Health has the methods Check, Watch and List only",
 );
-const TOO_MANY_NAMES: Status = Status::new(
+const TOO_MANY_NAMES: CallError = CallError::new(
     Code::ResourceExhausted,
-    "more than 100 services are known; ask for each with Check",
+    concat!(
+        "more than ",
+        list_limit!(),
+        " services are known; ask for each with Check"
+    ),
 );
 
 /// The content type of a request on a gRPC health path if it is a gRPC call (`POST`
@@ -62,16 +74,16 @@ where
     B::Data: Send,
 {
     let refused = if req.version() < Version::HTTP_2 {
-        Some(Status::NEEDS_HTTP2)
+        Some(CallError::NEEDS_HTTP2)
     } else if content != ContentType::GrpcProto {
-        Some(Status::UNSUPPORTED_CODEC)
+        Some(CallError::UNSUPPORTED_CODEC)
     } else if method == Method::Other {
         Some(NO_SUCH_METHOD)
     } else {
         None
     };
     if let Some(status) = refused {
-        return Box::pin(std::future::ready(Reply::error(status)));
+        return Box::pin(std::future::ready(GrpcReply::error(status)));
     }
     let encoding = Encoding::of(req.headers());
     let shared = shared.clone();
@@ -85,16 +97,16 @@ where
                 Method::List | Method::Other => list(&shared, &message).await,
             }
         };
-        answer.await.unwrap_or_else(Reply::error)
+        answer.await.unwrap_or_else(GrpcReply::error)
     })
 }
 
 /// The one message of a unary request, read as it arrives.
-async fn read_message<B: Body>(body: B, encoding: Encoding) -> Result<Bytes, Status> {
+async fn read_message<B: Body>(body: B, encoding: Encoding) -> Result<Bytes, CallError> {
     let mut body = pin!(body);
     let mut message = Unary::new(encoding);
     while let Some(frame) = body.as_mut().frame().await {
-        let frame = frame.map_err(|_| Status::BODY_ERROR)?;
+        let frame = frame.map_err(|_| CallError::BODY_ERROR)?;
         // Request trailers carry nothing a health call needs.
         if let Ok(data) = frame.into_data() {
             message.push(data)?;
@@ -125,8 +137,9 @@ fn status_frame(status: ServingStatus) -> Bytes {
 /// What `name` stands for.
 fn resolve(shared: &SharedRef, name: &str) -> Target {
     shared
+        .options()
         .grpc_services
-        .resolve(name, |name| shared.engine.names().position(|n| n == name))
+        .resolve(name, |name| shared.engine().names().position(|n| n == name))
 }
 
 /// The probe, and the one check of it, whose results `target` is made of.
@@ -134,17 +147,17 @@ fn needs(shared: &SharedRef, target: Target) -> Option<(Probe, Option<usize>)> {
     match target {
         Target::Probe(probe) => Some((probe, None)),
         Target::Check(index) => {
-            let name = shared.engine.names().nth(index)?;
+            let name = shared.engine().names().nth(index)?;
             let probe = Probe::ALL
                 .into_iter()
-                .find(|probe| shared.engine.find(*probe, name) == Some(index))?;
+                .find(|probe| shared.engine().find(*probe, name) == Some(index))?;
             Some((probe, Some(index)))
         }
         Target::Unknown => None,
     }
 }
 
-async fn check(shared: &SharedRef, message: &[u8]) -> Result<Reply, Status> {
+async fn check(shared: &SharedRef, message: &[u8]) -> Result<GrpcReply, CallError> {
     let request: HealthCheckRequest = wire::decode(message)?;
     let target = resolve(shared, &request.service);
     if target == Target::Unknown {
@@ -153,24 +166,24 @@ async fn check(shared: &SharedRef, message: &[u8]) -> Result<Reply, Status> {
     // As a probe would: start the runs it needs, and wait (at most the budget) only when
     // one has no result at all.
     if let Some((probe, only)) = needs(shared, target) {
-        if let Need::Wait = shared.engine.prepare(probe, only) {
-            shared.engine.wait_for_results(probe, only).await;
+        if let Need::Wait = shared.engine().prepare(probe, only) {
+            shared.engine().wait_for_results(probe, only).await;
         }
     }
     let status = shared.with_grpc_statuses(|statuses| statuses.of(target));
-    Ok(Reply::unary(status_frame(status)))
+    Ok(GrpcReply::unary(status_frame(status)))
 }
 
-async fn list(shared: &SharedRef, message: &[u8]) -> Result<Reply, Status> {
+async fn list(shared: &SharedRef, message: &[u8]) -> Result<GrpcReply, CallError> {
     let _: HealthListRequest = wire::decode(message)?;
     // Start every run any probe needs first, then wait (each wait at most the budget).
-    let needs = Probe::ALL.map(|probe| shared.engine.prepare(probe, None));
+    let needs = Probe::ALL.map(|probe| shared.engine().prepare(probe, None));
     for (probe, need) in Probe::ALL.into_iter().zip(needs) {
         if let Need::Wait = need {
-            shared.engine.wait_for_results(probe, None).await;
+            shared.engine().wait_for_results(probe, None).await;
         }
     }
-    let names = shared.grpc_services.all(shared.engine.names());
+    let names = shared.options().grpc_services.all(shared.engine().names());
     let list = shared.with_grpc_statuses(|statuses| {
         let mut list = BTreeMap::new();
         for (name, target) in names {
@@ -184,19 +197,19 @@ async fn list(shared: &SharedRef, message: &[u8]) -> Result<Reply, Status> {
         }
         Ok(list)
     })?;
-    Ok(Reply::unary(wire::frame(&HealthListResponse {
+    Ok(GrpcReply::unary(wire::frame(&HealthListResponse {
         statuses: list,
     })))
 }
 
 // === Watch ===
 
-fn watch(shared: SharedRef, message: &[u8]) -> Result<Reply, Status> {
+fn watch(shared: SharedRef, message: &[u8]) -> Result<GrpcReply, CallError> {
     let request: HealthCheckRequest = wire::decode(message)?;
     let target = resolve(&shared, &request.service);
     // Start the runs it needs; their results arrive as changes.
     if let Some((probe, only)) = needs(&shared, target) {
-        let _ = shared.engine.prepare(probe, only);
+        let _ = shared.engine().prepare(probe, only);
     }
     let watcher = Watcher {
         // Subscribed before the first status is read, so that no change falls between.
@@ -207,7 +220,7 @@ fn watch(shared: SharedRef, message: &[u8]) -> Result<Reply, Status> {
         ends_at: None,
     };
     let messages = futures_util::stream::unfold(watcher, Watcher::next);
-    Ok(Reply::stream(Box::pin(messages)))
+    Ok(GrpcReply::stream(Box::pin(messages)))
 }
 
 /// One Watch call: the status last sent, and what it waits on for the next.
@@ -236,11 +249,11 @@ impl Watcher {
                 self.last = Some(status);
                 return Some((status_frame(status), self));
             }
-            if self.ends_at.is_none() && self.shared.lifecycle.is_draining() {
+            if self.ends_at.is_none() && self.shared.lifecycle().is_draining() {
                 // The shutdown signal ends the drain delay for everyone; without it (a
                 // drain started by `Health::drain`), the delay counts from here. A delay
                 // too long to be an instant never ends.
-                self.ends_at = Some(deadline(self.shared.drain_delay));
+                self.ends_at = Some(deadline(self.shared.options().drain_delay));
             }
             let ends_at = self.ends_at.flatten();
             let delay_over = async move {
@@ -255,7 +268,7 @@ impl Watcher {
                 change = self.changes.next() => {
                     change?;
                 }
-                () = self.shared.drain_over.wait() => return None,
+                () = self.shared.drain_over().wait() => return None,
                 () = delay_over => return None,
             }
         }

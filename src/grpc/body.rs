@@ -11,24 +11,24 @@ use futures_util::Stream;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 
-use super::wire::{self, Status};
+use super::wire::{self, CallError};
 
 /// A call being answered: it reads the request's message first.
-pub(crate) type Call = Pin<Box<dyn Future<Output = Reply> + Send>>;
+pub(crate) type Call = Pin<Box<dyn Future<Output = GrpcReply> + Send>>;
 
 /// The messages of a Watch, each already framed; the stream ends when the call ends well.
 pub(crate) type Messages = Pin<Box<dyn Stream<Item = Bytes> + Send>>;
 
 /// A call's answer: the response headers and body (the HTTP status is always 200).
-pub(crate) struct Reply {
+pub(crate) struct GrpcReply {
     pub(crate) headers: HeaderMap,
     pub(crate) body: GrpcBody,
 }
 
-impl Reply {
+impl GrpcReply {
     /// A trailers-only response: the status in the headers, and no body.
-    pub(crate) fn error(status: Status) -> Reply {
-        Reply {
+    pub(crate) fn error(status: CallError) -> GrpcReply {
+        GrpcReply {
             headers: wire::trailers_only(status),
             body: GrpcBody::Unary {
                 message: None,
@@ -38,8 +38,8 @@ impl Reply {
     }
 
     /// One message, then `grpc-status: 0`.
-    pub(crate) fn unary(message: Bytes) -> Reply {
-        Reply {
+    pub(crate) fn unary(message: Bytes) -> GrpcReply {
+        GrpcReply {
             headers: wire::response_headers(),
             body: GrpcBody::Unary {
                 message: Some(message),
@@ -49,8 +49,8 @@ impl Reply {
     }
 
     /// Messages as the stream yields them, then `grpc-status: 0` when it ends.
-    pub(crate) fn stream(messages: Messages) -> Reply {
-        Reply {
+    pub(crate) fn stream(messages: Messages) -> GrpcReply {
+        GrpcReply {
             headers: wire::response_headers(),
             body: GrpcBody::Stream {
                 messages,
@@ -60,15 +60,15 @@ impl Reply {
     }
 }
 
-impl From<Status> for Reply {
-    fn from(status: Status) -> Reply {
-        Reply::error(status)
+impl From<CallError> for GrpcReply {
+    fn from(status: CallError) -> GrpcReply {
+        GrpcReply::error(status)
     }
 }
 
-impl std::fmt::Debug for Reply {
+impl std::fmt::Debug for GrpcReply {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reply")
+        f.debug_struct("GrpcReply")
             .field("headers", &self.headers)
             .finish_non_exhaustive()
     }

@@ -5,7 +5,7 @@
 //! Reading never trusts the declared length: the buffer only grows with bytes that
 //! actually arrived, and never past [`MAX_MESSAGE`] plus the prefix and one byte, however
 //! large a length the prefix claims. Every way a request can be wrong ends in a
-//! [`Status`], never a panic.
+//! [`CallError`], never a panic.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
@@ -16,7 +16,15 @@ pub(crate) const PREFIX: usize = 5;
 
 /// The largest request message read. A `grpc.health.v1` request is a service name; a
 /// message larger than this is refused with `RESOURCE_EXHAUSTED` before it is read.
-pub(crate) const MAX_MESSAGE: usize = 4096;
+pub(crate) const MAX_MESSAGE: usize = max_message!();
+
+/// [`MAX_MESSAGE`] as a literal, so that the error that names it says the same number.
+macro_rules! max_message {
+    () => {
+        4096
+    };
+}
+use max_message;
 
 pub(crate) const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 pub(crate) const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
@@ -51,51 +59,55 @@ impl Code {
 ///
 /// Messages never echo what the client sent, so they need no percent-encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Status {
+pub(crate) struct CallError {
     pub(crate) code: Code,
     pub(crate) message: &'static str,
 }
 
-impl Status {
-    pub(crate) const fn new(code: Code, message: &'static str) -> Status {
-        Status { code, message }
+impl CallError {
+    pub(crate) const fn new(code: Code, message: &'static str) -> CallError {
+        CallError { code, message }
     }
 
-    pub(crate) const NO_MESSAGE: Status =
-        Status::new(Code::Internal, "the unary request has no message");
-    pub(crate) const TRUNCATED: Status =
-        Status::new(Code::Internal, "the request ended inside a message");
-    pub(crate) const TWO_MESSAGES: Status = Status::new(
+    pub(crate) const NO_MESSAGE: CallError =
+        CallError::new(Code::Internal, "the unary request has no message");
+    pub(crate) const TRUNCATED: CallError =
+        CallError::new(Code::Internal, "the request ended inside a message");
+    pub(crate) const TWO_MESSAGES: CallError = CallError::new(
         Code::Internal,
         "the unary request has bytes after its one message",
     );
-    pub(crate) const BAD_FLAG: Status = Status::new(
+    pub(crate) const BAD_FLAG: CallError = CallError::new(
         Code::Internal,
         "the compressed flag of the message is neither 0 nor 1",
     );
-    pub(crate) const COMPRESSED_WITHOUT_ENCODING: Status = Status::new(
+    pub(crate) const COMPRESSED_WITHOUT_ENCODING: CallError = CallError::new(
         Code::Internal,
         "the message is marked compressed but grpc-encoding names no compression",
     );
-    pub(crate) const UNSUPPORTED_ENCODING: Status = Status::new(
+    pub(crate) const UNSUPPORTED_ENCODING: CallError = CallError::new(
         Code::Unimplemented,
         "the message is compressed; this server accepts identity only",
     );
-    pub(crate) const TOO_LARGE: Status = Status::new(
+    pub(crate) const TOO_LARGE: CallError = CallError::new(
         Code::ResourceExhausted,
-        "the request message is larger than 4096 bytes",
+        concat!(
+            "the request message is larger than ",
+            max_message!(),
+            " bytes"
+        ),
     );
-    pub(crate) const NOT_PROTOBUF: Status = Status::new(
+    pub(crate) const NOT_PROTOBUF: CallError = CallError::new(
         Code::Internal,
         "the request message is not a valid protobuf message of its type",
     );
-    pub(crate) const BODY_ERROR: Status =
-        Status::new(Code::Internal, "the request body failed before its end");
-    pub(crate) const UNSUPPORTED_CODEC: Status = Status::new(
+    pub(crate) const BODY_ERROR: CallError =
+        CallError::new(Code::Internal, "the request body failed before its end");
+    pub(crate) const UNSUPPORTED_CODEC: CallError = CallError::new(
         Code::Unimplemented,
         "this server speaks grpc.health.v1 in protobuf only (application/grpc+proto)",
     );
-    pub(crate) const NEEDS_HTTP2: Status = Status::new(
+    pub(crate) const NEEDS_HTTP2: CallError = CallError::new(
         Code::Internal,
         "gRPC needs HTTP/2; this request came over HTTP/1",
     );
@@ -184,26 +196,26 @@ impl Unary {
     }
 
     /// The message's declared length, once the prefix is complete and acceptable.
-    fn declared(&self) -> Result<Option<usize>, Status> {
+    fn declared(&self) -> Result<Option<usize>, CallError> {
         let Some(prefix) = self.buf.get(..PREFIX) else {
             return Ok(None);
         };
         match (prefix[0], self.encoding) {
             (0, _) => {}
-            (1, Encoding::Identity) => return Err(Status::COMPRESSED_WITHOUT_ENCODING),
-            (1, Encoding::Other) => return Err(Status::UNSUPPORTED_ENCODING),
-            _ => return Err(Status::BAD_FLAG),
+            (1, Encoding::Identity) => return Err(CallError::COMPRESSED_WITHOUT_ENCODING),
+            (1, Encoding::Other) => return Err(CallError::UNSUPPORTED_ENCODING),
+            _ => return Err(CallError::BAD_FLAG),
         }
         let length = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]);
         match usize::try_from(length) {
             Ok(length) if length <= MAX_MESSAGE => Ok(Some(length)),
-            _ => Err(Status::TOO_LARGE),
+            _ => Err(CallError::TOO_LARGE),
         }
     }
 
     /// Takes in the next chunk of the body. An error ends the call: nothing after it needs
     /// reading.
-    pub(crate) fn push(&mut self, mut chunk: impl Buf) -> Result<(), Status> {
+    pub(crate) fn push(&mut self, mut chunk: impl Buf) -> Result<(), CallError> {
         while chunk.has_remaining() {
             // Keep the prefix first; then the message and one byte more, which is enough
             // to know that something follows it.
@@ -212,25 +224,25 @@ impl Unary {
                 Some(length) => PREFIX + length + 1,
             };
             if self.buf.len() >= wanted {
-                return Err(Status::TWO_MESSAGES);
+                return Err(CallError::TWO_MESSAGES);
             }
             let take = (wanted - self.buf.len()).min(chunk.remaining());
             self.buf.put((&mut chunk).take(take));
         }
         match self.declared()? {
-            Some(length) if self.buf.len() > PREFIX + length => Err(Status::TWO_MESSAGES),
+            Some(length) if self.buf.len() > PREFIX + length => Err(CallError::TWO_MESSAGES),
             _ => Ok(()),
         }
     }
 
     /// The message, once the body has ended.
-    pub(crate) fn finish(mut self) -> Result<Bytes, Status> {
+    pub(crate) fn finish(mut self) -> Result<Bytes, CallError> {
         if self.buf.is_empty() {
-            return Err(Status::NO_MESSAGE);
+            return Err(CallError::NO_MESSAGE);
         }
         match self.declared()? {
-            None => Err(Status::TRUNCATED),
-            Some(length) if self.buf.len() < PREFIX + length => Err(Status::TRUNCATED),
+            None => Err(CallError::TRUNCATED),
+            Some(length) if self.buf.len() < PREFIX + length => Err(CallError::TRUNCATED),
             Some(_) => Ok(self.buf.split_off(PREFIX).freeze()),
         }
     }
@@ -238,15 +250,15 @@ impl Unary {
 
 /// The message of a whole unary request body.
 #[cfg(test)]
-pub(crate) fn unary(body: &[u8], encoding: Encoding) -> Result<Bytes, Status> {
+pub(crate) fn unary(body: &[u8], encoding: Encoding) -> Result<Bytes, CallError> {
     let mut reader = Unary::new(encoding);
     reader.push(body)?;
     reader.finish()
 }
 
 /// Decodes a request message.
-pub(crate) fn decode<M: prost::Message + Default>(message: &[u8]) -> Result<M, Status> {
-    M::decode(message).map_err(|_| Status::NOT_PROTOBUF)
+pub(crate) fn decode<M: prost::Message + Default>(message: &[u8]) -> Result<M, CallError> {
+    M::decode(message).map_err(|_| CallError::NOT_PROTOBUF)
 }
 
 /// A response message with its prefix, ready to send as one data frame.
@@ -281,7 +293,7 @@ pub(crate) fn ok_trailers() -> HeaderMap {
 /// A trailers-only response: the call's status in the headers, and no body. It names the
 /// one message encoding this server reads, which a client whose compressed message was
 /// refused needs to know.
-pub(crate) fn trailers_only(status: Status) -> HeaderMap {
+pub(crate) fn trailers_only(status: CallError) -> HeaderMap {
     let mut headers = HeaderMap::with_capacity(4);
     headers.insert(CONTENT_TYPE, APPLICATION_GRPC);
     headers.insert(GRPC_ACCEPT_ENCODING, IDENTITY);
@@ -306,7 +318,11 @@ mod tests {
 
     /// Feeds `body` split at `cuts`, as an HTTP/2 peer may, and returns the result and the
     /// most bytes the reader ever kept.
-    fn chunked(body: &[u8], cuts: &[usize], encoding: Encoding) -> (Result<Bytes, Status>, usize) {
+    fn chunked(
+        body: &[u8],
+        cuts: &[usize],
+        encoding: Encoding,
+    ) -> (Result<Bytes, CallError>, usize) {
         let mut reader = Unary::new(encoding);
         let mut kept = 0;
         let mut start = 0;
@@ -329,7 +345,7 @@ mod tests {
         &'static str,
         Vec<u8>,
         Encoding,
-        Result<&'static [u8], Status>,
+        Result<&'static [u8], CallError>,
     );
 
     #[test]
@@ -343,45 +359,50 @@ mod tests {
                 Ok(b"\x0a\x01x"),
             ),
             ("an empty message", framed(0, b""), id, Ok(b"")),
-            ("no message at all", vec![], id, Err(Status::NO_MESSAGE)),
-            ("half a prefix", vec![0, 0, 0], id, Err(Status::TRUNCATED)),
+            ("no message at all", vec![], id, Err(CallError::NO_MESSAGE)),
+            (
+                "half a prefix",
+                vec![0, 0, 0],
+                id,
+                Err(CallError::TRUNCATED),
+            ),
             (
                 "a truncated message",
                 framed(0, b"abc")[..6].to_vec(),
                 id,
-                Err(Status::TRUNCATED),
+                Err(CallError::TRUNCATED),
             ),
             (
                 "a 4 GB prefix",
                 vec![0, 0xff, 0xff, 0xff, 0xff],
                 id,
-                Err(Status::TOO_LARGE),
+                Err(CallError::TOO_LARGE),
             ),
             (
                 "one byte too many",
                 framed(0, &[b'x'; MAX_MESSAGE + 1]),
                 id,
-                Err(Status::TOO_LARGE),
+                Err(CallError::TOO_LARGE),
             ),
             (
                 "a second message",
                 [framed(0, b"a"), framed(0, b"b")].concat(),
                 id,
-                Err(Status::TWO_MESSAGES),
+                Err(CallError::TWO_MESSAGES),
             ),
             (
                 "a compressed flag with no encoding",
                 framed(1, b"a"),
                 id,
-                Err(Status::COMPRESSED_WITHOUT_ENCODING),
+                Err(CallError::COMPRESSED_WITHOUT_ENCODING),
             ),
             (
                 "a compressed message",
                 framed(1, b"a"),
                 Encoding::Other,
-                Err(Status::UNSUPPORTED_ENCODING),
+                Err(CallError::UNSUPPORTED_ENCODING),
             ),
-            ("a flag of 2", framed(2, b"a"), id, Err(Status::BAD_FLAG)),
+            ("a flag of 2", framed(2, b"a"), id, Err(CallError::BAD_FLAG)),
         ];
         for (what, body, encoding, expected) in cases {
             let got = unary(&body, encoding);
@@ -399,7 +420,7 @@ mod tests {
         let mut reader = Unary::new(Encoding::Identity);
         assert_eq!(
             reader.push(&[0u8, 0xff, 0xff, 0xff, 0xff, 1, 2, 3][..]),
-            Err(Status::TOO_LARGE)
+            Err(CallError::TOO_LARGE)
         );
         assert!(reader.kept() <= PREFIX);
     }
