@@ -75,10 +75,10 @@ pub(crate) async fn main() -> Result<(), Box<dyn Error>> {
         while let Some(change) = changes.next().await {
             match change {
                 Change::Check(c) => tracing::warn!(
-                    check = &*c.name,
-                    from = ?c.from,
-                    to = ?c.to,
-                    reason = c.reason.as_deref().unwrap_or(""),
+                    check = c.name(),
+                    from = ?c.from(),
+                    to = ?c.to(),
+                    reason = c.reason().unwrap_or(""),
                     "health changed"
                 ),
                 other => tracing::warn!(change = ?other, "health changed"),

@@ -26,7 +26,7 @@ pub(crate) const BACKLOG: usize = 256;
 /// tokio::spawn(async move {
 ///     while let Some(change) = changes.next().await {
 ///         match change {
-///             Change::Check(c) => println!("{} {:?} -> {:?}: {:?}", c.name, c.from, c.to, c.reason),
+///             Change::Check(c) => println!("{} {:?} -> {:?}: {:?}", c.name(), c.from(), c.to(), c.reason()),
 ///             other => println!("{other:?}"),
 ///         }
 ///     }

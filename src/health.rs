@@ -245,7 +245,7 @@ impl Health {
     ///         let text = match change {
     ///             Change::Check(c) => format!(
     ///                 "{} went from {:?} to {:?}: {}",
-    ///                 c.name, c.from, c.to, c.reason.as_deref().unwrap_or("-")
+    ///                 c.name(), c.from(), c.to(), c.reason().unwrap_or("-")
     ///             ),
     ///             Change::State { from, to, .. } => format!("lifecycle: {from} -> {to}"),
     ///             Change::Liveness { live, .. } => format!("live: {live}"),

@@ -596,17 +596,38 @@ pub enum Change {
 
 /// A check whose status changed.
 #[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
 pub struct CheckChange {
+    pub(crate) name: Arc<str>,
+    pub(crate) from: Status,
+    pub(crate) to: Status,
+    pub(crate) at: SystemTime,
+    pub(crate) reason: Option<Arc<str>>,
+}
+
+impl CheckChange {
     /// The check's name.
-    pub name: Arc<str>,
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Its status before.
-    pub from: Status,
+    pub fn from(&self) -> Status {
+        self.from
+    }
+
     /// Its status after.
-    pub to: Status,
+    pub fn to(&self) -> Status {
+        self.to
+    }
+
     /// When the run that changed it finished.
-    pub at: SystemTime,
+    pub fn at(&self) -> SystemTime {
+        self.at
+    }
+
     /// Why it failed or warned: the application may read it even where probe answers
     /// withhold it. Capped like every check output.
-    pub reason: Option<Arc<str>>,
+    pub fn reason(&self) -> Option<&str> {
+        self.reason.as_deref()
+    }
 }

@@ -51,10 +51,10 @@ async fn every_change_arrives_once_in_order_with_the_reason() {
             Change::Liveness { live, .. } => format!("live {live}"),
             Change::Check(c) => format!(
                 "{} {} -> {} {:?}",
-                c.name,
-                c.from.as_str(),
-                c.to.as_str(),
-                c.reason.as_deref()
+                c.name(),
+                c.from().as_str(),
+                c.to().as_str(),
+                c.reason()
             ),
             other => format!("{other:?}"),
         })
@@ -72,7 +72,7 @@ async fn every_change_arrives_once_in_order_with_the_reason() {
         "{seen:#?}"
     );
     if let Change::Check(c) = &seen[0] {
-        assert_eq!(c.from, Status::Unknown);
+        assert_eq!(c.from(), Status::Unknown);
     }
 }
 
@@ -190,7 +190,7 @@ async fn check_changes_carry_the_reason_that_probes_withhold() {
     assert_eq!(got.len(), 1, "{got:?}");
     let first = check_change(&got[0]);
     assert_eq!(
-        (&*first.name, first.from, first.to, first.reason.as_deref()),
+        (first.name(), first.from(), first.to(), first.reason()),
         ("db", Status::Unknown, Status::Pass, None)
     );
 
@@ -201,12 +201,12 @@ async fn check_changes_carry_the_reason_that_probes_withhold() {
     assert_eq!(got.len(), 1, "{got:?}");
     let failed = check_change(&got[0]);
     assert_eq!(
-        (&*failed.name, failed.from, failed.to),
+        (failed.name(), failed.from(), failed.to()),
         ("db", Status::Pass, Status::Fail)
     );
-    assert_eq!(failed.reason.as_deref(), Some("connection refused"));
-    assert!(failed.at >= before);
-    assert_eq!(Some(failed.at), report.check("db").unwrap().time());
+    assert_eq!(failed.reason(), Some("connection refused"));
+    assert!(failed.at() >= before);
+    assert_eq!(Some(failed.at()), report.check("db").unwrap().time());
 
     // The probe names the check and withholds the reason the application just read.
     let inner = tower::service_fn(|_: http::Request<String>| async {
@@ -249,7 +249,7 @@ async fn runs_that_change_no_status_publish_nothing() {
     health.refresh().await;
     let got = waiting(&mut changes);
     assert_eq!(got.len(), 1, "{got:?}");
-    assert_eq!(check_change(&got[0]).to, Status::Fail);
+    assert_eq!(check_change(&got[0]).to(), Status::Fail);
 }
 
 #[tokio::test]
