@@ -206,6 +206,7 @@
 mod body;
 mod builder;
 mod cache;
+mod capped;
 mod changes;
 mod check;
 mod error;

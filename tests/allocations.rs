@@ -244,3 +244,115 @@ proptest::proptest! {
         }
     }
 }
+
+// === a check's output ===
+
+/// What the layer keeps of a check's output, in bytes: its `OUTPUT_CAP`.
+const OUTPUT_CAP: u64 = 1024;
+
+/// A KiB of text, the piece every huge message below is written in.
+const PIECE: &str = {
+    const BYTES: [u8; 1024] = [b'x'; 1024];
+    match std::str::from_utf8(&BYTES) {
+        Ok(piece) => piece,
+        Err(_) => panic!("ASCII"),
+    }
+};
+
+/// An error whose text is `kib` KiB, written a KiB at a time.
+struct Huge {
+    kib: usize,
+}
+
+impl std::fmt::Display for Huge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for _ in 0..self.kib {
+            f.write_str(PIECE)?;
+        }
+        Ok(())
+    }
+}
+
+/// The bytes one refresh of `health`'s only check allocates on this thread, and the
+/// reason it stored, after `before` has been called (outside the count).
+fn refresh_bytes(
+    runtime: &tokio::runtime::Runtime,
+    health: &Health,
+    before: impl FnOnce(),
+) -> (u64, String) {
+    before();
+    let mut report = None;
+    let counted = allocation_counter::measure(|| {
+        report = Some(runtime.block_on(health.refresh()));
+    });
+    let report = report.unwrap();
+    let output = report.checks()[0].output().unwrap_or_default().to_owned();
+    (counted.bytes_total, output)
+}
+
+/// The reason kept of a text of [`PIECE`]s that went past the cap.
+fn cut_text(prefix: &str) -> String {
+    let mut text = prefix.to_owned();
+    text.push_str(&PIECE[..1024 - prefix.len() - " [cut]".len()]);
+    text.push_str(" [cut]");
+    text
+}
+
+#[test]
+fn an_error_of_100_mb_costs_a_run_no_more_than_its_cut_text() {
+    let runtime = runtime();
+    let kib = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let size = kib.clone();
+    let health = Health::builder()
+        .check(Check::new("huge", move || {
+            let kib = size.load(std::sync::atomic::Ordering::SeqCst);
+            async move { Err::<(), _>(Huge { kib }) }
+        }))
+        .background_refresh(false)
+        .build();
+    let set = |n: usize| kib.store(n, std::sync::atomic::Ordering::SeqCst);
+    // Warm up (the first run registers what lives for the process), then a run with an
+    // empty reason, then one of 100 MB.
+    refresh_bytes(&runtime, &health, || set(0));
+    let (empty, output) = refresh_bytes(&runtime, &health, || set(0));
+    assert_eq!(output, "");
+    let (huge, output) = refresh_bytes(&runtime, &health, || set(100 * 1024));
+    assert_eq!(output, cut_text(""));
+    assert!(
+        huge <= empty + 3 * OUTPUT_CAP,
+        "the 100 MB reason cost {} bytes more than an empty one",
+        huge - empty.min(huge)
+    );
+}
+
+/// Panics with `payload` as it is, without the panic hook (which would print it).
+fn panics_with(payload: String) -> Result<(), String> {
+    std::panic::resume_unwind(Box::new(payload))
+}
+
+#[test]
+fn a_panic_message_of_100_mb_costs_a_run_no_more_than_its_cut_text() {
+    let runtime = runtime();
+    let slot = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let payload = slot.clone();
+    let health = Health::builder()
+        .check(Check::new("boom", move || {
+            let message = std::mem::take(&mut *payload.lock().unwrap());
+            async move { panics_with(message) }
+        }))
+        .background_refresh(false)
+        .build();
+    // The message is the check's own allocation, made before counting; what the run
+    // adds to it must be small.
+    let set = |message: String| *slot.lock().unwrap() = message;
+    refresh_bytes(&runtime, &health, || set(String::new()));
+    let (empty, output) = refresh_bytes(&runtime, &health, || set(String::new()));
+    assert_eq!(output, "panicked: ");
+    let (huge, output) = refresh_bytes(&runtime, &health, || set(PIECE.repeat(100 * 1024)));
+    assert_eq!(output, cut_text("panicked: "));
+    assert!(
+        huge <= empty + 3 * OUTPUT_CAP,
+        "the 100 MB message cost {} bytes more than an empty one",
+        huge - empty.min(huge)
+    );
+}

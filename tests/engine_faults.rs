@@ -259,6 +259,42 @@ async fn a_huge_failure_message_is_capped_in_every_answer() {
     }
 }
 
+/// An error whose text is 100 MiB, written a KiB at a time; it counts the writes made.
+struct Huge(Arc<AtomicUsize>);
+
+impl std::fmt::Display for Huge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let piece = "x".repeat(1024);
+        for _ in 0..100 * 1024 {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            f.write_str(&piece)?;
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_huge_error_text_is_formatted_only_up_to_the_cap_inside_its_timeout() {
+    let writes = Arc::new(AtomicUsize::new(0));
+    let counter = writes.clone();
+    let health = Health::builder()
+        .check(
+            Check::new("huge", move || {
+                let error = Huge(counter.clone());
+                async move { Err::<(), _>(error) }
+            })
+            .timeout(Duration::from_millis(50)),
+        )
+        .background_refresh(false)
+        .build();
+    let report = health.refresh().await;
+    let output = report.check("huge").unwrap().output().unwrap();
+    // The error, cut, not "timed out": formatting stopped at the cap, two pieces in,
+    // rather than running through 100 MiB inside the timed run.
+    assert_eq!(output, format!("{} [cut]", "x".repeat(1018)));
+    assert_eq!(writes.load(Ordering::SeqCst), 2);
+}
+
 #[test]
 fn a_cut_output_ends_on_a_character_boundary() {
     let runtime = tokio::runtime::Builder::new_current_thread()

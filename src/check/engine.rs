@@ -23,10 +23,6 @@ use crate::cache::lock;
 use crate::observer::Observer;
 use crate::vocabulary::{CheckChange, CheckReport, Probe, RunOutcome, Status};
 
-/// The most of a check's output that is kept, in bytes.
-pub(crate) const OUTPUT_CAP: usize = 1024;
-const CUT_MARK: &str = " [cut]";
-
 /// Every check with its cached result.
 pub(crate) struct Engine {
     entries: Box<[Entry]>,
@@ -351,7 +347,8 @@ impl Engine {
     fn record(&self, i: usize, outcome: Outcome, elapsed: Duration) {
         let entry = &self.entries[i];
         let name = &*entry.check.name;
-        let output = outcome.output.map(cap);
+        // Capped when the outcome was made.
+        let output = outcome.output;
         let reason = output.as_deref().unwrap_or("");
         let ran_ok = outcome.status != Status::Fail;
         if !ran_ok {
@@ -668,31 +665,23 @@ async fn background(engine: Weak<Engine>, every: Duration) {
     }
 }
 
-/// A check's output, cut to [`OUTPUT_CAP`] bytes on a character boundary and marked.
-fn cap(output: Arc<str>) -> Arc<str> {
-    if output.len() <= OUTPUT_CAP {
-        return output;
+/// `panicked: <message>` when the panic carried a string, else `panicked`: formatted
+/// by [`Outcome::fail`], so that a message of any size costs only what it keeps.
+pub(crate) fn panic_reason(payload: &(dyn Any + Send)) -> impl std::fmt::Display + '_ {
+    struct Reason<'a>(Option<&'a str>);
+    impl std::fmt::Display for Reason<'_> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            match self.0 {
+                Some(message) => write!(f, "panicked: {message}"),
+                None => f.write_str("panicked"),
+            }
+        }
     }
-    let mut end = OUTPUT_CAP - CUT_MARK.len();
-    while !output.is_char_boundary(end) {
-        end -= 1;
-    }
-    let mut kept = String::with_capacity(end + CUT_MARK.len());
-    kept.push_str(&output[..end]);
-    kept.push_str(CUT_MARK);
-    Arc::from(kept)
-}
-
-/// `panicked: <message>` when the panic carried a string.
-pub(crate) fn panic_reason(payload: &(dyn Any + Send)) -> String {
     let message = payload
         .downcast_ref::<&str>()
         .copied()
         .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
-    match message {
-        Some(message) => format!("panicked: {message}"),
-        None => "panicked".to_owned(),
-    }
+    Reason(message)
 }
 
 impl std::fmt::Debug for Engine {

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::capped::Capped;
 use crate::error::BuildProblem;
 use crate::vocabulary::{Gates, Observed, ObservedValue, Probe, Status, RESERVED_NAMES};
 
@@ -89,22 +90,25 @@ impl Outcome {
     }
 
     /// The dependency works but is degraded; probes it gates still answer 200, with
-    /// status `warn`.
+    /// status `warn`. The reason is kept as [`Outcome::fail`] keeps it.
     pub fn warn(output: impl fmt::Display) -> Self {
         Outcome {
             status: Status::Warn,
-            output: Some(Arc::from(output.to_string())),
+            output: Some(capped(&output)),
             observed: None,
         }
     }
 
     /// The dependency is not healthy, and why. The reason goes to the log and into probe
     /// answers only where the detail policy allows. It is kept to its first 1 KiB (cut on
-    /// a character boundary and marked ` [cut]`), so that no answer carries more.
+    /// a character boundary and marked ` [cut]`), so that no answer carries more; and
+    /// formatting it stops there, so that an error whose text runs to megabytes costs no
+    /// more time or memory than one of a KiB (its `Display` must pass on the error of a
+    /// failed write, as `write!` with `?` does).
     pub fn fail(output: impl fmt::Display) -> Self {
         Outcome {
             status: Status::Fail,
-            output: Some(Arc::from(output.to_string())),
+            output: Some(capped(&output)),
             observed: None,
         }
     }
@@ -120,6 +124,15 @@ impl Outcome {
     pub fn status(&self) -> Status {
         self.status
     }
+}
+
+/// The most of a check's output that is kept, in bytes, the mark of a cut included.
+pub(crate) const OUTPUT_CAP: usize = 1024;
+const CUT_MARK: &str = " [cut]";
+
+/// A check's output, formatted into at most [`OUTPUT_CAP`] bytes.
+fn capped(output: &dyn fmt::Display) -> Arc<str> {
+    Arc::from(Capped::format(output, OUTPUT_CAP, CUT_MARK))
 }
 
 impl<E: fmt::Display> From<Result<(), E>> for Outcome {
