@@ -27,7 +27,7 @@ pub(crate) const LIFECYCLE: &str = "lifecycle";
 
 /// One of the three Kubernetes probes. Used to say which probes a check gates
 /// ([`Check::probes`](crate::Check::probes)), to ask a [`Report`](crate::Report) what a
-/// probe answers, and to name a probe's path ([`Paths::path`]).
+/// probe answers, and to name a probe's path ([`Paths::path`](crate::Paths::path)).
 ///
 /// # Example
 ///
@@ -450,7 +450,7 @@ impl From<String> for ObservedValue {
     }
 }
 
-/// The last result of one check, as it stood when the [`Report`] was taken.
+/// The last result of one check, as it stood when the [`Report`](crate::Report) was taken.
 ///
 /// # Example
 ///
@@ -563,7 +563,7 @@ impl RunOutcome {
 
 // === changes ===
 
-/// One change of the application's health, as [`Changes`] delivers it.
+/// One change of the application's health, as [`Changes`](crate::Changes) delivers it.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Change {
