@@ -199,6 +199,15 @@
 //!   HTTP/1 gets a trailers-only `INTERNAL` error: gRPC needs HTTP/2. A malformed call
 //!   gets a trailers-only error (`INTERNAL`, `RESOURCE_EXHAUSTED` for a request message
 //!   over 4 KiB, `UNIMPLEMENTED` for compression or a codec other than protobuf).
+//!
+//! # Probes without an HTTP server (feature `server`)
+//!
+//! A worker with no HTTP server to wrap, or a service whose main port the kubelet cannot
+//! reach (TLS or mTLS only), serves its probes on a listener of its own:
+//! `Health::serve_probes` binds it and returns a `ProbeServer` that answers what the layer
+//! answers (gRPC health included) and `404` to anything else, and drains as the layer
+//! does. Prefer the layer on the application's own port whenever the kubelet can reach
+//! it: the `ProbeServer` docs say why.
 #![deny(unsafe_code, unreachable_pub)]
 #![warn(missing_docs, rust_2018_idioms, missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
