@@ -11,9 +11,10 @@ import sys
 
 # Bottom up. Within a layer, modules may import each other, but not in a circle.
 LAYERS = [
-    ("words", ["vocabulary", "error", "cache", "capped"]),
+    ("words", ["vocabulary", "error", "cache", "capped", "progress"]),
     ("observer", ["changes", "metrics", "observer"]),
-    ("lifecycle, engine, shutdown", ["lifecycle", "check", "check/engine", "shutdown", "drain"]),
+    ("lifecycle, engine, shutdown", ["lifecycle", "check", "check/cell", "check/engine", "shutdown", "drain",
+                                     "signals"]),
     ("report", ["report"]),
     ("rendering, gRPC wire and names", ["render", "render/format", "render/json", "render/text",
                                         "render/html", "grpc", "grpc/wire", "grpc/messages",

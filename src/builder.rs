@@ -6,14 +6,15 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::check::{Check, Engine};
+use crate::check::{Cell, Check, Engine};
 use crate::error::{BuildError, BuildProblem};
 use crate::lifecycle::Lifecycle;
 use crate::observer::Observer;
 use crate::probe::{Matcher, Paths};
 use crate::request::Reasons;
 use crate::shared::{Options, Shared};
-use crate::vocabulary::Probe;
+use crate::signals::{Gate, Heartbeat, Switch};
+use crate::vocabulary::{Gates, Probe};
 
 const DEFAULT_BUDGET: Duration = Duration::from_millis(900);
 const DEFAULT_TTL: Duration = Duration::from_secs(1);
@@ -82,6 +83,9 @@ pub struct Builder {
     options: Options,
 }
 
+/// The name of the wedge detector's entry.
+const WEDGE: &str = "requests";
+
 impl Default for Builder {
     fn default() -> Self {
         Builder {
@@ -101,6 +105,90 @@ impl Builder {
     /// ([`Check::probes`]).
     pub fn check(mut self, check: Check) -> Self {
         self.checks.push(check);
+        self
+    }
+
+    /// Adds a start-up [`Gate`]: startup and readiness fail until it is opened (see
+    /// [`Gate`] for how gates and [`Health::ready`](crate::Health::ready) compose).
+    ///
+    /// ```
+    /// use tower_health::{Gate, Health};
+    ///
+    /// let migrations = Gate::new("migrations");
+    /// let health = Health::builder().gate(&migrations).build();
+    /// # drop(health);
+    /// ```
+    pub fn gate(mut self, gate: &Gate) -> Self {
+        self.checks.push(gate.entry());
+        self
+    }
+
+    /// Adds a [`Switch`]: a status the application sets.
+    ///
+    /// ```
+    /// use tower_health::{Health, Switch};
+    ///
+    /// let maintenance = Switch::new("maintenance");
+    /// let health = Health::builder().switch(&maintenance).build();
+    /// # drop(health);
+    /// ```
+    pub fn switch(mut self, switch: &Switch) -> Self {
+        self.checks.push(switch.entry());
+        self
+    }
+
+    /// Adds a [`Heartbeat`]: fails when its loop stops beating.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_health::{Health, Heartbeat};
+    ///
+    /// let consumer = Heartbeat::new("consumer", Duration::from_secs(30));
+    /// let health = Health::builder().heartbeat(&consumer).build();
+    /// # drop(health);
+    /// ```
+    pub fn heartbeat(mut self, heartbeat: &Heartbeat) -> Self {
+        self.checks.push(heartbeat.entry());
+        self
+    }
+
+    /// Turns on the wedge detector: liveness fails while requests that passed through
+    /// to the application are waiting for their response head and no response head has
+    /// been produced for `stuck_after`. It is how liveness sees a deadlock (every handler
+    /// stuck on one lock), which an atomic flag never can, and a restart fixes.
+    ///
+    /// - A service that is slow but answers something (one response a second while
+    ///   others wait) never trips it: any response head is progress.
+    /// - A streaming response (SSE, a long download) stops counting once its head is out,
+    ///   however long its body runs.
+    /// - Probes that the layer answers itself are never progress: they would hide a wedge.
+    /// - An idle service is never stuck.
+    ///
+    /// It shows as an entry named `requests` (kind [`Kind::Heartbeat`](crate::Kind),
+    /// gating liveness), so no check may take that name. It is looked at by every probe
+    /// and about ten times per `stuck_after` (at most once a second, at least every
+    /// 10 ms), so a wedge fails liveness within `stuck_after` plus that. Off unless
+    /// turned on; when on, a request that passes through costs the atomic operations of
+    /// [`track_in_flight`](Builder::track_in_flight) (and shares them when both are on).
+    /// Choose `stuck_after` above the slowest response head you expect.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_health::Health;
+    ///
+    /// let health = Health::builder()
+    ///     .liveness_fails_when_stuck(Duration::from_secs(10))
+    ///     .build();
+    /// assert!(health.report().check("requests").is_some());
+    /// ```
+    pub fn liveness_fails_when_stuck(mut self, stuck_after: Duration) -> Self {
+        self.checks.retain(|c| {
+            !(c.cell.is_some() && self.options.progress.is_some() && &*c.name == WEDGE)
+        });
+        let cell = Cell::wedge(Arc::from(WEDGE), stuck_after);
+        self.options.progress = cell.progress();
+        self.checks
+            .push(Check::settable(cell, Gates::LIVENESS, true));
         self
     }
 
@@ -287,6 +375,9 @@ impl Builder {
             // Each name's problem is told once: a bad name at its first use, a name given
             // twice at its second.
             let earlier = self.checks[..i].iter().filter(|c| c.name() == name).count();
+            if check.cell.as_ref().is_some_and(|cell| cell.has_joined()) {
+                problems.push(BuildProblem::SignalInUse { name: name.into() });
+            }
             match check.validate_name() {
                 Err(problem) if earlier == 0 => problems.push(problem),
                 Ok(()) if earlier == 1 => {

@@ -122,6 +122,13 @@ pub enum BuildProblem {
         /// The name.
         name: String,
     },
+    /// A [`Gate`](crate::Gate), [`Switch`](crate::Switch) or
+    /// [`Heartbeat`](crate::Heartbeat) that another `Health` was already built with: each
+    /// belongs to one.
+    SignalInUse {
+        /// Its name.
+        name: String,
+    },
 }
 
 impl fmt::Display for BuildProblem {
@@ -163,6 +170,10 @@ impl fmt::Display for BuildProblem {
             BuildProblem::DuplicateGrpcService { name } => {
                 write!(f, "the gRPC service {name:?} is mapped twice")
             }
+            BuildProblem::SignalInUse { name } => write!(
+                f,
+                "{name:?} (a gate, switch or heartbeat) already belongs to another Health"
+            ),
         }
     }
 }

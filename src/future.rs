@@ -13,7 +13,7 @@ use tower_service::Service;
 use crate::body::HealthBody;
 use crate::render::Reply;
 use crate::shared::{Answer, Pending};
-use crate::shutdown::InFlightGuard;
+use crate::shutdown::{InFlightGuard, RequestGuard};
 
 fn into_response<B>(reply: Reply) -> Response<HealthBody<B>> {
     let (status, headers, body) = reply.into_parts();
@@ -53,13 +53,13 @@ pin_project! {
         Tracked {
             #[pin]
             future: S::Future,
-            guard: Option<InFlightGuard>,
+            guard: Option<RequestGuard>,
         },
         // The same, to be answered with `Connection: close`, and counted if `guard` is.
         Closing {
             #[pin]
             future: S::Future,
-            guard: Option<InFlightGuard>,
+            guard: Option<RequestGuard>,
         },
         // A request that is not a probe, arrived while the inner service was not ready:
         // it waits here, not in `poll_ready`, so that probes do not wait with it.
@@ -68,7 +68,7 @@ pin_project! {
 }
 
 impl<S: Service<Request<ReqBody>>, ReqBody> Kind<S, ReqBody> {
-    fn tracked(future: S::Future, close: bool, guard: Option<InFlightGuard>) -> Self {
+    fn tracked(future: S::Future, close: bool, guard: Option<RequestGuard>) -> Self {
         match (close, guard) {
             (false, None) => Kind::Inner { future },
             (false, guard) => Kind::Tracked { future, guard },
@@ -83,7 +83,7 @@ pub(crate) struct Waiting<S, ReqBody> {
     service: S,
     request: Option<Request<ReqBody>>,
     close: bool,
-    guard: Option<InFlightGuard>,
+    guard: Option<RequestGuard>,
 }
 
 impl<S, ReqBody> Waiting<S, ReqBody> {
@@ -92,7 +92,7 @@ impl<S, ReqBody> Waiting<S, ReqBody> {
         service: S,
         request: Request<ReqBody>,
         close: bool,
-        guard: Option<InFlightGuard>,
+        guard: Option<RequestGuard>,
     ) -> Box<Self> {
         Box::new(Waiting {
             service,
@@ -129,7 +129,7 @@ impl<S: Service<Request<ReqBody>>, ReqBody> ResponseFuture<S, ReqBody> {
     }
 
     #[inline]
-    pub(crate) fn tracked(future: S::Future, close: bool, guard: Option<InFlightGuard>) -> Self {
+    pub(crate) fn tracked(future: S::Future, close: bool, guard: Option<RequestGuard>) -> Self {
         ResponseFuture {
             kind: Kind::tracked(future, close, guard),
         }
@@ -194,11 +194,11 @@ where
         #[cfg(not(feature = "grpc"))]
         KindProj::Grpc { call } => match *call {},
         KindProj::Tracked { future, guard } => future.poll(cx).map(|response| {
-            let guard = guard.take();
+            let guard = guard.take().and_then(RequestGuard::head_out);
             response.map(|response| finish_tracked(response, false, guard))
         }),
         KindProj::Closing { future, guard } => future.poll(cx).map(|response| {
-            let guard = guard.take();
+            let guard = guard.take().and_then(RequestGuard::head_out);
             response.map(|response| finish_tracked(response, true, guard))
         }),
         // A request waiting for the inner service to be ready: once it is, the request is

@@ -346,7 +346,8 @@ impl Health {
     /// has not ended or been dropped). `None` unless
     /// [`Builder::track_in_flight`] was turned on.
     pub fn in_flight(&self) -> Option<usize> {
-        self.shared.in_flight().map(|c| c.count())
+        let in_flight = self.shared.in_flight();
+        in_flight.filter(|c| c.is_counted()).map(|c| c.count())
     }
 
     /// Resolves once the application is draining and no request is in flight. Without

@@ -230,6 +230,7 @@ mod lifecycle;
 pub mod metrics;
 mod observer;
 mod probe;
+mod progress;
 mod render;
 mod report;
 mod request;
@@ -238,6 +239,7 @@ mod server;
 mod service;
 mod shared;
 mod shutdown;
+mod signals;
 mod vocabulary;
 
 pub use crate::body::HealthBody;
@@ -255,8 +257,9 @@ pub use crate::request::{ProbeRequest, Reasons};
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub use crate::server::{ProbeServer, ProbeServerFuture};
 pub use crate::service::{HealthService, RequestBody};
+pub use crate::signals::{Gate, Heartbeat, Switch};
 pub use crate::vocabulary::{
-    Change, CheckChange, CheckReport, Observed, ObservedValue, Probe, State, Status,
+    Change, CheckChange, CheckReport, Kind, Observed, ObservedValue, Probe, State, Status,
 };
 
 /// The README's Rust blocks, each compiled (and run, unless marked `no_run`) as a doc

@@ -134,6 +134,7 @@ pub(crate) fn verdict<'a>(
 #[cfg(test)]
 pub(crate) fn test_check(name: &str, status: Status, critical: bool) -> CheckReport {
     CheckReport {
+        kind: crate::vocabulary::Kind::Check,
         name: name.into(),
         status,
         critical,

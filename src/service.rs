@@ -12,7 +12,7 @@ use crate::future::{ResponseFuture, Waiting};
 use crate::grpc::answer as grpc;
 use crate::probe::Matched;
 use crate::shared::{Answer, Shared, SharedRef};
-use crate::shutdown::InFlightGuard;
+use crate::shutdown::RequestGuard;
 
 /// A service that answers liveness, readiness and startup probes and passes every other
 /// request to the service it wraps. Made by [`HealthLayer`](crate::HealthLayer).
@@ -225,7 +225,7 @@ fn route<B>(shared: &SharedRef, req: &Request<B>) -> Route {
 /// How a request that passes through is tracked: whether it is answered with
 /// `Connection: close` (HTTP/1 while draining), and its place in the in-flight count.
 #[inline(never)]
-fn track<B>(shared: &Shared, req: &Request<B>) -> (bool, Option<InFlightGuard>) {
+fn track<B>(shared: &Shared, req: &Request<B>) -> (bool, Option<RequestGuard>) {
     let close = shared.options().close_when_draining
         && req.version() <= Version::HTTP_11
         && shared.lifecycle().is_draining();

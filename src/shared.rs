@@ -41,6 +41,8 @@ pub(crate) struct Options {
     pub(crate) drain_delay: Duration,
     pub(crate) close_when_draining: bool,
     pub(crate) track_in_flight: bool,
+    /// The wedge detector's counter, when it is on.
+    pub(crate) progress: Option<Arc<crate::progress::Progress>>,
     /// The application's gRPC services and the probe each one is mapped to.
     #[cfg(feature = "grpc")]
     pub(crate) grpc_services: Services,
@@ -56,6 +58,7 @@ impl Default for Options {
             drain_delay: DEFAULT_DRAIN_DELAY,
             close_when_draining: true,
             track_in_flight: false,
+            progress: None,
             #[cfg(feature = "grpc")]
             grpc_services: Services::default(),
         }
@@ -111,7 +114,10 @@ impl Shared {
             lifecycle,
             engine: Arc::new(engine),
             matcher,
-            in_flight: options.track_in_flight.then(Default::default),
+            in_flight: (options.track_in_flight || options.progress.is_some()).then(|| {
+                let progress = options.progress.clone();
+                Arc::new(InFlight::new(options.track_in_flight, progress))
+            }),
             drain_over: DrainOver::default(),
             options,
             #[cfg(feature = "grpc")]
@@ -156,8 +162,8 @@ impl Shared {
         &self.drain_over
     }
 
-    /// Whether a request that is not a probe needs more than passing through: counting,
-    /// or `Connection: close` while draining.
+    /// Whether a request that is not a probe needs more than passing through: counting
+    /// (in flight, or for the wedge detector), or `Connection: close` while draining.
     #[inline]
     pub(crate) fn tracks_pass_through(&self) -> bool {
         self.in_flight.is_some()

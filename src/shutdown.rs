@@ -8,20 +8,52 @@ use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
 
+use crate::progress::Progress;
+
 // === impl InFlight ===
 
-/// The number of requests passed to the inner service whose response has not ended.
-#[derive(Debug, Default)]
+/// The number of requests passed to the inner service whose response has not ended, and
+/// the wedge detector's counter of those whose response head is not out yet: each is
+/// there when turned on.
+#[derive(Debug)]
 pub(crate) struct InFlight {
     count: AtomicUsize,
     idle: Notify,
+    /// Whether requests are counted in `count` (`track_in_flight`).
+    counted: bool,
+    progress: Option<Arc<Progress>>,
 }
 
 impl InFlight {
+    pub(crate) fn new(counted: bool, progress: Option<Arc<Progress>>) -> InFlight {
+        InFlight {
+            count: AtomicUsize::new(0),
+            idle: Notify::new(),
+            counted,
+            progress,
+        }
+    }
+
+    /// Whether requests are counted, for [`Health::in_flight`](crate::Health::in_flight).
+    pub(crate) fn is_counted(&self) -> bool {
+        self.counted
+    }
+
     #[inline]
-    pub(crate) fn enter(self: &Arc<Self>) -> InFlightGuard {
-        self.count.fetch_add(1, Ordering::AcqRel);
-        InFlightGuard(self.clone())
+    pub(crate) fn enter(self: &Arc<Self>) -> RequestGuard {
+        if self.counted {
+            self.count.fetch_add(1, Ordering::AcqRel);
+        }
+        if let Some(progress) = &self.progress {
+            progress.enter();
+        }
+        RequestGuard(Some(self.clone()))
+    }
+
+    fn leave(&self) {
+        if self.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.idle.notify_waiters();
+        }
     }
 
     pub(crate) fn count(&self) -> usize {
@@ -42,15 +74,43 @@ impl InFlight {
     }
 }
 
+/// A request passed through whose response head is not out yet. Dropped before that (the
+/// request cancelled), it ends the request without counting a head.
+#[derive(Debug)]
+pub(crate) struct RequestGuard(Option<Arc<InFlight>>);
+
+impl RequestGuard {
+    /// The response head is out (or the inner service failed): a head for the wedge
+    /// detector, and the request stays in flight with its body, if requests are counted.
+    pub(crate) fn head_out(mut self) -> Option<InFlightGuard> {
+        let in_flight = self.0.take()?;
+        if let Some(progress) = &in_flight.progress {
+            progress.head();
+        }
+        in_flight.counted.then_some(InFlightGuard(in_flight))
+    }
+}
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        if let Some(in_flight) = self.0.take() {
+            if let Some(progress) = &in_flight.progress {
+                progress.cancel();
+            }
+            if in_flight.counted {
+                in_flight.leave();
+            }
+        }
+    }
+}
+
 /// One request in flight; dropping it (when the response body ends or is dropped) ends it.
 #[derive(Debug)]
 pub(crate) struct InFlightGuard(Arc<InFlight>);
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
-        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.idle.notify_waiters();
-        }
+        self.0.leave();
     }
 }
 

@@ -282,6 +282,8 @@ pub(crate) struct Gates([bool; 3]);
 
 impl Gates {
     pub(crate) const READINESS: Gates = Gates([false, true, false]);
+    pub(crate) const LIVENESS: Gates = Gates([true, false, false]);
+    pub(crate) const STARTUP_AND_READINESS: Gates = Gates([false, true, true]);
     pub(crate) const NONE: Gates = Gates([false; 3]);
 
     pub(crate) fn with(mut self, probe: Probe, on: bool) -> Gates {
@@ -476,6 +478,7 @@ impl From<String> for ObservedValue {
 #[derive(Debug, Clone)]
 pub struct CheckReport {
     pub(crate) name: Arc<str>,
+    pub(crate) kind: Kind,
     pub(crate) status: Status,
     pub(crate) critical: bool,
     pub(crate) gates: Gates,
@@ -489,6 +492,12 @@ impl CheckReport {
     /// The check's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// What it is: a check the layer runs, or a gate, switch or heartbeat the application
+    /// sets.
+    pub fn kind(&self) -> Kind {
+        self.kind
     }
 
     /// Its status after damping; [`Status::Unknown`] until a first run finishes.
@@ -536,6 +545,61 @@ impl CheckReport {
             (Status::Warn, _) | (_, false) => Status::Warn,
             (Status::Fail | Status::Unknown, true) => Status::Fail,
         }
+    }
+}
+
+/// What a line of a [`Report`](crate::Report) (and of a verbose answer) is: a check
+/// that the layer runs, or a signal whose status the application sets itself.
+///
+/// # Example
+///
+/// ```
+/// use tower_health::{Check, Gate, Health, Kind};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let migrations = Gate::new("migrations");
+/// let health = Health::builder()
+///     .check(Check::new("database", || async { Ok::<(), std::io::Error>(()) }))
+///     .gate(&migrations)
+///     .build();
+/// let report = health.report();
+/// assert_eq!(report.check("database").unwrap().kind(), Kind::Check);
+/// assert_eq!(report.check("migrations").unwrap().kind(), Kind::Gate);
+/// assert_eq!(Kind::Gate.as_str(), "gate");
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Kind {
+    /// A [`Check`](crate::Check): a question the layer asks a dependency, cached.
+    Check,
+    /// A [`Gate`](crate::Gate): a start-up step, closed until the application opens it.
+    Gate,
+    /// A [`Switch`](crate::Switch): a status the application sets and may set again.
+    Switch,
+    /// A [`Heartbeat`](crate::Heartbeat): fails when its loop stops beating; also the
+    /// wedge detector's line, whose beats are response heads
+    /// ([`Builder::liveness_fails_when_stuck`](crate::Builder::liveness_fails_when_stuck)).
+    Heartbeat,
+}
+
+impl Kind {
+    /// The kind's lower-case name: `check`, `gate`, `switch` or `heartbeat` (the
+    /// `componentType` of a JSON answer's entry).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Kind::Check => "check",
+            Kind::Gate => "gate",
+            Kind::Switch => "switch",
+            Kind::Heartbeat => "heartbeat",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

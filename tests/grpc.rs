@@ -848,3 +848,46 @@ fn service_names_that_cannot_work_are_refused_at_build_with_the_reason() {
         assert!(message.contains(reason), "{name:?}: {message}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_open_watch_sees_a_switch_set_and_a_gate_opened_with_no_time_passing() {
+    let database = tower_health::Switch::new("database");
+    let model = tower_health::Gate::new("model");
+    let health = Health::builder().switch(&database).gate(&model).build();
+    health.ready();
+    let app = app(&health);
+    let mut whole = watch(&app, "").await;
+    let mut just_database = watch(&app, "database").await;
+    let mut just_model = watch(&app, "model").await;
+    let start = tokio::time::Instant::now();
+    assert_eq!(
+        next_status(&mut whole).await,
+        Some(NOT_SERVING),
+        "gate closed"
+    );
+    assert_eq!(next_status(&mut just_database).await, Some(SERVING));
+    assert_eq!(next_status(&mut just_model).await, Some(NOT_SERVING));
+
+    model.open();
+    assert_eq!(next_status(&mut whole).await, Some(SERVING), "gate open");
+    assert_eq!(next_status(&mut just_model).await, Some(SERVING));
+    database.fail("connection lost");
+    assert_eq!(
+        next_status(&mut whole).await,
+        Some(NOT_SERVING),
+        "switch off"
+    );
+    assert_eq!(next_status(&mut just_database).await, Some(NOT_SERVING));
+    database.pass();
+    assert_eq!(next_status(&mut whole).await, Some(SERVING), "switch on");
+    assert_eq!(next_status(&mut just_database).await, Some(SERVING));
+    assert_eq!(tokio::time::Instant::now(), start, "pushed, not polled");
+
+    // Check and List know them too.
+    let answer = send(&app, call_request(CHECK, ask("model"))).await;
+    assert_eq!(answer.status(), SERVING);
+    let list = send(&app, call_request(LIST, frame(&HealthListRequest {}))).await;
+    let list: HealthListResponse = decode(&list.messages[0]);
+    assert_eq!(list.statuses["database"].status, SERVING);
+    assert_eq!(list.statuses["model"].status, SERVING);
+}

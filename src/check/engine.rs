@@ -18,14 +18,21 @@ use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
-use super::{Check, ClaimFlag, Hold, Outcome};
+use super::{Bell, Cell, Check, ClaimFlag, Hold, Outcome};
 use crate::cache::lock;
 use crate::observer::Observer;
-use crate::vocabulary::{CheckChange, CheckReport, Probe, RunOutcome, Status};
+use crate::vocabulary::{CheckChange, CheckReport, Kind, Probe, RunOutcome, Status};
 
-/// Every check with its cached result.
+/// Every check with its cached result, and every entry the application sets itself.
 pub(crate) struct Engine {
     entries: Box<[Entry]>,
+    /// How many entries are checks that run (the others are set by the application).
+    runnable: usize,
+    /// The entries whose status depends on time (heartbeats, the wedge detector): looked
+    /// at by every probe and by the watch task.
+    timed: Box<[Arc<Cell>]>,
+    /// Whether the watch task of the timed entries is alive.
+    watch_running: Arc<AtomicBool>,
     by_name: HashMap<Arc<str>, usize>,
     budget: Duration,
     /// `Some` when checks run on an interval in the background.
@@ -34,11 +41,11 @@ pub(crate) struct Engine {
     background_running: Arc<AtomicBool>,
     /// Instants are kept as nanoseconds since this one, so that they fit an atomic.
     origin: Instant,
-    /// Bumped after every finished run: answers that show results are keyed by it.
-    results: AtomicU64,
-    /// Bumped when a check's status changes: answers that show statuses only are keyed by
-    /// it.
-    statuses: AtomicU64,
+    /// The generations: `results` is bumped after every finished run or set, and answers
+    /// that show results are keyed by it; `statuses` when an entry's status changes, and
+    /// answers that show statuses only are keyed by it. Shared with every cell, with the
+    /// observer.
+    bell: Arc<Bell>,
     /// Per probe, how many checks gating it have no result yet.
     missing: [AtomicUsize; 3],
     /// Per probe, notified when `missing` reaches zero.
@@ -53,7 +60,6 @@ pub(crate) struct Engine {
     /// Closes when the last handle, layer and service are gone: runs and the background
     /// task end with it.
     alive: watch::Receiver<()>,
-    observer: Observer,
 }
 
 struct Entry {
@@ -119,21 +125,37 @@ impl Engine {
         alive: watch::Receiver<()>,
         observer: Observer,
     ) -> Engine {
+        let bell = Arc::new(Bell::new(observer));
         let mut missing = [0; 3];
+        let mut timed = Vec::new();
         let entries: Box<[Entry]> = checks
             .into_iter()
             .map(|check| {
-                for probe in Probe::ALL {
-                    missing[probe.index()] += usize::from(check.gates.contains(probe));
-                }
+                // An entry the application sets always has a result, and never goes stale.
+                let fresh_until = match &check.cell {
+                    Some(cell) => {
+                        cell.join(bell.clone());
+                        if cell.is_timed() {
+                            timed.push(cell.clone());
+                        }
+                        u64::MAX - 1
+                    }
+                    None => {
+                        for probe in Probe::ALL {
+                            missing[probe.index()] += usize::from(check.gates.contains(probe));
+                        }
+                        0
+                    }
+                };
                 Entry {
                     ttl: check.ttl.unwrap_or(default_ttl),
                     claim: Arc::new(AtomicBool::new(false)),
                     in_run: AtomicBool::new(false),
                     runs: AtomicU64::new(0),
-                    fresh_until: AtomicU64::new(0),
+                    fresh_until: AtomicU64::new(fresh_until),
                     state: Mutex::new(EntryState {
                         report: CheckReport {
+                            kind: Kind::Check,
                             name: check.name.clone(),
                             status: Status::Unknown,
                             critical: check.critical,
@@ -155,21 +177,22 @@ impl Engine {
             .map(|(i, e)| (e.check.name.clone(), i))
             .collect();
         Engine {
+            runnable: entries.iter().filter(|e| e.check.cell.is_none()).count(),
+            timed: timed.into(),
+            watch_running: Arc::new(AtomicBool::new(false)),
             entries,
             by_name,
             budget,
             background,
             background_running: Arc::new(AtomicBool::new(false)),
             origin: Instant::now(),
-            results: AtomicU64::new(0),
-            statuses: AtomicU64::new(0),
+            bell,
             missing: missing.map(AtomicUsize::new),
             complete: Default::default(),
             first_result: Notify::new(),
             finished: Notify::new(),
             next_stale: Default::default(),
             alive,
-            observer,
         }
     }
 
@@ -183,17 +206,21 @@ impl Engine {
 
     /// Changes whenever any result does.
     pub(crate) fn results_generation(&self) -> u64 {
-        self.results.load(Ordering::Acquire)
+        self.bell.results.load(Ordering::Acquire)
     }
 
     /// Changes whenever any check's status does.
     pub(crate) fn status_generation(&self) -> u64 {
-        self.statuses.load(Ordering::Acquire)
+        self.bell.statuses.load(Ordering::Acquire)
     }
 
     /// How many runs of check `i` have been recorded: its answers are keyed by it.
     pub(crate) fn runs_of(&self, i: usize) -> u64 {
-        self.entries[i].runs.load(Ordering::Acquire)
+        let entry = &self.entries[i];
+        match &entry.check.cell {
+            Some(cell) => cell.changes(),
+            None => entry.runs.load(Ordering::Acquire),
+        }
     }
 
     /// The index of the check called `name` if it gates `probe`.
@@ -209,6 +236,7 @@ impl Engine {
 
     /// Every check's last result, in registration order.
     pub(crate) fn snapshot(&self) -> Vec<CheckReport> {
+        self.look_at_timed();
         self.entries.iter().map(|e| self.report_of(e)).collect()
     }
 
@@ -218,7 +246,31 @@ impl Engine {
     }
 
     fn report_of(&self, entry: &Entry) -> CheckReport {
-        lock(&entry.state).report.clone()
+        let Some(cell) = &entry.check.cell else {
+            return lock(&entry.state).report.clone();
+        };
+        let said = cell.said();
+        CheckReport {
+            name: entry.check.name.clone(),
+            kind: cell.kind(),
+            status: said.status,
+            critical: entry.check.critical,
+            gates: entry.check.gates,
+            time: Some(said.at),
+            duration: None,
+            observed: None,
+            output: said.reason,
+        }
+    }
+
+    /// Looks at every entry whose status depends on time, so that what it says is true
+    /// now (a change rings the bell before the answer is read); when to look again.
+    fn look_at_timed(&self) -> Option<Instant> {
+        if self.timed.is_empty() {
+            return None;
+        }
+        let now = Instant::now();
+        self.timed.iter().filter_map(|cell| cell.look(now)).min()
     }
 
     fn now(&self) -> u64 {
@@ -246,7 +298,8 @@ impl Engine {
     /// `stale_before` (any result, with `u64::MAX`).
     fn try_claim(&self, i: usize, stale_before: u64) -> Option<Claim> {
         let entry = &self.entries[i];
-        if entry.fresh_until.load(Ordering::Acquire) >= stale_before
+        if entry.check.cell.is_some()
+            || entry.fresh_until.load(Ordering::Acquire) >= stale_before
             || entry.claim.load(Ordering::Acquire)
             || entry.claim.swap(true, Ordering::AcqRel)
         {
@@ -340,7 +393,9 @@ impl Engine {
         let elapsed = started.elapsed();
         span.record("outcome", ended.as_str());
         span.record("duration_ms", elapsed.as_secs_f64() * 1000.0);
-        self.observer.run_ended(&entry.check.name, ended, elapsed);
+        self.bell
+            .observer
+            .run_ended(&entry.check.name, ended, elapsed);
         self.record(i, outcome, elapsed);
     }
 
@@ -352,7 +407,7 @@ impl Engine {
         let reason = output.as_deref().unwrap_or("");
         let ran_ok = outcome.status != Status::Fail;
         if !ran_ok {
-            self.observer.run_failed(name, reason);
+            self.bell.observer.run_failed(name, reason);
         }
         let now = SystemTime::now();
         let mut state = lock(&entry.state);
@@ -400,17 +455,17 @@ impl Engine {
             }
         }
         if status != before {
-            self.statuses.fetch_add(1, Ordering::AcqRel);
+            self.bell.statuses.fetch_add(1, Ordering::AcqRel);
         }
         entry.runs.fetch_add(1, Ordering::AcqRel);
-        self.results.fetch_add(1, Ordering::AcqRel);
+        self.bell.results.fetch_add(1, Ordering::AcqRel);
         if first {
             self.first_result.notify_waiters();
         }
         self.finished.notify_waiters();
 
         if status != before {
-            self.observer.status_changed(CheckChange {
+            self.bell.observer.status_changed(CheckChange {
                 name: entry.check.name.clone(),
                 from: before,
                 to: status,
@@ -427,6 +482,7 @@ impl Engine {
     /// refresh keeps them fresh. Costs a few atomic loads when nothing is due.
     pub(crate) fn prepare(self: &Arc<Self>, probe: Probe, only: Option<usize>) -> Need {
         self.ensure_background();
+        self.look_at_timed();
         let background = self.background_running.load(Ordering::Acquire);
         if background && only.is_none() && self.missing[probe.index()].load(Ordering::Acquire) == 0
         {
@@ -515,7 +571,7 @@ impl Engine {
     /// started twice) and waits, at most the budget, for the runs it started and the
     /// runs already under way.
     pub(crate) async fn refresh(self: &Arc<Self>) {
-        if self.entries.is_empty() {
+        if self.runnable == 0 {
             return;
         }
         self.ensure_background();
@@ -559,10 +615,11 @@ impl Engine {
     /// Starts the background refresh, if it is on, not running, and a runtime with a
     /// timer is at hand. A task that ended with its runtime is started again here.
     pub(crate) fn ensure_background(self: &Arc<Self>) {
+        self.ensure_watch();
         let Some(every) = self.background else {
             return;
         };
-        if self.entries.is_empty() || self.background_running.load(Ordering::Acquire) {
+        if self.runnable == 0 || self.background_running.load(Ordering::Acquire) {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -583,6 +640,53 @@ impl Engine {
             }
             tracing::debug!("health: background refresh stopped");
         });
+    }
+}
+
+impl Engine {
+    /// Starts the task that looks at the timed entries when each one may change (a
+    /// heartbeat's age running out, the wedge detector's next sample), so that a change
+    /// is pushed to gRPC Watch and the change stream on time, probes or not.
+    fn ensure_watch(self: &Arc<Self>) {
+        if self.timed.is_empty() || self.watch_running.load(Ordering::Acquire) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if !timers::enabled() || self.watch_running.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        let mut alive = self.alive.clone();
+        let running = Running(self.watch_running.clone());
+        runtime.spawn(async move {
+            let _running = running;
+            tokio::select! {
+                biased;
+                _ = alive.changed() => {}
+                () = watch_timed(weak) => {}
+            }
+        });
+    }
+}
+
+async fn watch_timed(engine: Weak<Engine>) {
+    loop {
+        let Some(engine) = engine.upgrade() else {
+            return;
+        };
+        let next = engine.look_at_timed();
+        drop(engine);
+        // A time too far to be an instant, or nothing to look at again: sleep an hour and
+        // look anyway (a dropped heartbeat says so itself).
+        let next = next
+            .and_then(|at| at.checked_add(Duration::from_secs(1)).map(|_| at))
+            .or_else(|| deadline(Duration::from_secs(3600)));
+        match next {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 //! [`Check`], where the published docs show it. The runs themselves, single flight and
 //! the cache are in `engine.rs`.
 
+mod cell;
 mod engine;
 
 use std::borrow::Cow;
@@ -20,6 +21,7 @@ use crate::capped::Capped;
 use crate::error::BuildProblem;
 use crate::vocabulary::{Gates, Observed, ObservedValue, Probe, Status, RESERVED_NAMES};
 
+pub(crate) use cell::{Bell, Cell};
 #[cfg(feature = "grpc")]
 pub(crate) use engine::deadline;
 #[cfg(feature = "server")]
@@ -131,7 +133,7 @@ pub(crate) const OUTPUT_CAP: usize = 1024;
 const CUT_MARK: &str = " [cut]";
 
 /// A check's output, formatted into at most [`OUTPUT_CAP`] bytes.
-fn capped(output: &dyn fmt::Display) -> Arc<str> {
+pub(crate) fn capped(output: &dyn fmt::Display) -> Arc<str> {
     Arc::from(Capped::format(output, OUTPUT_CAP, CUT_MARK))
 }
 
@@ -255,6 +257,8 @@ pub struct Check {
     pub(crate) ttl: Option<Duration>,
     pub(crate) fail_after: u32,
     pub(crate) pass_after: u32,
+    /// Set for an entry whose status the application sets: it never runs.
+    pub(crate) cell: Option<Arc<Cell>>,
 }
 
 impl Check {
@@ -345,7 +349,21 @@ impl Check {
             ttl: None,
             fail_after: 1,
             pass_after: 1,
+            cell: None,
         }
+    }
+
+    /// The entry of a gate, switch or heartbeat: named as its cell, never run.
+    pub(crate) fn settable(cell: Arc<Cell>, gates: Gates, critical: bool) -> Self {
+        let mut check = Check::with_runner(
+            cell.name.to_string(),
+            Arc::new(|_| Box::pin(async { Outcome::pass() }) as BoxFuture),
+        );
+        check.name = cell.name.clone();
+        check.gates = gates;
+        check.critical = critical;
+        check.cell = Some(cell);
+        check
     }
 
     /// The check's name.

@@ -224,6 +224,7 @@ mod tests {
 
     fn check(name: &str, status: Status, critical: bool, output: Option<&str>) -> CheckReport {
         CheckReport {
+            kind: crate::vocabulary::Kind::Check,
             name: Arc::from(name),
             status,
             critical,

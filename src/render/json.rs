@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use super::{rfc3339, summary, Detail, Entry, Style};
 use crate::report::Verdict;
-use crate::vocabulary::{CheckReport, ObservedValue};
+use crate::vocabulary::{CheckReport, Kind, ObservedValue};
 
 pub(super) fn body(verdict: &Verdict, entries: &[Entry<'_>], style: Style) -> String {
     let mut out = String::with_capacity(64);
@@ -46,6 +46,11 @@ pub(super) fn body(verdict: &Verdict, entries: &[Entry<'_>], style: Style) -> St
 }
 
 fn push_check_fields(out: &mut String, entry: &Entry<'_>, check: &CheckReport, detail: Detail) {
+    // A check is what an entry is unless said; what the application sets says so.
+    if check.kind() != Kind::Check {
+        out.push_str(",\"componentType\":");
+        push_json_str(out, check.kind().as_str());
+    }
     if !check.is_critical() {
         out.push_str(",\"critical\":false");
     }

@@ -454,6 +454,7 @@ mod tests {
 
     fn failing(name: &str, critical: bool) -> CheckReport {
         CheckReport {
+            kind: crate::vocabulary::Kind::Check,
             name: Arc::from(name),
             status: Status::Fail,
             critical,
