@@ -142,6 +142,42 @@
 //! at most the budget. See [`Check`] for when to make a check non-critical, when (almost
 //! never) to put one on liveness, and when to raise the budget.
 //!
+//! # Telling health what you know
+//!
+//! What the application knows itself it says through a handle, and the very next probe
+//! shows it: a start-up [`Gate`] (startup and readiness fail until it is opened; they
+//! pass once [`Health::ready`] was called and every gate is open), a [`Switch`] (a status
+//! set and set again, with a reason withheld like any reason), a [`Heartbeat`] for a
+//! background loop (liveness fails when no [`beat`](Heartbeat::beat) came in time, or the
+//! handle was dropped), and [`Builder::liveness_fails_when_stuck`], which fails liveness
+//! while requests wait for a response head that never comes (a deadlock). Each shows
+//! wherever a check shows.
+//!
+//! ```
+//! use std::time::Duration;
+//! use tower_health::{Gate, Health, Heartbeat, Probe, Status, Switch};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let migrations = Gate::new("migrations");
+//! let maintenance = Switch::new("maintenance");
+//! let consumer = Heartbeat::new("consumer", Duration::from_secs(30));
+//! let health = Health::builder()
+//!     .gate(&migrations)
+//!     .switch(&maintenance)
+//!     .heartbeat(&consumer)
+//!     .build();
+//! health.ready();
+//! assert_eq!(health.report().status(Probe::Readiness), Status::Fail); // gate closed
+//! migrations.open();
+//! assert_eq!(health.report().status(Probe::Readiness), Status::Pass);
+//! maintenance.fail("in maintenance until 02:00");
+//! assert_eq!(health.report().status(Probe::Readiness), Status::Fail);
+//! consumer.beat(); // from the loop, every turn
+//! assert_eq!(health.report().status(Probe::Liveness), Status::Pass);
+//! # }
+//! ```
+//!
 //! # Shutdown
 //!
 //! [`Health::shutdown_signal`] resolves after SIGTERM or Ctrl-C and the drain delay; in

@@ -108,6 +108,15 @@ impl Observer {
         self.changes.publish(Change::Check(change));
     }
 
+    /// An entry whose status the application sets was built into a `Health` with
+    /// `status`: its gauge starts there (a check's starts with its first result).
+    pub(crate) fn entry_joined(&self, name: &Arc<str>, status: Status) {
+        #[cfg(feature = "metrics")]
+        crate::metrics::check_status(name, status);
+        #[cfg(not(feature = "metrics"))]
+        let _ = (name, status);
+    }
+
     /// A probe was answered with `code`.
     #[inline]
     pub(crate) fn probe_answered(&self, probe: Probe, code: http::StatusCode) {

@@ -135,6 +135,7 @@ impl Engine {
                 let fresh_until = match &check.cell {
                     Some(cell) => {
                         cell.join(bell.clone());
+                        bell.observer.entry_joined(&cell.name, cell.said().status);
                         if cell.is_timed() {
                             timed.push(cell.clone());
                         }
