@@ -1,7 +1,7 @@
 //! An AI-style service: probes on `/health`, `/health/ready` and `/health/started`, a
 //! database, a Redis and an OpenAI-style API checked concurrently under 2 s, 1 s and 3 s
 //! timeouts, and an embedding model whose loading holds back the startup and readiness
-//! probes.
+//! probes: a start-up gate, opened when the model is in memory.
 //!
 //! The three dependencies are simulated by async functions that take a configurable time,
 //! so the example needs no network: make one slower than its timeout to see it fail.
@@ -27,8 +27,6 @@
 
 use std::error::Error;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
@@ -36,26 +34,27 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 use tokio::net::TcpListener;
-use tower_health::{Check, Health, Paths, Probe, Reasons};
+use tower_health::{Check, Gate, Health, Paths, Reasons};
 
 #[path = "support/mod.rs"]
 mod support;
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn Error>> {
+pub(crate) async fn main() -> Result<(), Box<dyn Error>> {
     support::init_tracing();
 
     let database = Simulated::from_env("DATABASE_LATENCY_MS", 3)?;
     let redis = Simulated::from_env("REDIS_LATENCY_MS", 1)?;
     let openai = Simulated::from_env("OPENAI_LATENCY_MS", 250)?;
-    let model_loaded = Arc::new(AtomicBool::new(false));
+    // Closed until the model is in memory: until then startup and readiness fail.
+    let model = Gate::new("embedding-model");
 
     let builder = Health::builder()
         .paths(Paths::health())
         .check(database.check("database").timeout(Duration::from_secs(2)))
         .check(redis.check("redis").timeout(Duration::from_secs(1)))
         .check(openai.check("openai").timeout(Duration::from_secs(3)))
-        .check(model_check(&model_loaded).probes([Probe::Startup, Probe::Readiness]))
+        .gate(&model)
         // Every check's timeout is capped by the budget (900 ms unless raised), so the
         // 2 s and 3 s timeouts above need a 3 s budget. The budget is also how long a
         // probe that finds no result at all waits, which is longer than the kubelet's
@@ -79,21 +78,19 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let listener = TcpListener::bind(support::addr()).await?;
     println!("listening on http://{}", listener.local_addr()?);
 
-    // The pools are up; the model loads in the background. Until it has, the model check
-    // fails and with it the startup and readiness probes, while liveness passes: the
-    // orchestrator waits (up to the startup probe's failureThreshold) instead of
-    // restarting a container that is merely slow to start.
+    // The pools are up; the model loads in the background. Until its gate opens, the
+    // startup and readiness probes fail while liveness passes: the orchestrator waits (up
+    // to the startup probe's failureThreshold) instead of restarting a container that is
+    // merely slow to start. Readiness passes once `ready()` was called and the gate is
+    // open, whichever comes last.
     health.ready();
     let load_time = support::millis_from_env("MODEL_LOAD_MS")?.unwrap_or(Duration::from_secs(5));
-    let loading = health.clone();
-    let loaded = model_loaded.clone();
     tokio::spawn(async move {
         tracing::info!("loading the embedding model");
         tokio::time::sleep(load_time).await;
-        loaded.store(true, Ordering::Release);
         tracing::info!("embedding model loaded");
-        // Refresh now rather than at the next tick, so the probes pass at once.
-        loading.refresh().await;
+        // The very next probe passes: no refresh, no tick to wait for.
+        model.open();
     });
 
     axum::serve(
@@ -125,17 +122,4 @@ impl Simulated {
             Ok::<(), std::convert::Infallible>(())
         })
     }
-}
-
-/// No I/O: whether the model is in memory.
-fn model_check(loaded: &Arc<AtomicBool>) -> Check {
-    let loaded = loaded.clone();
-    Check::new("embedding-model", move || {
-        let result = if loaded.load(Ordering::Acquire) {
-            Ok(())
-        } else {
-            Err("Embedding model not loaded")
-        };
-        std::future::ready(result)
-    })
 }

@@ -1,7 +1,8 @@
-//! A failure drill: a "database" and an "external service" whose health is an in-process
-//! flag, endpoints that make either fail and recover, and readiness that follows within
-//! a second. Written by hand, such a service has two probe handlers that read the flags;
-//! here they are two checks.
+//! A failure drill: a "database" and an "external service" whose health the application
+//! knows itself, endpoints that make either fail and recover, and a deadlock. Written by
+//! hand, such a service has two probe handlers that read its flags; here the flags are two
+//! switches, so the very first probe after a `POST` shows it, as the hand-written handlers
+//! would.
 //!
 //! ```text
 //! cargo run -p examples --example failure_drill
@@ -14,20 +15,27 @@
 //! # [+]external-service ok
 //! # readyz check failed
 //! curl -X POST localhost:3000/simulate_db_recovery       # and readiness passes again
+//! STUCK_AFTER_MS=2000 cargo run -p examples --example failure_drill
+//! curl -X POST localhost:3000/simulate_deadlock
+//! curl -m 1 localhost:3000/                                 # waits forever on a lock
+//! curl -i localhost:3000/health                             # 503 after 2 s: restart me
 //! ```
 //!
 //! The other drill endpoints are `POST /simulate_external_service_failure` and
-//! `POST /simulate_external_service_recovery`. Liveness (`/health`) stays 200 throughout:
-//! a dependency that is down must take the replica out of the load balancer, not restart
-//! it. Reasons ("Database not available") are shown to loopback clients only; anyone else
-//! learns which check failed and not why.
+//! `POST /simulate_external_service_recovery`. Liveness (`/health`) stays 200 through
+//! those: a dependency that is down must take the replica out of the load balancer, not
+//! restart it. `POST /simulate_deadlock` takes the lock that `GET /` needs and never gives
+//! it back: every `GET /` from then on waits forever, and liveness fails once requests
+//! have waited `STUCK_AFTER_MS` with no response (the wedge detector, which a restart is
+//! for). Reasons ("Database not available") are shown to loopback clients only; anyone
+//! else learns which check failed and not why.
 //!
-//! Environment: `ADDR` (default `127.0.0.1:3000`), `DRAIN_DELAY_MS` (how long to keep
-//! serving after SIGTERM, default 5000), `RUST_LOG` (default `info`).
+//! Environment: `ADDR` (default `127.0.0.1:3000`), `STUCK_AFTER_MS` (how long requests
+//! may wait with no response before liveness fails, default 10000), `DRAIN_DELAY_MS` (how
+//! long to keep serving after SIGTERM, default 5000), `RUST_LOG` (default `info`).
 
 use std::error::Error;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,46 +44,44 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
-use tower_health::{Check, Health, Paths, Reasons};
+use tokio::sync::Mutex;
+use tower_health::{Health, Paths, Reasons, Switch};
 
 #[path = "support/mod.rs"]
 mod support;
 
-/// The simulated dependencies: each flag is set while that dependency is down.
-#[derive(Clone, Default)]
+/// The simulated dependencies, as the application knows them, and the lock `GET /` needs.
+#[derive(Clone)]
 struct Dependencies {
-    database_down: Arc<AtomicBool>,
-    external_service_down: Arc<AtomicBool>,
+    database: Switch,
+    external_service: Switch,
+    lock: Arc<Mutex<()>>,
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn Error>> {
+pub(crate) async fn main() -> Result<(), Box<dyn Error>> {
     support::init_tracing();
 
-    let deps = Dependencies::default();
+    let deps = Dependencies {
+        database: Switch::new("database"),
+        external_service: Switch::new("external-service"),
+        lock: Arc::default(),
+    };
+    let stuck_after =
+        support::millis_from_env("STUCK_AFTER_MS")?.unwrap_or(Duration::from_secs(10));
     let builder = Health::builder()
         // The seed's paths: liveness on /health, readiness on /ready.
         .paths(Paths::kubernetes().liveness("/health").readiness("/ready"))
-        .check(flag_check(
-            "database",
-            &deps.database_down,
-            "Database not available",
-        ))
-        .check(flag_check(
-            "external-service",
-            &deps.external_service_down,
-            "External service not available",
-        ))
-        // Run the checks every second in the background, so a probe always finds a result
-        // at most a second old: readiness follows a failure or a recovery within a second.
-        .refresh_every(Duration::from_secs(1))
+        .switch(&deps.database)
+        .switch(&deps.external_service)
+        .liveness_fails_when_stuck(stuck_after)
         .reasons(Reasons::loopback_peer(|ext| {
             ext.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())
         }));
     let health = support::drain_delay_from_env(builder)?.build();
 
     let app = Router::new()
-        .route("/", get(|| async { Json(json!({ "Hello": "World" })) }))
+        .route("/", get(root))
         .route("/status", get(|| async { Json(json!({ "status": "ok" })) }))
         .route("/simulate_db_failure", post(simulate_db_failure))
         .route("/simulate_db_recovery", post(simulate_db_recovery))
@@ -87,6 +93,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
             "/simulate_external_service_recovery",
             post(simulate_external_service_recovery),
         )
+        .route("/simulate_deadlock", post(simulate_deadlock))
         .with_state(deps)
         .layer(health.layer());
 
@@ -104,40 +111,39 @@ async fn main() -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-/// A check that fails with `error` while `down` is set. A real one would run
-/// `SELECT 1` or call the service's own health endpoint.
-fn flag_check(name: &'static str, down: &Arc<AtomicBool>, error: &'static str) -> Check {
-    let down = down.clone();
-    Check::new(name, move || {
-        let result = if down.load(Ordering::Relaxed) {
-            Err(error)
-        } else {
-            Ok(())
-        };
-        std::future::ready(result)
-    })
+async fn root(State(deps): State<Dependencies>) -> Json<Value> {
+    // Free unless the deadlock was simulated: then this waits forever.
+    let _held = deps.lock.lock().await;
+    Json(json!({ "Hello": "World" }))
 }
 
 async fn simulate_db_failure(State(deps): State<Dependencies>) -> Json<Value> {
-    deps.database_down.store(true, Ordering::Relaxed);
+    deps.database.fail("Database not available");
     tracing::warn!("simulating database failure");
     Json(json!({ "message": "Database connection simulated as failed" }))
 }
 
 async fn simulate_db_recovery(State(deps): State<Dependencies>) -> Json<Value> {
-    deps.database_down.store(false, Ordering::Relaxed);
+    deps.database.pass();
     tracing::warn!("simulating database recovery");
     Json(json!({ "message": "Database connection simulated as recovered" }))
 }
 
 async fn simulate_external_service_failure(State(deps): State<Dependencies>) -> Json<Value> {
-    deps.external_service_down.store(true, Ordering::Relaxed);
+    deps.external_service.fail("External service not available");
     tracing::warn!("simulating external service failure");
     Json(json!({ "message": "External service simulated as unavailable" }))
 }
 
 async fn simulate_external_service_recovery(State(deps): State<Dependencies>) -> Json<Value> {
-    deps.external_service_down.store(false, Ordering::Relaxed);
+    deps.external_service.pass();
     tracing::warn!("simulating external service recovery");
     Json(json!({ "message": "External service simulated as available" }))
+}
+
+async fn simulate_deadlock(State(deps): State<Dependencies>) -> Json<Value> {
+    // Taken and never given back: a lock whose holder is stuck for good.
+    std::mem::forget(deps.lock.clone().lock_owned().await);
+    tracing::warn!("simulating a deadlock: GET / now waits forever");
+    Json(json!({ "message": "Deadlock simulated: GET / waits forever" }))
 }
