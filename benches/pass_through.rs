@@ -4,7 +4,8 @@
 //! One trivial inner service, answering fixed bytes, called bare, behind the floor (a
 //! minimal answering layer written below: one path compare, a two-variant future enum, a
 //! two-variant body enum, nothing else), behind the layer (from `Health::layer` and from
-//! `Health::static_layer`), behind the layer with in-flight tracking, and as an axum
+//! `Health::static_layer`), behind the layer with in-flight tracking, with the wedge
+//! detector on (`liveness_fails_when_stuck`), and as an axum
 //! `Router` route (with and without the layer over it) for scale. Each iteration clones the service (as servers do per
 //! request), calls it with `oneshot`, awaits the response and reads the body to its end,
 //! on a current-thread Tokio runtime.
@@ -23,12 +24,13 @@ use tower_health::{Check, Health};
 mod support;
 
 const GROUP: &str = "pass_through";
-const BENCHES: [&str; 7] = [
+const BENCHES: [&str; 8] = [
     "bare",
     "floor",
     "layer",
     "layer_static",
     "layer_in_flight",
+    "layer_stuck_detector",
     "axum_router",
     "axum_router_layer",
 ];
@@ -47,10 +49,14 @@ fn request() -> Request<Full<Bytes>> {
 }
 
 fn health(track_in_flight: bool) -> Health {
-    let health = Health::builder()
-        .check(Check::new("db", || async { Ok::<(), Infallible>(()) }))
-        .track_in_flight(track_in_flight)
-        .build();
+    ready(builder().track_in_flight(track_in_flight).build())
+}
+
+fn builder() -> tower_health::Builder {
+    Health::builder().check(Check::new("db", || async { Ok::<(), Infallible>(()) }))
+}
+
+fn ready(health: Health) -> Health {
     health.ready();
     health
 }
@@ -69,6 +75,13 @@ fn bench(c: &mut Criterion) {
     let layered_static = leaked.static_layer().layer(tower::service_fn(inner));
     let tracking = health(true);
     let tracked = tracking.layer().layer(tower::service_fn(inner));
+    // The wedge detector on: what it costs a request that passes through.
+    let detecting = ready(
+        builder()
+            .liveness_fails_when_stuck(std::time::Duration::from_secs(10))
+            .build(),
+    );
+    let detected = detecting.layer().layer(tower::service_fn(inner));
     let router = Router::new().route("/", get(|| async { hello() }));
     let router_layered = plain.layer().layer(router.clone());
 
@@ -78,8 +91,9 @@ fn bench(c: &mut Criterion) {
     support::count(&rt, BENCHES[2], &layered, request);
     support::count(&rt, BENCHES[3], &layered_static, request);
     support::count(&rt, BENCHES[4], &tracked, request);
-    support::count(&rt, BENCHES[5], &router, request);
-    support::count(&rt, BENCHES[6], &router_layered, request);
+    support::count(&rt, BENCHES[5], &detected, request);
+    support::count(&rt, BENCHES[6], &router, request);
+    support::count(&rt, BENCHES[7], &router_layered, request);
 
     let mut group = c.benchmark_group(GROUP);
     group.bench_function(BENCHES[0], |b| {
@@ -99,9 +113,12 @@ fn bench(c: &mut Criterion) {
         b.to_async(&rt).iter(|| support::once(&tracked, request()))
     });
     group.bench_function(BENCHES[5], |b| {
-        b.to_async(&rt).iter(|| support::once(&router, request()))
+        b.to_async(&rt).iter(|| support::once(&detected, request()))
     });
     group.bench_function(BENCHES[6], |b| {
+        b.to_async(&rt).iter(|| support::once(&router, request()))
+    });
+    group.bench_function(BENCHES[7], |b| {
         b.to_async(&rt)
             .iter(|| support::once(&router_layered, request()))
     });
