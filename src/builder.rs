@@ -51,8 +51,10 @@ const DEFAULT_TTL: Duration = Duration::from_secs(1);
 ///     // Why a check failed, shown to every asker (default: to none, only logged).
 ///     .reasons(Reasons::always())
 ///     // After SIGTERM, keep serving this long before the server stops (default 5 s),
-///     // and count requests in flight for `Health::drained`.
+///     // end the whole shutdown by this deadline (default 20 s), and count requests in
+///     // flight for `Health::drained`.
 ///     .drain_delay(Duration::from_secs(10))
+///     .shutdown_timeout(Duration::from_secs(25))
 ///     .track_in_flight(true)
 ///     .build();
 /// assert_eq!(health.paths().readiness_path(), "/health/ready");
@@ -68,6 +70,7 @@ const DEFAULT_TTL: Duration = Duration::from_secs(1);
 /// | [`refresh_every`](Builder::refresh_every), [`background_refresh`](Builder::background_refresh) | on, at the cache time | checks run in the background, whether probes come or not |
 /// | [`reasons`](Builder::reasons) | withheld | whether answers say why a check failed |
 /// | [`drain_delay`](Builder::drain_delay) | 5 s | how long the server keeps serving after SIGTERM |
+/// | [`shutdown_timeout`](Builder::shutdown_timeout) | 20 s | the hard deadline of the whole shutdown, drain delay included |
 /// | [`close_connections_when_draining`](Builder::close_connections_when_draining) | on | `Connection: close` on HTTP/1 responses while draining |
 /// | [`track_in_flight`](Builder::track_in_flight) | off | counting requests for [`Health::drained`](crate::Health::drained) |
 #[derive(Debug, Clone)]
@@ -254,6 +257,23 @@ impl Builder {
     /// the longest request.
     pub fn drain_delay(mut self, delay: Duration) -> Self {
         self.options.drain_delay = delay;
+        self
+    }
+
+    /// The hard deadline of the whole shutdown, counted from the first signal (or whatever
+    /// started the drain), drain delay included; 20 s unless set. At the deadline
+    /// [`Health::with_deadline`](crate::Health::with_deadline) drops the server and
+    /// whatever still holds the shutdown open (a client that never acknowledges HTTP/2's
+    /// GOAWAY, a long-lived stream, a [`DrainGuard`](crate::DrainGuard) still held), says
+    /// in one warning what it cut, and returns, so that the process exits by itself.
+    ///
+    /// The default leaves 10 s of Kubernetes' default `terminationGracePeriodSeconds` of
+    /// 30 s for what the grace period also covers: a `preStop` hook, which runs before
+    /// SIGTERM and counts against it, the application's own clean-up after the server
+    /// returns, and a loaded node. Keep `preStop` + deadline + clean-up below the grace
+    /// period. `Duration::MAX` means no deadline.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.options.shutdown_timeout = timeout;
         self
     }
 

@@ -1,11 +1,13 @@
 //! [`Health`]: the handle through which an application reports its health, and nothing
 //! else. Everything it does goes through the shared state ([`crate::shared`]).
 
-use std::future::Future;
-use std::sync::Arc;
+use std::borrow::Cow;
+use std::future::{Future, IntoFuture};
+use std::sync::{Arc, Weak};
 
 use crate::builder::Builder;
 use crate::changes::Changes;
+use crate::drain::DrainGuard;
 use crate::error::BuildError;
 use crate::layer::HealthLayer;
 use crate::probe::Paths;
@@ -142,7 +144,7 @@ impl Health {
     /// [`Health::shutdown_signal`] calls this on SIGTERM; call it yourself when shutdown
     /// starts some other way.
     pub fn drain(&self) -> bool {
-        self.shared.lifecycle().drain()
+        start_drain(&self.shared)
     }
 
     /// Whether liveness passes (it does unless [`Health::fail_liveness`] was called).
@@ -277,26 +279,120 @@ impl Health {
     /// for the [drain delay](Builder::drain_delay) so that the orchestrator can stop
     /// sending traffic, then resolves: the server stops accepting and finishes the
     /// requests in flight. A second signal during the delay makes it resolve at once.
+    /// Wrap the server in [`Health::with_deadline`] so that the whole shutdown ends by the
+    /// [deadline](Builder::shutdown_timeout) whatever its clients do.
+    ///
+    /// # Signals are caught from this call
+    ///
+    /// Called on a Tokio runtime, this installs the SIGTERM and Ctrl-C handlers at once and
+    /// runs the timeline in a task of its own: from here on a signal is never the default
+    /// action (the process killed, exit 143), even before the returned future is first
+    /// polled. A signal during start-up (a slow [`Health::refresh`], a pool that
+    /// connects) starts the drain at once (readiness fails), and the server, once it runs,
+    /// stops after the rest of the delay: exit 0. So ask for it first, before start-up
+    /// work, and hand it to the server later:
+    ///
+    /// ```no_run
+    /// # use axum::Router;
+    /// # use tower_health::Health;
+    /// # #[tokio::main]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let health = Health::builder().build();
+    /// let shutdown = health.shutdown_signal(); // SIGTERM caught from here
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+    /// health.refresh().await; // a SIGTERM now starts the drain; it no longer kills
+    /// health.ready();
+    /// let app = Router::new().layer(health.layer());
+    /// let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);
+    /// health.with_deadline(server).await.unwrap_or(Ok(()))
+    /// # }
+    /// ```
+    ///
+    /// Called outside a runtime, the handlers are installed when the future is first
+    /// polled. Dropping the future does not uninstall them: a signal still starts the
+    /// drain.
+    ///
+    /// # Runtime without a timer
+    ///
+    /// On a runtime built without `enable_time`, nothing panics: the drain delay cannot be
+    /// waited for, so it is skipped (readiness fails and the future resolves at once after
+    /// the signal), and the deadline is not kept; both are said in the log. A runtime
+    /// without its IO driver cannot listen for signals: that is logged and the future
+    /// never resolves on a signal.
     pub fn shutdown_signal(&self) -> impl Future<Output = ()> + Send + 'static {
-        self.shutdown_on(shutdown::os_signal())
+        let signals = shutdown::Signals::catch();
+        let timeline = self.timeline(
+            async move {
+                let mut signals = signals;
+                signals.next().await;
+                signals
+            },
+            |mut signals| async move { signals.next().await },
+        );
+        let spawned = tokio::runtime::Handle::try_current()
+            .ok()
+            .map(|runtime| runtime.spawn(timeline));
+        let weak = self.weak();
+        async move {
+            match spawned {
+                // An error means the runtime is shutting down: nothing is left to wait for.
+                Some(task) => drop(task.await),
+                None => {
+                    if let Some(shared) = weak.upgrade() {
+                        Health { shared }
+                            .timeline(
+                                async {
+                                    let mut signals = shutdown::Signals::catch();
+                                    signals.next().await;
+                                    signals
+                                },
+                                |mut signals| async move { signals.next().await },
+                            )
+                            .await;
+                    }
+                }
+            }
+        }
     }
 
     /// [`Health::shutdown_signal`] started by `trigger` instead of the first signal
-    /// (SIGTERM or Ctrl-C still cut the drain delay short).
+    /// (SIGTERM or Ctrl-C still cut the drain delay short; their handlers are installed
+    /// once `trigger` has fired, so before it a signal has its default action).
     pub fn shutdown_on(
         &self,
         trigger: impl Future<Output = ()> + Send + 'static,
     ) -> impl Future<Output = ()> + Send + 'static {
-        let health = self.clone();
-        let shared = self.shared.clone();
+        self.timeline(trigger, |()| shutdown::os_signal())
+    }
+
+    /// The drain timeline on `first` and `second`, holding this state only weakly until
+    /// `first`, so that a timeline waiting for a signal keeps nothing alive.
+    fn timeline<S, Second>(
+        &self,
+        first: impl Future<Output = S> + Send + 'static,
+        second: impl FnOnce(S) -> Second + Send + 'static,
+    ) -> impl Future<Output = ()> + Send + 'static
+    where
+        S: Send + 'static,
+        Second: Future<Output = ()> + Send + 'static,
+    {
+        let weak = self.weak();
+        let over = self.weak();
+        let delay = self.shared.options().drain_delay;
         shutdown::sequence(
             move || {
-                health.drain();
+                if let Some(shared) = weak.upgrade() {
+                    start_drain(&shared);
+                }
             },
-            move || shared.drain_over().set(),
-            self.shared.options().drain_delay,
-            trigger,
-            shutdown::os_signal(),
+            move || {
+                if let Some(shared) = over.upgrade() {
+                    shared.drain_over().set();
+                }
+            },
+            delay,
+            first,
+            second,
         )
     }
 
@@ -342,6 +438,151 @@ impl Health {
         ProbeServer::new(listener, self.layer(), self.shutdown_signal())
     }
 
+    fn weak(&self) -> Weak<Shared> {
+        Arc::downgrade(&self.shared)
+    }
+
+    /// Runs `server` (a server future whose graceful shutdown was handed
+    /// [`Health::shutdown_signal`]) to its end, or until the
+    /// [deadline](Builder::shutdown_timeout) counted from the first signal, when it drops
+    /// the server with whatever still holds it open (a client that never acknowledges
+    /// HTTP/2's GOAWAY PING, a half-open connection, a long-lived stream) and returns
+    /// `None`. Once the server has stopped, it waits, still no later than the deadline,
+    /// for every [`DrainGuard`] to be dropped. What the deadline cut is said in one
+    /// warning: requests in flight (with [`Builder::track_in_flight`]), the guards still
+    /// held by name and count, and the server's open connections.
+    ///
+    /// It takes any server future (or `IntoFuture`): `axum::serve(..).with_graceful_shutdown(..)`,
+    /// tonic's `serve_with_shutdown`, or a future that runs hyper-util's
+    /// `GracefulShutdown` after an accept loop. Dropping the server future cancels what
+    /// it awaits; connection tasks it spawned end with the runtime as `main` returns.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_health::Health;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let health = Health::builder()
+    ///     .drain_delay(Duration::from_secs(1))
+    ///     .shutdown_timeout(Duration::from_secs(3))
+    ///     .build();
+    /// let shutdown = health.shutdown_on(async {}); // a trigger that fires at once
+    /// // A server whose graceful shutdown never finishes (a frozen HTTP/2 client, say).
+    /// let server = async move {
+    ///     shutdown.await;
+    ///     std::future::pending::<std::io::Result<()>>().await
+    /// };
+    /// let start = tokio::time::Instant::now();
+    /// assert!(health.with_deadline(server).await.is_none(), "cut at the deadline");
+    /// assert_eq!(start.elapsed(), Duration::from_secs(3));
+    /// # }
+    /// ```
+    pub async fn with_deadline<F: IntoFuture>(&self, server: F) -> Option<F::Output> {
+        let shared = &self.shared;
+        shared
+            .drain()
+            .bounded(
+                server.into_future(),
+                || shared.lifecycle().is_draining(),
+                shared.in_flight().map(|c| &**c),
+            )
+            .await
+    }
+
+    /// Resolves once the drain has started (readiness fails from then on), at once if it
+    /// has: the future a background task `select!`s on to stop taking new work.
+    ///
+    /// ```
+    /// use tower_health::Health;
+    ///
+    /// # async fn next_message() -> u32 { 7 }
+    /// # async fn handle(_message: u32) {}
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let health = Health::builder().build();
+    /// let consumer = tokio::spawn({
+    ///     let guard = health.drain_guard("queue-consumer");
+    ///     let drain_started = health.drain_started();
+    ///     async move {
+    ///         tokio::pin!(drain_started);
+    ///         loop {
+    ///             tokio::select! {
+    ///                 () = &mut drain_started => break,
+    ///                 message = next_message() => handle(message).await,
+    ///             }
+    ///         }
+    ///         // Finish the batch, commit the offsets...
+    ///         drop(guard); // now the shutdown may end
+    ///     }
+    /// });
+    /// health.drain();
+    /// consumer.await.unwrap();
+    /// # }
+    /// ```
+    pub fn drain_started(&self) -> impl Future<Output = ()> + Send + 'static {
+        let started = self.wait_for(State::Draining);
+        async move {
+            started.await;
+        }
+    }
+
+    /// Resolves once the drain delay is over and the server stops accepting (at once if it
+    /// is): the moment for long-lived responses (server-sent events, streaming bodies,
+    /// websockets) to end, as gRPC Watch streams do, so that the server's graceful
+    /// shutdown is not held up by them. Ending them sooner, at [`Health::drain_started`],
+    /// would send their clients back while this replica may still be in the load
+    /// balancer's list.
+    ///
+    /// With [`Health::shutdown_signal`] it resolves with it; after a drain started some
+    /// other way, one drain delay after the drain started. Never before the drain.
+    ///
+    /// An SSE stream that ends at the drain, with `futures_util::StreamExt::take_until`:
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use std::time::Duration;
+    /// use axum::response::sse::{Event, Sse};
+    /// use futures_util::StreamExt as _;
+    /// use tower_health::Health;
+    ///
+    /// fn ticks(health: &Health) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+    ///     let ticks = futures_util::stream::unfold(0u64, |n| async move {
+    ///         tokio::time::sleep(Duration::from_secs(1)).await;
+    ///         Some((Ok(Event::default().data(n.to_string())), n + 1))
+    ///     });
+    ///     Sse::new(ticks.take_until(health.drain_delay_over()))
+    /// }
+    /// # let _ = ticks;
+    /// ```
+    pub fn drain_delay_over(&self) -> impl Future<Output = ()> + Send + 'static {
+        let over = self.shared.drain_over().wait();
+        let delay = self
+            .shared
+            .drain()
+            .after_start(self.shared.options().drain_delay);
+        async move {
+            tokio::select! {
+                () = over => {}
+                () = delay => {}
+            }
+        }
+    }
+
+    /// A guard that holds the shutdown open under `name` until it is dropped: for
+    /// background work (a queue consumer, a scheduler, a cache refresher) that must finish
+    /// its batch before the process exits. [`Health::with_deadline`] waits for every guard
+    /// once the server has stopped, no later than the
+    /// [deadline](Builder::shutdown_timeout), and names those it cut; while the drain
+    /// runs, `?verbose` answers and the page list who still holds it. Take it when the
+    /// work starts and wait for [`Health::drain_started`] to stop taking more (see there
+    /// for an example).
+    ///
+    /// Any number of guards may share a name; they are counted.
+    pub fn drain_guard(&self, name: impl Into<Cow<'static, str>>) -> DrainGuard {
+        self.shared.drain().hold(name.into())
+    }
+
     /// How many requests that passed through have a response still in flight (their body
     /// has not ended or been dropped). `None` unless
     /// [`Builder::track_in_flight`] was turned on.
@@ -361,6 +602,13 @@ impl Health {
             }
         }
     }
+}
+
+/// Starts the drain: the lifecycle, and the moment the deadline counts from.
+fn start_drain(shared: &Shared) -> bool {
+    let changed = shared.lifecycle().drain();
+    shared.drain().start();
+    changed
 }
 
 impl std::fmt::Debug for Health {

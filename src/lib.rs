@@ -5,7 +5,7 @@
 //! the layer and every other request goes to your service untouched. Call
 //! [`Health::ready`] when start-up is done, and hand [`Health::shutdown_signal`] to the
 //! server so that SIGTERM fails readiness first and stops the server only once traffic
-//! has moved away.
+//! has moved away; [`Health::with_deadline`] makes sure the shutdown ends.
 //!
 //! # Example
 //!
@@ -22,6 +22,8 @@
 //!         .check(Check::new("database", ping_database).timeout(Duration::from_secs(2)))
 //!         .check(Check::new("cache", ping_cache).non_critical())
 //!         .build();
+//!     // SIGTERM and Ctrl-C are caught from here on, start-up included.
+//!     let shutdown = health.shutdown_signal();
 //!     let app = Router::new()
 //!         .route("/", get(|| async { "hello" }))
 //!         .layer(health.layer());
@@ -30,9 +32,9 @@
 //!     // ... start-up work: connect pools, warm caches ...
 //!     health.refresh().await; // first check results, so the first probe need not wait
 //!     health.ready();
-//!     axum::serve(listener, app)
-//!         .with_graceful_shutdown(health.shutdown_signal())
-//!         .await
+//!     let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);
+//!     // The server's end, or `None` when the shutdown deadline cut it short.
+//!     health.with_deadline(server).await.unwrap_or(Ok(()))
 //! }
 //! ```
 //!
@@ -180,10 +182,21 @@
 //!
 //! # Shutdown
 //!
-//! [`Health::shutdown_signal`] resolves after SIGTERM or Ctrl-C and the drain delay; in
-//! between, readiness fails and HTTP/1 responses carry `Connection: close`. With
+//! [`Health::shutdown_signal`] catches SIGTERM and Ctrl-C from the moment it is called
+//! (ask for it before start-up work: a signal during start-up then drains instead of
+//! killing the process), and resolves after the signal and the drain delay; in between,
+//! readiness fails and HTTP/1 responses carry `Connection: close`. With
 //! [`Builder::track_in_flight`], [`Health::drained`] resolves once the last response body
 //! has ended.
+//!
+//! A shutdown always ends: [`Health::with_deadline`] runs the server future until it
+//! finishes or until the [deadline](Builder::shutdown_timeout) (20 s after the signal by
+//! default, drain delay included), when it drops what still holds it (a client that never
+//! acknowledges HTTP/2's GOAWAY, a long-lived stream) and says in one warning what it cut.
+//! Background work takes a [`DrainGuard`] ([`Health::drain_guard`]) to hold the shutdown
+//! open until its batch is done, and waits for [`Health::drain_started`] to stop taking
+//! more; long-lived responses (server-sent events, streaming bodies) end at
+//! [`Health::drain_delay_over`] with `take_until`.
 //!
 //! # Observability
 //!
@@ -254,6 +267,7 @@ mod cache;
 mod capped;
 mod changes;
 mod check;
+mod drain;
 mod error;
 mod future;
 #[cfg(feature = "grpc")]
@@ -282,6 +296,7 @@ pub use crate::body::HealthBody;
 pub use crate::builder::Builder;
 pub use crate::changes::Changes;
 pub use crate::check::{Check, HealthCheck, Outcome};
+pub use crate::drain::DrainGuard;
 pub use crate::error::{BuildError, BuildProblem};
 pub use crate::future::ResponseFuture;
 pub use crate::health::Health;

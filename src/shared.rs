@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use crate::changes::Changes;
 use crate::check::{Engine, Need};
+use crate::drain::{Drain, DEFAULT_SHUTDOWN_TIMEOUT};
 #[cfg(feature = "grpc")]
 use crate::grpc::names::{Services, StatusCache, Statuses};
 use crate::lifecycle::Lifecycle;
@@ -39,6 +40,8 @@ pub(crate) enum Answer {
 pub(crate) struct Options {
     pub(crate) reasons: Reasons,
     pub(crate) drain_delay: Duration,
+    /// The hard deadline of the whole shutdown, from the start of the drain.
+    pub(crate) shutdown_timeout: Duration,
     pub(crate) close_when_draining: bool,
     pub(crate) track_in_flight: bool,
     /// The wedge detector's counter, when it is on.
@@ -56,6 +59,7 @@ impl Default for Options {
         Options {
             reasons: Reasons::default(),
             drain_delay: DEFAULT_DRAIN_DELAY,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             close_when_draining: true,
             track_in_flight: false,
             progress: None,
@@ -73,6 +77,8 @@ pub(crate) struct Shared {
     /// Counted requests, when in-flight tracking is on.
     in_flight: Option<Arc<InFlight>>,
     drain_over: DrainOver,
+    /// When the drain started, who holds the shutdown open, and its deadline.
+    drain: Arc<Drain>,
     /// Shared with the runs under way and the background task, which end when this
     /// state is dropped (see `_alive`).
     engine: Arc<Engine>,
@@ -119,6 +125,7 @@ impl Shared {
                 Arc::new(InFlight::new(options.track_in_flight, progress))
             }),
             drain_over: DrainOver::default(),
+            drain: Arc::new(Drain::new(options.shutdown_timeout)),
             options,
             #[cfg(feature = "grpc")]
             grpc_statuses: StatusCache::default(),
@@ -160,6 +167,11 @@ impl Shared {
     /// Set when the drain delay is over.
     pub(crate) fn drain_over(&self) -> &DrainOver {
         &self.drain_over
+    }
+
+    /// The start of the drain, its guards and its deadline.
+    pub(crate) fn drain(&self) -> &Arc<Drain> {
+        &self.drain
     }
 
     /// Whether a request that is not a probe needs more than passing through: counting

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
 
+use crate::check::{deadline_from, timers};
 use crate::progress::Progress;
 
 // === impl InFlight ===
@@ -144,58 +145,164 @@ impl DrainOver {
     }
 }
 
-// === the drain timeline ===
+// === impl Signals ===
 
-/// SIGTERM or Ctrl-C, whichever comes first. If a handler cannot be installed, that
-/// signal is logged and never arrives, rather than stopping the server at once.
-pub(crate) async fn os_signal() {
-    let ctrl_c = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "health: cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
+/// SIGTERM and SIGINT (Ctrl-C), caught from the moment this is made on a Tokio runtime,
+/// so that a signal that arrives before anything waits for it is never the default action
+/// (ending the process at once, exit 143): it is kept, and the next [`Signals::next`]
+/// returns at once. Made outside a runtime, the handlers are installed at the first
+/// `next`.
+///
+/// A handler that cannot be installed (no IO driver in the runtime, the OS refused) is
+/// logged, and that signal never arrives, rather than stopping the server at once.
+#[derive(Debug)]
+pub(crate) struct Signals {
+    installed: bool,
     #[cfg(unix)]
-    let terminate = async {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut sigterm) => {
-                sigterm.recv().await;
+    terminate: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    pub(crate) fn catch() -> Signals {
+        let mut signals = Signals {
+            installed: false,
+            #[cfg(unix)]
+            terminate: None,
+            #[cfg(unix)]
+            interrupt: None,
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            signals.install();
+        }
+        signals
+    }
+
+    fn install(&mut self) {
+        self.installed = true;
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::SignalKind;
+            self.terminate = unix_signal(SignalKind::terminate(), "SIGTERM");
+            self.interrupt = unix_signal(SignalKind::interrupt(), "Ctrl-C (SIGINT)");
+        }
+    }
+
+    /// The next signal caught, logged by name.
+    pub(crate) async fn next(&mut self) {
+        if !self.installed {
+            self.install();
+        }
+        #[cfg(unix)]
+        {
+            async fn recv(signal: &mut Option<tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
             }
-            Err(error) => {
-                tracing::error!(%error, "health: cannot listen for SIGTERM");
+            tokio::select! {
+                () = recv(&mut self.terminate) => tracing::info!("health: SIGTERM received"),
+                () = recv(&mut self.interrupt) => tracing::info!("health: Ctrl-C received"),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            if let Err(error) = tokio::signal::ctrl_c().await {
+                tracing::error!(%error, "health: cannot listen for Ctrl-C");
                 std::future::pending::<()>().await;
             }
+            tracing::info!("health: Ctrl-C received");
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!("health: Ctrl-C received"),
-        () = terminate => tracing::info!("health: SIGTERM received"),
     }
 }
 
+/// The handler for `kind`, or `None` (logged) when it cannot be had. tokio panics rather
+/// than erring on a runtime built without its IO driver; that is caught here, once per
+/// call, so that a shutdown future never takes the process down.
+#[cfg(unix)]
+fn unix_signal(
+    kind: tokio::signal::unix::SignalKind,
+    name: &str,
+) -> Option<tokio::signal::unix::Signal> {
+    match std::panic::catch_unwind(|| tokio::signal::unix::signal(kind)) {
+        Ok(Ok(signal)) => Some(signal),
+        Ok(Err(error)) => {
+            tracing::error!(%error, "health: cannot listen for {name}");
+            None
+        }
+        Err(_) => {
+            tracing::error!(
+                "health: cannot listen for {name}: the Tokio runtime has no IO driver \
+                 (build it with enable_io or enable_all)"
+            );
+            None
+        }
+    }
+}
+
+/// SIGTERM or Ctrl-C, whichever comes first, with handlers installed when first polled.
+pub(crate) async fn os_signal() {
+    Signals {
+        installed: false,
+        #[cfg(unix)]
+        terminate: None,
+        #[cfg(unix)]
+        interrupt: None,
+    }
+    .next()
+    .await
+}
+
+// === the drain timeline ===
+
 /// The timeline: wait for `first`, drain at once, keep serving for `delay` unless `second`
-/// arrives sooner, then call `over` and resolve so that the server stops accepting.
-pub(crate) async fn sequence(
+/// (made from what `first` gave) arrives sooner, then call `over` and resolve so that the
+/// server stops accepting.
+///
+/// On a runtime without a timer the delay cannot be waited for: it is skipped, with an
+/// error in the log, so that the shutdown still ends (the engine answers the same way:
+/// "not run", never a panic). A delay past what a clock can hold (`Duration::MAX`) lasts
+/// until `second`.
+pub(crate) async fn sequence<S, Second>(
     drain: impl FnOnce(),
     over: impl FnOnce(),
     delay: Duration,
-    first: impl Future<Output = ()>,
-    second: impl Future<Output = ()>,
-) {
-    first.await;
+    first: impl Future<Output = S>,
+    second: impl FnOnce(S) -> Second,
+) where
+    Second: Future<Output = ()>,
+{
+    let signalled = first.await;
     drain();
+    if !timers::enabled() {
+        tracing::error!(
+            "health: draining, but the Tokio runtime has no timer (build it with enable_time \
+             or enable_all): the drain delay is skipped and the listener stops now"
+        );
+        over();
+        return;
+    }
     tracing::info!(
-        delay_ms = delay.as_millis() as u64,
+        delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
         "health: draining; readiness now fails, traffic is still served until the delay ends"
     );
+    // Checked: a delay past what a clock can hold means no end but `second`.
+    let ends = deadline_from(tokio::time::Instant::now(), delay);
+    let wait = async move {
+        match ends {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
-        () = tokio::time::sleep(delay) => {
+        () = wait => {
             tracing::info!("health: drain delay over; stopping the listener");
         }
-        () = second => {
+        () = second(signalled) => {
             tracing::warn!("health: second signal during the drain delay; stopping now");
         }
     }
@@ -228,7 +335,7 @@ mod tests {
             async move {
                 let _ = first.await;
             },
-            async move {
+            move |()| async move {
                 let _ = second.await;
             },
         ));
@@ -257,10 +364,99 @@ mod tests {
             move || setting.set(),
             Duration::from_secs(5),
             async {},
-            std::future::pending(),
+            |()| std::future::pending(),
         ));
         drain_over.wait().await;
         assert_eq!(start.elapsed(), Duration::from_secs(5));
         sequence.await.unwrap();
+    }
+
+    fn without_a_timer() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn on_a_runtime_without_a_timer_the_shutdown_drains_and_ends_without_a_panic() {
+        let health = Health::builder()
+            .drain_delay(Duration::from_secs(5))
+            .build();
+        health.ready();
+        without_a_timer().block_on(async {
+            // The old timeline panicked here, in the drain delay's `sleep`.
+            health.shutdown_on(async {}).await;
+            assert_eq!(health.state(), crate::State::Draining);
+            health.drain_delay_over().await;
+            let served = health.with_deadline(async { 7 }).await;
+            assert_eq!(served, Some(7), "the server's end is returned");
+        });
+    }
+
+    /// A real SIGTERM to this test process: the handler that `shutdown_signal` installs
+    /// catches it (and every later one), so nothing else in the process sees it.
+    #[cfg(unix)]
+    #[test]
+    fn shutdown_signal_on_a_runtime_without_a_timer_drains_on_sigterm_without_a_panic() {
+        let health = Health::builder()
+            .drain_delay(Duration::from_secs(5))
+            .build();
+        health.ready();
+        without_a_timer().block_on(async {
+            let shutdown = health.shutdown_signal();
+            tokio::pin!(shutdown);
+            let sent = std::process::Command::new("sh")
+                .args(["-c", "kill -s TERM \"$0\"", &std::process::id().to_string()])
+                .status()
+                .unwrap();
+            assert!(sent.success());
+            // No timer to bound the wait with: a bounded number of turns instead.
+            let mut ended = false;
+            for _ in 0..5_000 {
+                if shutdown.as_mut().now_or_never().is_some() {
+                    ended = true;
+                    break;
+                }
+                tokio::task::yield_now().await;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            assert!(ended, "the delay is skipped: no timer can wait for it");
+        });
+        assert_eq!(health.state(), crate::State::Draining);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_duration_max_delay_and_deadline_are_no_limit() {
+        let health = Health::builder()
+            .drain_delay(Duration::MAX)
+            .shutdown_timeout(Duration::MAX)
+            .build();
+        let (second_tx, second) = oneshot::channel::<()>();
+        let drain_over = health.drain_delay_over();
+        let health_for_server = health.clone();
+        let server = tokio::spawn(async move {
+            let timeline = sequence(
+                || {
+                    health_for_server.drain();
+                },
+                || {},
+                Duration::MAX,
+                async {},
+                move |()| async move {
+                    let _ = second.await;
+                },
+            );
+            health_for_server.with_deadline(timeline).await
+        });
+        tokio::time::sleep(Duration::from_secs(100 * 365 * 24 * 3600)).await;
+        assert_eq!(health.state(), crate::State::Draining);
+        assert!(
+            !server.is_finished(),
+            "neither the delay nor a deadline ended it"
+        );
+        second_tx.send(()).unwrap();
+        assert_eq!(server.await.unwrap(), Some(()), "the second signal did");
+        drop(drain_over);
     }
 }

@@ -698,7 +698,7 @@ pub(crate) fn deadline(after: Duration) -> Option<Instant> {
 }
 
 /// `after` from `from`, or `None`, as [`deadline`].
-fn deadline_from(from: Instant, after: Duration) -> Option<Instant> {
+pub(crate) fn deadline_from(from: Instant, after: Duration) -> Option<Instant> {
     let at = from.checked_add(after)?;
     // Tokio's timer rounds a deadline up to its next millisecond by adding to it: leave
     // it room, so that no deadline given to it overflows there.

@@ -24,9 +24,7 @@ use crate::vocabulary::{Gates, Observed, ObservedValue, Probe, Status, RESERVED_
 pub(crate) use cell::{Bell, Cell};
 #[cfg(feature = "grpc")]
 pub(crate) use engine::deadline;
-#[cfg(feature = "server")]
-pub(crate) use engine::timers;
-pub(crate) use engine::{Engine, Need};
+pub(crate) use engine::{deadline_from, timers, Engine, Need};
 
 type BoxFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
 type Runner = Arc<dyn Fn(Hold) -> BoxFuture + Send + Sync>;

@@ -1,0 +1,268 @@
+//! The hard deadline of the shutdown (`Health::with_deadline`), the background work that
+//! holds it open (`DrainGuard`), the futures that tell a task the drain started or the
+//! delay is over, and an SSE response that ends at the drain: on Tokio's paused clock,
+//! with the log captured.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::response::sse::{Event, Sse};
+use axum::routing::get;
+use axum::Router;
+use futures_util::StreamExt as _;
+use http::Request;
+use http_body_util::BodyExt as _;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+use tower::ServiceExt as _;
+use tower_health::{Health, State};
+
+const DELAY: Duration = Duration::from_secs(1);
+const DEADLINE: Duration = Duration::from_secs(4);
+
+fn health() -> Health {
+    Health::builder()
+        .drain_delay(DELAY)
+        .shutdown_timeout(DEADLINE)
+        .build()
+}
+
+/// The log lines written while `test` runs, on a current-thread runtime whose clock starts
+/// paused, with what `test` returned.
+fn logged<F: Future<Output = R>, R>(test: impl FnOnce() -> F) -> (R, String) {
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+    impl Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let lines = Lines::default();
+    let writer = lines.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let result = tracing::subscriber::with_default(subscriber, || runtime.block_on(test()));
+    let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    (result, text)
+}
+
+/// A shutdown future that starts when the returned sender fires, as a signal would.
+fn shutdown(health: &Health) -> (oneshot::Sender<()>, impl Future<Output = ()> + Send) {
+    let (trigger, fired) = oneshot::channel::<()>();
+    let shutdown = health.shutdown_on(async move {
+        let _ = fired.await;
+    });
+    (trigger, shutdown)
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_deadline_returns_what_the_server_returns_when_it_finishes_in_time() {
+    let health = health();
+    let (trigger, shutdown) = shutdown(&health);
+    trigger.send(()).unwrap();
+    let start = Instant::now();
+    let served = health
+        .with_deadline(async move {
+            shutdown.await;
+            Ok::<_, std::io::Error>("served")
+        })
+        .await;
+    assert_eq!(served.unwrap().unwrap(), "served");
+    assert_eq!(start.elapsed(), DELAY, "at the end of the drain delay");
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_deadline_waits_for_no_deadline_before_the_drain() {
+    let health = health();
+    let start = Instant::now();
+    let server = tokio::time::sleep(Duration::from_secs(3600));
+    assert_eq!(health.with_deadline(server).await, Some(()));
+    assert_eq!(start.elapsed(), Duration::from_secs(3600));
+}
+
+#[test]
+fn a_server_that_never_finishes_is_cut_at_the_deadline_counted_from_the_signal() {
+    let (elapsed, log) = logged(|| async {
+        let health = health();
+        let (trigger, shutdown) = shutdown(&health);
+        // Its graceful shutdown never ends: a client that never acknowledges GOAWAY.
+        let server = async move {
+            shutdown.await;
+            std::future::pending::<()>().await
+        };
+        let start = Instant::now();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            trigger.send(()).unwrap();
+        });
+        assert_eq!(health.with_deadline(server).await, None, "cut");
+        start.elapsed()
+    });
+    assert_eq!(elapsed, Duration::from_secs(10) + DEADLINE);
+    let warning = log
+        .lines()
+        .find(|line| line.contains("shutdown deadline reached"))
+        .unwrap_or_else(|| panic!("no warning in the log:\n{log}"));
+    assert!(warning.contains("WARN"), "{warning}");
+    assert!(warning.contains("timeout_ms=4000"), "{warning}");
+    assert!(warning.contains("holders=none"), "{warning}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_drain_guard_delays_the_end_until_it_is_dropped() {
+    let health = health();
+    let worker = {
+        let guard = health.drain_guard("queue-consumer");
+        let drain_started = health.drain_started();
+        tokio::spawn(async move {
+            drain_started.await;
+            // The batch under way takes two more seconds.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            drop(guard);
+        })
+    };
+    let (trigger, shutdown) = shutdown(&health);
+    trigger.send(()).unwrap();
+    let start = Instant::now();
+    let served = health.with_deadline(shutdown).await;
+    assert_eq!(served, Some(()), "the server finished");
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_secs(2),
+        "after the drain delay (1 s), until the guard was dropped"
+    );
+    worker.await.unwrap();
+}
+
+#[test]
+fn a_guard_never_dropped_is_cut_at_the_deadline_and_named_in_the_log() {
+    let (elapsed, log) = logged(|| async {
+        let health = health();
+        let _stuck = health.drain_guard("cache-refresher");
+        let _also = health.drain_guard("cache-refresher");
+        let released = health.drain_guard("queue-consumer");
+        drop(released);
+        let (trigger, shutdown) = shutdown(&health);
+        trigger.send(()).unwrap();
+        let start = Instant::now();
+        assert_eq!(
+            health.with_deadline(shutdown).await,
+            Some(()),
+            "the server itself finished"
+        );
+        start.elapsed()
+    });
+    assert_eq!(elapsed, DEADLINE);
+    let warning = log
+        .lines()
+        .find(|line| line.contains("shutdown deadline reached"))
+        .unwrap_or_else(|| panic!("no warning in the log:\n{log}"));
+    assert!(
+        warning.contains(r#"holders="cache-refresher" x2"#),
+        "{warning}"
+    );
+    assert!(!warning.contains("queue-consumer"), "{warning}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_task_waiting_for_the_drain_is_woken_when_it_starts() {
+    let health = health();
+    health.ready();
+    let waiting = tokio::spawn(health.drain_started());
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert!(!waiting.is_finished(), "no drain yet");
+    let (trigger, shutdown) = shutdown(&health);
+    let shutdown = tokio::spawn(shutdown);
+    trigger.send(()).unwrap();
+    tokio::time::timeout(Duration::from_millis(1), waiting)
+        .await
+        .expect("woken at once")
+        .unwrap();
+    assert_eq!(health.state(), State::Draining);
+    shutdown.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn drain_delay_over_follows_a_drain_started_without_the_shutdown_future() {
+    let health = health();
+    let over = tokio::spawn(health.drain_delay_over());
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert!(!over.is_finished(), "never before the drain");
+    health.drain();
+    let start = Instant::now();
+    over.await.unwrap();
+    assert_eq!(start.elapsed(), DELAY);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_sse_response_through_the_layer_ends_when_the_drain_delay_is_over() {
+    let health = Health::builder()
+        .drain_delay(Duration::from_millis(3_500))
+        .build();
+    health.ready();
+    let app = Router::new()
+        .route(
+            "/events",
+            get({
+                let health = health.clone();
+                move || async move {
+                    let ticks = futures_util::stream::unfold(0u64, |n| async move {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        Some((
+                            Ok::<_, Infallible>(Event::default().data(n.to_string())),
+                            n + 1,
+                        ))
+                    });
+                    Sse::new(ticks.take_until(health.drain_delay_over()))
+                }
+            }),
+        )
+        .layer(health.layer());
+    let request = Request::get("/events")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = app.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+
+    let (trigger, shutdown) = shutdown(&health);
+    let shutdown = tokio::spawn(shutdown);
+    let start = Instant::now();
+    trigger.send(()).unwrap();
+    let mut events = Vec::new();
+    let mut ended = false;
+    for _ in 0..100 {
+        match body.frame().await {
+            Some(frame) => {
+                let data = frame.unwrap().into_data().unwrap();
+                events.push(String::from_utf8(data.to_vec()).unwrap());
+            }
+            None => {
+                ended = true;
+                break;
+            }
+        }
+    }
+    assert!(ended, "the body ended");
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_millis(3_500),
+        "ended at the drain"
+    );
+    assert_eq!(events, ["data: 0\n\n", "data: 1\n\n", "data: 2\n\n"]);
+    shutdown.await.unwrap();
+}
