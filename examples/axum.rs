@@ -22,8 +22,9 @@
 //! ```
 //!
 //! Environment: `ADDR` (default `127.0.0.1:3000`), `ADMIN_ADDR` (unset by default),
-//! `DRAIN_DELAY_MS` (how long to keep serving after SIGTERM, default 5000), `RUST_LOG`
-//! (default `info`).
+//! `DRAIN_DELAY_MS` (how long to keep serving after SIGTERM, default 5000),
+//! `SHUTDOWN_TIMEOUT_MS` (the hard deadline of the whole shutdown, counted from SIGTERM,
+//! default 20000), `RUST_LOG` (default `info`).
 
 use std::error::Error;
 use std::future::IntoFuture;
@@ -46,7 +47,9 @@ const TOKEN: &str = "Bearer demo-token";
 pub(crate) async fn main() -> Result<(), Box<dyn Error>> {
     support::init_tracing();
 
-    let health = support::drain_delay_from_env(Health::builder())?.build();
+    let health = support::shutdown_from_env(Health::builder())?.build();
+    // SIGTERM is caught from here on: a signal during start-up drains, it never kills.
+    let shutdown = health.shutdown_signal();
 
     let app = Router::new()
         .route("/", get(root))
@@ -73,16 +76,21 @@ pub(crate) async fn main() -> Result<(), Box<dyn Error>> {
     };
     health.ready();
 
-    let server = axum::serve(listener, app).with_graceful_shutdown(health.shutdown_signal());
-    match probes {
-        // Both drain on the same signal; the probes are answered until the delay ends.
-        Some(probes) => {
-            let (served, probed) = tokio::join!(server.into_future(), probes.into_future());
-            served?;
-            probed?;
+    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);
+    let served = async move {
+        match probes {
+            // Both drain on the same signal; the probes are answered until the delay ends.
+            Some(probes) => {
+                let (served, probed) = tokio::join!(server.into_future(), probes.into_future());
+                served?;
+                probed
+            }
+            None => server.await,
         }
-        None => server.await?,
-    }
+    };
+    // Returns when the servers have finished, or at the shutdown deadline, whatever their
+    // clients do (one that never acknowledges HTTP/2's GOAWAY would hold them for ever).
+    health.with_deadline(served).await.unwrap_or(Ok(()))?;
     tracing::info!("server stopped");
     Ok(())
 }

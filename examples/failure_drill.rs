@@ -32,7 +32,9 @@
 //!
 //! Environment: `ADDR` (default `127.0.0.1:3000`), `STUCK_AFTER_MS` (how long requests
 //! may wait with no response before liveness fails, default 10000), `DRAIN_DELAY_MS` (how
-//! long to keep serving after SIGTERM, default 5000), `RUST_LOG` (default `info`).
+//! long to keep serving after SIGTERM, default 5000), `SHUTDOWN_TIMEOUT_MS` (the hard
+//! deadline of the whole shutdown, counted from SIGTERM, default 20000), `RUST_LOG`
+//! (default `info`).
 
 use std::error::Error;
 use std::net::SocketAddr;
@@ -78,7 +80,9 @@ pub(crate) async fn main() -> Result<(), Box<dyn Error>> {
         .reasons(Reasons::loopback_peer(|ext| {
             ext.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())
         }));
-    let health = support::drain_delay_from_env(builder)?.build();
+    let health = support::shutdown_from_env(builder)?.build();
+    // SIGTERM is caught from here on: a signal during start-up drains, it never kills.
+    let shutdown = health.shutdown_signal();
 
     let app = Router::new()
         .route("/", get(root))
@@ -101,12 +105,14 @@ pub(crate) async fn main() -> Result<(), Box<dyn Error>> {
     println!("listening on http://{}", listener.local_addr()?);
     health.ready();
 
-    axum::serve(
+    let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(health.shutdown_signal())
-    .await?;
+    .with_graceful_shutdown(shutdown);
+    // Returns when the server has finished, or at the shutdown deadline, whatever its
+    // clients do (one that never acknowledges HTTP/2's GOAWAY would hold it for ever).
+    health.with_deadline(server).await.unwrap_or(Ok(()))?;
     tracing::info!("server stopped");
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The layer on a plain hyper 1 service, served by hyper-util's HTTP/1 + HTTP/2 connection
 //! builder with a graceful shutdown: when `shutdown_signal()` resolves the accept loop
-//! stops, and the server waits for the open connections to finish.
+//! stops, and the server waits for the open connections to finish, no later than the
+//! shutdown deadline (`Health::with_deadline`).
 //!
 //! ```text
 //! cargo run -p examples --example hyper
@@ -9,7 +10,8 @@
 //! ```
 //!
 //! Environment: `ADDR` (default `127.0.0.1:3000`), `DRAIN_DELAY_MS` (how long to keep
-//! serving after SIGTERM, default 5000), `RUST_LOG` (default `info`).
+//! serving after SIGTERM, default 5000), `SHUTDOWN_TIMEOUT_MS` (the hard deadline of the
+//! whole shutdown, counted from SIGTERM, default 20000), `RUST_LOG` (default `info`).
 
 use std::convert::Infallible;
 use std::error::Error;
@@ -31,14 +33,13 @@ use tower_health::Health;
 #[path = "support/mod.rs"]
 mod support;
 
-/// How long open connections get to finish once the listener has closed.
-const CONNECTION_GRACE: Duration = Duration::from_secs(30);
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
     support::init_tracing();
 
-    let health = support::drain_delay_from_env(Health::builder())?.build();
+    let health = support::shutdown_from_env(Health::builder())?.build();
+    // SIGTERM is caught from here on: a signal during start-up drains, it never kills.
+    let shutdown = health.shutdown_signal();
 
     let service = ServiceBuilder::new()
         .layer(health.layer())
@@ -50,44 +51,42 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     let connections = auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
-    let shutdown = health.shutdown_signal();
-    tokio::pin!(shutdown);
-
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        // Out of file descriptors and the like: back off instead of spinning.
-                        tracing::warn!(%error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                let connection = connections.serve_connection_with_upgrades(
-                    TokioIo::new(stream),
-                    TowerToHyperService::new(service.clone()),
-                );
-                let connection = graceful.watch(connection.into_owned());
-                tokio::spawn(async move {
-                    if let Err(error) = connection.await {
-                        tracing::debug!(%peer, %error, "connection ended with an error");
-                    }
-                });
+    let server = async move {
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let (stream, peer) = match accepted {
+                        Ok(accepted) => accepted,
+                        Err(error) => {
+                            // Out of file descriptors and the like: back off instead of spinning.
+                            tracing::warn!(%error, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            continue;
+                        }
+                    };
+                    let connection = connections.serve_connection_with_upgrades(
+                        TokioIo::new(stream),
+                        TowerToHyperService::new(service.clone()),
+                    );
+                    let connection = graceful.watch(connection.into_owned());
+                    tokio::spawn(async move {
+                        if let Err(error) = connection.await {
+                            tracing::debug!(%peer, %error, "connection ended with an error");
+                        }
+                    });
+                }
+                () = &mut shutdown => break,
             }
-            () = &mut shutdown => break,
         }
-    }
-
-    // Closing the listener refuses new connections; open ones finish their requests.
-    drop(listener);
-    tokio::select! {
-        () = graceful.shutdown() => tracing::info!("server stopped"),
-        () = tokio::time::sleep(CONNECTION_GRACE) => {
-            tracing::warn!("connections still open after {CONNECTION_GRACE:?}; stopping anyway");
-        }
-    }
+        // Closing the listener refuses new connections; open ones finish their requests.
+        drop(listener);
+        graceful.shutdown().await;
+    };
+    // Returns when every connection has finished, or at the shutdown deadline, whatever
+    // the clients do (one that never acknowledges HTTP/2's GOAWAY would hold it for ever).
+    health.with_deadline(server).await;
+    tracing::info!("server stopped");
     Ok(())
 }
 

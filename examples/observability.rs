@@ -16,7 +16,8 @@
 //! check fails and a remote client learns only which.
 //!
 //! Environment: `ADDR` (default `127.0.0.1:3000`), `DRAIN_DELAY_MS` (how long to keep
-//! serving after SIGTERM, default 5000), `RUST_LOG` (default `info`).
+//! serving after SIGTERM, default 5000), `SHUTDOWN_TIMEOUT_MS` (the hard deadline of the
+//! whole shutdown, counted from SIGTERM, default 20000), `RUST_LOG` (default `info`).
 
 use std::collections::HashMap;
 use std::error::Error;
@@ -66,7 +67,9 @@ pub(crate) async fn main() -> Result<(), Box<dyn Error>> {
         .reasons(Reasons::loopback_peer(|ext| {
             ext.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())
         }));
-    let health = support::drain_delay_from_env(builder)?.build();
+    let health = support::shutdown_from_env(builder)?.build();
+    // SIGTERM is caught from here on: a signal during start-up drains, it never kills.
+    let shutdown = health.shutdown_signal();
 
     // Every change as one log line, with the reason that remote probes do not get. A
     // webhook or a chat message would go here too.
@@ -104,12 +107,14 @@ pub(crate) async fn main() -> Result<(), Box<dyn Error>> {
     health.refresh().await;
     health.ready();
 
-    axum::serve(
+    let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(health.shutdown_signal())
-    .await?;
+    .with_graceful_shutdown(shutdown);
+    // Returns when the server has finished, or at the shutdown deadline, whatever its
+    // clients do (one that never acknowledges HTTP/2's GOAWAY would hold it for ever).
+    health.with_deadline(server).await.unwrap_or(Ok(()))?;
     tracing::info!("server stopped");
     Ok(())
 }

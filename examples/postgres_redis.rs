@@ -26,8 +26,9 @@
 //! `host=127.0.0.1 port=5432 user=postgres`), `REDIS_URL` (default
 //! `redis://127.0.0.1:6379`), `ADDR` (default `127.0.0.1:3000`), `STARTUP_TIMEOUT_MS`
 //! (how long start-up waits for PostgreSQL before it gives up, default 60000),
-//! `DRAIN_DELAY_MS` (how long to keep serving after SIGTERM, default 5000), `RUST_LOG`
-//! (default `info`).
+//! `DRAIN_DELAY_MS` (how long to keep serving after SIGTERM, default 5000),
+//! `SHUTDOWN_TIMEOUT_MS` (the hard deadline of the whole shutdown, counted from SIGTERM,
+//! default 20000), `RUST_LOG` (default `info`).
 
 use std::env;
 use std::error::Error;
@@ -97,7 +98,10 @@ async fn run() -> Result<(), Box<dyn Error>> {
         .reasons(Reasons::loopback_peer(|ext| {
             ext.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())
         }));
-    let health = support::drain_delay_from_env(builder)?.build();
+    let health = support::shutdown_from_env(builder)?.build();
+    // SIGTERM is caught from here on: a signal while start-up waits for PostgreSQL
+    // drains, it never kills.
+    let shutdown = health.shutdown_signal();
 
     let app = Router::new()
         .route("/", get(|| async { "Hello from postgres_redis!\n" }))
@@ -114,7 +118,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(health.shutdown_signal())
+        .with_graceful_shutdown(shutdown)
         .into_future(),
     );
 
@@ -122,7 +126,11 @@ async fn run() -> Result<(), Box<dyn Error>> {
         support::millis_from_env("STARTUP_TIMEOUT_MS")?.unwrap_or(DEFAULT_STARTUP_TIMEOUT);
     start_up(&health, &postgres, startup_timeout).await?;
 
-    server.await??;
+    // Returns when the server has finished, or at the shutdown deadline, whatever its
+    // clients do (one that never acknowledges HTTP/2's GOAWAY would hold it for ever).
+    if let Some(served) = health.with_deadline(server).await {
+        served??;
+    }
     tracing::info!("server stopped");
     Ok(())
 }

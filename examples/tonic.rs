@@ -16,7 +16,10 @@
 //! mapped to readiness through tonic's own `NamedService::NAME`.
 //!
 //! Environment: `ADDR` (default `127.0.0.1:3000`), `DRAIN_DELAY_MS` (how long to keep
-//! serving after SIGTERM, default 5000), `FAIL_FILE`, `RUST_LOG` (default `info`).
+//! serving after SIGTERM, default 5000), `SHUTDOWN_TIMEOUT_MS` (the hard deadline of the
+//! whole shutdown, counted from SIGTERM, default 20000), `FAIL_FILE`, `CHECK_DELAY_MS`
+//! (how long each run of the `greeting` check takes, default 0: a slow one makes the
+//! first refresh, before the server starts, take as long), `RUST_LOG` (default `info`).
 
 use std::error::Error;
 use std::path::PathBuf;
@@ -41,12 +44,14 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let fail_file = std::env::var_os("FAIL_FILE")
         .map(PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join("tower-health-tonic-fail"));
+    let check_delay = support::millis_from_env("CHECK_DELAY_MS")?.unwrap_or_default();
     let builder = Health::builder()
         // A demo dependency: failing while the file exists, so that a gRPC health client
         // can watch `""` turn NOT_SERVING and back (`touch` it, then `rm` it).
         .check(Check::new("greeting", move || {
             let failing = fail_file.exists();
             async move {
+                tokio::time::sleep(check_delay).await;
                 if failing {
                     Err("the fail file exists")
                 } else {
@@ -60,20 +65,25 @@ async fn main() -> Result<(), Box<dyn Error>> {
             <greeter::GreeterServer as NamedService>::NAME,
             Probe::Readiness,
         );
-    let health = support::drain_delay_from_env(builder)?.build();
+    let health = support::shutdown_from_env(builder)?.build();
+    // SIGTERM is caught from here on: one that comes during the first refresh below
+    // starts the drain, and the server stops after the drain delay (exit 0).
+    let shutdown = health.shutdown_signal();
 
     let listener = TcpListener::bind(support::addr()).await?;
     println!("listening on http://{}", listener.local_addr()?);
     health.refresh().await;
     health.ready();
 
-    Server::builder()
+    let server = Server::builder()
         // Kubelet HTTP probes are HTTP/1.1; without this tonic would only speak HTTP/2.
         .accept_http1(true)
         .layer(health.layer())
         .add_service(greeter::GreeterServer)
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), health.shutdown_signal())
-        .await?;
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown);
+    // Returns when the server has finished, or at the shutdown deadline, whatever its
+    // clients do (one that never acknowledges HTTP/2's GOAWAY would hold it for ever).
+    health.with_deadline(server).await.unwrap_or(Ok(()))?;
     tracing::info!("server stopped");
     Ok(())
 }

@@ -13,7 +13,8 @@
 //!
 //! Environment: `ADDR` (default `127.0.0.1:3000`), `STARTUP_MS` (how long the simulated
 //! start-up takes, default 2000), `DRAIN_DELAY_MS` (how long to keep serving after
-//! SIGTERM, default 5000), `RUST_LOG` (default `info`).
+//! SIGTERM, default 5000), `SHUTDOWN_TIMEOUT_MS` (the hard deadline of the whole shutdown,
+//! counted from SIGTERM, default 20000), `RUST_LOG` (default `info`).
 
 use std::env;
 use std::error::Error;
@@ -36,7 +37,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let builder = Health::builder().check(Check::blocking("tmp-writable", move || {
         std::fs::write(&scratch, b"ok")
     }));
-    let health = support::drain_delay_from_env(builder)?.build();
+    let health = support::shutdown_from_env(builder)?.build();
+    // SIGTERM and Ctrl-C are caught from here on: one that comes during start-up starts
+    // the drain, and the server, once it runs, stops after the drain delay (exit 0).
+    let shutdown = health.shutdown_signal();
 
     let app = Router::new()
         .route("/", get(|| async { "Hello from the quickstart!\n" }))
@@ -54,9 +58,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
         starting.ready();
     });
 
-    axum::serve(listener, app)
-        .with_graceful_shutdown(health.shutdown_signal())
-        .await?;
+    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);
+    // Returns when the server has finished, or at the shutdown deadline, whatever its
+    // clients do (one that never acknowledges HTTP/2's GOAWAY would hold it for ever).
+    health.with_deadline(server).await.unwrap_or(Ok(()))?;
     tracing::info!("server stopped");
     Ok(())
 }

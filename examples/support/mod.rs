@@ -55,12 +55,19 @@ pub fn millis_from_env(name: &str) -> Result<Option<Duration>, Box<dyn Error>> {
     }
 }
 
-/// `builder` with the drain delay from `DRAIN_DELAY_MS`, if it is set.
-pub fn drain_delay_from_env(
+/// `builder` with the shutdown's timeline from the environment: the drain delay from
+/// `DRAIN_DELAY_MS` (how long to keep serving after SIGTERM, default 5000) and the hard
+/// deadline of the whole shutdown from `SHUTDOWN_TIMEOUT_MS` (counted from the first
+/// signal, drain delay included, default 20000), each if set.
+pub fn shutdown_from_env(
     builder: tower_health::Builder,
 ) -> Result<tower_health::Builder, Box<dyn Error>> {
-    Ok(match millis_from_env("DRAIN_DELAY_MS")? {
-        Some(delay) => builder.drain_delay(delay),
-        None => builder,
-    })
+    let mut builder = builder;
+    if let Some(delay) = millis_from_env("DRAIN_DELAY_MS")? {
+        builder = builder.drain_delay(delay);
+    }
+    if let Some(timeout) = millis_from_env("SHUTDOWN_TIMEOUT_MS")? {
+        builder = builder.shutdown_timeout(timeout);
+    }
+    Ok(builder)
 }
