@@ -207,6 +207,14 @@ impl Drain {
             // The server ended by itself (an error): nothing is draining to wait for.
             return Some(output);
         }
+        let holders = self.holders();
+        if !holders.is_empty() {
+            tracing::info!(
+                holders = %Holders(&holders),
+                "health: the server has stopped; waiting for the background work that \
+                 holds the shutdown"
+            );
+        }
         tokio::select! {
             () = self.released() => {}
             () = &mut deadline => tracing::warn!(
