@@ -54,7 +54,7 @@ pub(crate) async fn main() -> Result<(), Box<dyn Error>> {
     let stall_after = support::millis_from_env("STALL_AFTER_MS")?;
 
     let heartbeat = Heartbeat::new();
-    let health = support::drain_delay_from_env(Health::builder())?
+    let health = support::shutdown_from_env(Health::builder())?
         .check(heartbeat.check("consumer", max_age))
         .build();
 
@@ -83,7 +83,11 @@ pub(crate) async fn main() -> Result<(), Box<dyn Error>> {
             "a batch still runs after the shutdown timeout; exiting without it"
         ),
     }
-    probes.await??;
+    // The probe listener ends its connections gracefully, no later than the shutdown
+    // deadline: a client that never acknowledges HTTP/2's GOAWAY would hold it for ever.
+    if let Some(served) = health.with_deadline(probes).await {
+        served??;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -40,6 +40,7 @@ const SERVERS: &[&str] = &[
     "observability",
     "ai_service",
     "postgres_redis",
+    "worker",
 ];
 
 const DEADLINE_WARNING: &str = "shutdown deadline reached";
