@@ -53,13 +53,13 @@ pin_project! {
         Tracked {
             #[pin]
             future: S::Future,
-            guard: Option<RequestGuard>,
+            guard: RequestGuard,
         },
         // The same, to be answered with `Connection: close`, and counted if `guard` is.
         Closing {
             #[pin]
             future: S::Future,
-            guard: Option<RequestGuard>,
+            guard: RequestGuard,
         },
         // A request that is not a probe, arrived while the inner service was not ready:
         // it waits here, not in `poll_ready`, so that probes do not wait with it.
@@ -71,8 +71,11 @@ impl<S: Service<Request<ReqBody>>, ReqBody> Kind<S, ReqBody> {
     fn tracked(future: S::Future, close: bool, guard: Option<RequestGuard>) -> Self {
         match (close, guard) {
             (false, None) => Kind::Inner { future },
-            (false, guard) => Kind::Tracked { future, guard },
-            (true, guard) => Kind::Closing { future, guard },
+            (false, Some(guard)) => Kind::Tracked { future, guard },
+            (true, guard) => Kind::Closing {
+                future,
+                guard: guard.unwrap_or_default(),
+            },
         }
     }
 }
@@ -194,11 +197,11 @@ where
         #[cfg(not(feature = "grpc"))]
         KindProj::Grpc { call } => match *call {},
         KindProj::Tracked { future, guard } => future.poll(cx).map(|response| {
-            let guard = guard.take().and_then(RequestGuard::head_out);
+            let guard = guard.head_out();
             response.map(|response| finish_tracked(response, false, guard))
         }),
         KindProj::Closing { future, guard } => future.poll(cx).map(|response| {
-            let guard = guard.take().and_then(RequestGuard::head_out);
+            let guard = guard.head_out();
             response.map(|response| finish_tracked(response, true, guard))
         }),
         // A request waiting for the inner service to be ready: once it is, the request is

@@ -76,14 +76,16 @@ impl InFlight {
 }
 
 /// A request passed through whose response head is not out yet. Dropped before that (the
-/// request cancelled), it ends the request without counting a head.
-#[derive(Debug)]
+/// request cancelled), it ends the request without counting a head. Empty once the head
+/// is out (or for a request that is not counted): the emptiness is inside, so that the
+/// response future holds it in one word.
+#[derive(Debug, Default)]
 pub(crate) struct RequestGuard(Option<Arc<InFlight>>);
 
 impl RequestGuard {
     /// The response head is out (or the inner service failed): a head for the wedge
     /// detector, and the request stays in flight with its body, if requests are counted.
-    pub(crate) fn head_out(mut self) -> Option<InFlightGuard> {
+    pub(crate) fn head_out(&mut self) -> Option<InFlightGuard> {
         let in_flight = self.0.take()?;
         if let Some(progress) = &in_flight.progress {
             progress.head();
