@@ -483,7 +483,9 @@ impl Engine {
     /// refresh keeps them fresh. Costs a few atomic loads when nothing is due.
     pub(crate) fn prepare(self: &Arc<Self>, probe: Probe, only: Option<usize>) -> Need {
         self.ensure_background();
-        self.look_at_timed();
+        if !self.timed.is_empty() {
+            self.look_at_timed();
+        }
         let background = self.background_running.load(Ordering::Acquire);
         if background && only.is_none() && self.missing[probe.index()].load(Ordering::Acquire) == 0
         {
@@ -616,7 +618,9 @@ impl Engine {
     /// Starts the background refresh, if it is on, not running, and a runtime with a
     /// timer is at hand. A task that ended with its runtime is started again here.
     pub(crate) fn ensure_background(self: &Arc<Self>) {
-        self.ensure_watch();
+        if !self.timed.is_empty() {
+            self.ensure_watch();
+        }
         let Some(every) = self.background else {
             return;
         };
