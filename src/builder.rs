@@ -64,6 +64,8 @@ const DEFAULT_TTL: Duration = Duration::from_secs(1);
 /// | setting | default | what it governs |
 /// |---|---|---|
 /// | [`check`](Builder::check) | no checks | what readiness (or another probe) depends on |
+/// | [`gate`](Builder::gate), [`switch`](Builder::switch), [`heartbeat`](Builder::heartbeat) | none | what the application tells its health itself |
+/// | [`liveness_fails_when_stuck`](Builder::liveness_fails_when_stuck) | off | liveness fails while requests wait for a response head that never comes |
 /// | [`paths`](Builder::paths) | `/livez`, `/readyz`, `/startupz` | where the probes answer |
 /// | [`budget`](Builder::budget) | 900 ms | the longest a probe waits on a cold cache, and every check's timeout cap |
 /// | [`cache_for`](Builder::cache_for) | 1 s | how long a result stays fresh |
