@@ -400,7 +400,9 @@ impl Health {
     /// page and gRPC health, answered as [`Health::layer`] answers them, and `404` for
     /// anything else. Port 0 picks a free port; [`ProbeServer::local_addr`] says which.
     /// Await the [`ProbeServer`] (or spawn it) to serve until
-    /// [`Health::shutdown_signal`] resolves.
+    /// [`Health::shutdown_signal`] resolves, and to end its connections and wait for the
+    /// [drain guards](Health::drain_guard) after it, within
+    /// [the deadline](Health::with_deadline). SIGTERM and Ctrl-C are caught from this call.
     ///
     /// For a process with no HTTP server (a worker), or whose port the kubelet cannot
     /// reach. When the application has an HTTP server the kubelet can reach, serve the
@@ -435,7 +437,18 @@ impl Health {
         &self,
         listener: tokio::net::TcpListener,
     ) -> std::io::Result<ProbeServer> {
-        ProbeServer::new(listener, self.layer(), self.shutdown_signal())
+        let health = self.clone();
+        ProbeServer::new(
+            listener,
+            self.layer(),
+            self.shutdown_signal(),
+            Box::new(move |serving| {
+                Box::pin(async move {
+                    // Cut at the deadline, which says in the log what it cut.
+                    health.with_deadline(serving).await.unwrap_or(Ok(()))
+                })
+            }),
+        )
     }
 
     fn weak(&self) -> Weak<Shared> {

@@ -63,10 +63,15 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// # Shutdown
 ///
 /// By default it serves until [`Health::shutdown_signal`](crate::Health::shutdown_signal)
-/// resolves: on SIGTERM or Ctrl-C the application drains (readiness fails at once), the
-/// listener keeps answering for the drain delay, then it stops accepting, tells each open
-/// connection to finish (HTTP/1 after its request in flight, HTTP/2 with GOAWAY; gRPC
-/// `Watch` streams end at the drain), waits for them, and the future resolves.
+/// resolves, and catches SIGTERM and Ctrl-C from the moment it is made: on a signal the
+/// application drains (readiness fails at once), the listener keeps answering for the
+/// drain delay, then it stops accepting, tells each open connection to finish (HTTP/1
+/// after its request in flight, HTTP/2 with GOAWAY; gRPC `Watch` streams end at the
+/// drain), waits for them and for every [`DrainGuard`](crate::DrainGuard), and the future
+/// resolves. All of it within the [shutdown deadline](crate::Builder::shutdown_timeout),
+/// as [`Health::with_deadline`](crate::Health::with_deadline) keeps it: at the deadline
+/// whatever still holds it (a client that never acknowledges HTTP/2's GOAWAY, a guard
+/// still held) is dropped, one warning says what, and the future resolves with `Ok`.
 /// [`ProbeServer::with_graceful_shutdown`] replaces the signal.
 ///
 /// # Example
@@ -151,13 +156,21 @@ pub struct ProbeServer {
     layer: HealthLayer,
     header_read_timeout: Duration,
     shutdown: Pin<Box<dyn Future<Output = ()> + Send>>,
+    within: Within,
 }
+
+/// The serving future, boxed.
+pub(crate) type Serving = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
+
+/// What the serving future runs inside: the shutdown's deadline, which the handle keeps.
+pub(crate) type Within = Box<dyn FnOnce(Serving) -> Serving + Send>;
 
 impl ProbeServer {
     pub(crate) fn new(
         listener: TcpListener,
         layer: HealthLayer,
         shutdown: impl Future<Output = ()> + Send + 'static,
+        within: Within,
     ) -> io::Result<ProbeServer> {
         if !timers::enabled() {
             return Err(io::Error::other(
@@ -171,6 +184,7 @@ impl ProbeServer {
             layer,
             header_read_timeout: HEADER_READ_TIMEOUT,
             shutdown: Box::pin(shutdown),
+            within,
         })
     }
 
@@ -198,7 +212,10 @@ impl ProbeServer {
     ///
     /// Give it [`Health::shutdown_on`](crate::Health::shutdown_on) to keep the drain (the
     /// application drains when the trigger fires and the probes are answered for the drain
-    /// delay); a bare future closes the listener as soon as it resolves.
+    /// delay), or [`Health::drain_delay_over`](crate::Health::drain_delay_over) to close
+    /// with the application's own server; a bare future closes the listener as soon as it
+    /// resolves. The signal handlers the default installed stay: a signal still starts the
+    /// drain.
     pub fn with_graceful_shutdown(
         mut self,
         signal: impl Future<Output = ()> + Send + 'static,
@@ -212,7 +229,22 @@ impl ProbeServer {
     /// The future that serves, for `tokio::spawn`: what `.await` on the server polls
     /// ([`IntoFuture`]), here without importing the trait.
     pub fn into_future(self) -> ProbeServerFuture {
-        ProbeServerFuture(Box::pin(serve(self)))
+        let ProbeServer {
+            listener,
+            local_addr,
+            layer,
+            header_read_timeout,
+            shutdown,
+            within,
+        } = self;
+        let accepting = Accepting {
+            listener,
+            local_addr,
+            layer,
+            header_read_timeout,
+            shutdown,
+        };
+        ProbeServerFuture(within(Box::pin(serve(accepting))))
     }
 }
 
@@ -237,8 +269,8 @@ impl std::fmt::Debug for ProbeServer {
 // === impl ProbeServerFuture ===
 
 /// A [`ProbeServer`] serving: resolves once the shutdown has run its course (the listener
-/// closed and every connection ended). Dropping it closes the listener and every
-/// connection at once.
+/// closed, every connection ended and every drain guard dropped, or the deadline cut
+/// them). Dropping it closes the listener and every connection at once.
 #[must_use = "a probe server does nothing unless polled"]
 pub struct ProbeServerFuture(Pin<Box<dyn Future<Output = io::Result<()>> + Send>>);
 
@@ -260,14 +292,23 @@ impl std::fmt::Debug for ProbeServerFuture {
 
 type Connections = auto::Builder<TokioExecutor>;
 
-async fn serve(server: ProbeServer) -> io::Result<()> {
-    let ProbeServer {
+/// What the accept loop needs.
+struct Accepting {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    layer: HealthLayer,
+    header_read_timeout: Duration,
+    shutdown: Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+async fn serve(accepting: Accepting) -> io::Result<()> {
+    let Accepting {
         listener,
         local_addr,
         layer,
         header_read_timeout,
         mut shutdown,
-    } = server;
+    } = accepting;
     let service = layer.layer(NotFound);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder

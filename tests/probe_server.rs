@@ -534,6 +534,49 @@ async fn dropping_the_serving_future_closes_the_listener_and_its_connections() {
     let _ = bounded("the connection closing", open.read_to_end(&mut rest)).await;
 }
 
+#[tokio::test]
+async fn a_client_that_never_acknowledges_goaway_is_cut_at_the_shutdown_deadline() {
+    const DEADLINE: Duration = Duration::from_millis(800);
+    let health = quick().shutdown_timeout(DEADLINE).build();
+    let mut listener = Listener::start(&health).await;
+    // HTTP/2 with prior knowledge: the preface and an empty SETTINGS frame, then nothing
+    // is ever read again, so the PING that follows the server's GOAWAY is never answered.
+    let mut frozen = TcpStream::connect(listener.addr).await.unwrap();
+    frozen
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    listener.shut_down();
+    let draining = Instant::now();
+    let addr = listener.addr;
+    listener.stopped().await;
+    assert!(
+        draining.elapsed() >= DEADLINE,
+        "the frozen client held the listener until the deadline, not past it"
+    );
+    assert!(refused(addr).await, "the listener is closed");
+    drop(frozen);
+}
+
+#[tokio::test]
+async fn a_drain_guard_holds_the_serving_future_after_the_listener_closes() {
+    let health = quick().build();
+    let guard = health.drain_guard("batch");
+    let mut listener = Listener::start(&health).await;
+    let addr = listener.addr;
+    listener.shut_down();
+    assert!(
+        refused(addr).await,
+        "the listener closes at the drain delay"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!listener.is_finished(), "the guard holds the shutdown open");
+    drop(guard);
+    listener.stopped().await;
+}
+
 #[test]
 fn a_runtime_without_a_timer_gets_an_error_not_a_panic() {
     let runtime = tokio::runtime::Builder::new_current_thread()

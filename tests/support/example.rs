@@ -146,6 +146,7 @@ pub struct Example {
     child: Child,
     addr: SocketAddr,
     log: Arc<Mutex<String>>,
+    printed: Arc<Mutex<String>>,
     started: Instant,
 }
 
@@ -186,9 +187,16 @@ impl Example {
             }
         });
         let stdout = child.stdout.take().expect("stdout is piped");
+        let printed = Arc::new(Mutex::new(String::new()));
+        let printing = printed.clone();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                {
+                    let mut printed = printing.lock().unwrap_or_else(|e| e.into_inner());
+                    printed.push_str(&line);
+                    printed.push('\n');
+                }
                 if let Some((_, addr)) = line.split_once("listening on http://") {
                     let _ = tx.send(addr.trim().parse::<SocketAddr>());
                 }
@@ -199,6 +207,7 @@ impl Example {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             log,
+            printed,
             started,
         };
         match rx.recv_timeout(START_TIMEOUT) {
@@ -264,6 +273,14 @@ impl Example {
     /// line; after [`Example::wait`] returned an exit, give it [`Example::log_after_exit`].
     pub fn log(&self) -> String {
         self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Everything it printed on stdout so far, its `listening on` line included.
+    pub fn printed(&self) -> String {
+        self.printed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// What it logged, once it has exited and the pipe is read to its end (bounded).
