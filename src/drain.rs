@@ -9,6 +9,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -29,6 +30,9 @@ pub(crate) struct Drain {
     timeout: Duration,
     started: watch::Sender<Option<Instant>>,
     holders: Mutex<Vec<Holder>>,
+    /// Bumped at every guard taken or dropped, so that cached answers that list the
+    /// guards are rendered again.
+    generation: AtomicU64,
     released: Notify,
 }
 
@@ -45,6 +49,7 @@ impl Drain {
             timeout,
             started: watch::Sender::new(None),
             holders: Mutex::new(Vec::new()),
+            generation: AtomicU64::new(0),
             released: Notify::new(),
         }
     }
@@ -129,6 +134,7 @@ impl Drain {
                     count: 1,
                 }),
             }
+            self.generation.fetch_add(1, Ordering::Release);
         }
         DrainGuard {
             drain: self.clone(),
@@ -145,11 +151,17 @@ impl Drain {
                     holders.remove(i);
                 }
             }
+            self.generation.fetch_add(1, Ordering::Release);
             holders.is_empty()
         };
         if empty {
             self.released.notify_waiters();
         }
+    }
+
+    /// Changes whenever a guard is taken or dropped.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Who holds the shutdown open now: each name with how many guards it holds, in the

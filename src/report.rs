@@ -39,6 +39,33 @@ use crate::vocabulary::{CheckReport, Phase, Probe, State, Status};
 pub struct Report {
     pub(crate) phase: Phase,
     pub(crate) checks: Vec<CheckReport>,
+    /// Who holds the shutdown open, while draining; empty otherwise.
+    pub(crate) drain_holders: Vec<DrainHolder>,
+}
+
+/// A name under which [`DrainGuard`](crate::DrainGuard)s hold the shutdown open, as the
+/// answers show it while the drain runs.
+#[derive(Debug, Clone)]
+pub(crate) struct DrainHolder {
+    pub(crate) name: String,
+    pub(crate) count: usize,
+    /// `drain:NAME`, the entry's name: apart from every check's, since no check's name
+    /// holds a `:`.
+    pub(crate) entry: String,
+    /// What the entry says: `holds the shutdown open (N guards)`.
+    pub(crate) text: String,
+}
+
+impl DrainHolder {
+    pub(crate) fn new(name: String, count: usize) -> DrainHolder {
+        let guards = if count == 1 { "guard" } else { "guards" };
+        DrainHolder {
+            entry: format!("drain:{name}"),
+            text: format!("holds the shutdown open ({count} {guards})"),
+            name,
+            count,
+        }
+    }
 }
 
 impl Report {
@@ -55,6 +82,15 @@ impl Report {
     /// Every check, in the order they were registered.
     pub fn checks(&self) -> &[CheckReport] {
         &self.checks
+    }
+
+    /// While draining, who still holds the shutdown open: each name given to
+    /// [`Health::drain_guard`](crate::Health::drain_guard) with how many guards it holds,
+    /// in the order they were first taken. Empty unless draining.
+    pub fn drain_holders(&self) -> impl Iterator<Item = (&str, usize)> + '_ {
+        self.drain_holders
+            .iter()
+            .map(|h| (h.name.as_str(), h.count))
     }
 
     /// The check called `name`.

@@ -18,10 +18,10 @@ use crate::lifecycle::Lifecycle;
 use crate::observer::Observer;
 use crate::probe::Matcher;
 use crate::render::{self, AnswerCache, Detail, Format, Generations, Reply, Scope, Style};
-use crate::report::Report;
+use crate::report::{DrainHolder, Report};
 use crate::request::{MethodKind, ProbeRequest, Query, Reasons};
 use crate::shutdown::{DrainOver, InFlight};
-use crate::vocabulary::{Phase, Probe};
+use crate::vocabulary::{Phase, Probe, State};
 
 /// A wait for a first check result; only a probe on a cold cache takes it.
 pub(crate) type Pending = Pin<Box<dyn Future<Output = Reply> + Send>>;
@@ -183,9 +183,16 @@ impl Shared {
     }
 
     pub(crate) fn report(&self, phase: Phase) -> Report {
+        let drain_holders = match phase.state() {
+            State::Draining => (self.drain.holders().into_iter())
+                .map(|(name, count)| DrainHolder::new(name, count))
+                .collect(),
+            _ => Vec::new(),
+        };
         Report {
             phase,
             checks: self.engine.snapshot(),
+            drain_holders,
         }
     }
 
@@ -241,6 +248,10 @@ impl Shared {
                     phase: phase.bits(),
                     statuses: self.engine.status_generation(),
                     results: self.engine.results_generation(),
+                    holders: match phase.state() {
+                        State::Draining => self.drain.generation(),
+                        _ => 0,
+                    },
                 };
                 self.answers
                     .probe(ask.probe, ask.style, now, || self.report(phase), ask.head)

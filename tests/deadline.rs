@@ -266,3 +266,68 @@ async fn an_sse_response_through_the_layer_ends_when_the_drain_delay_is_over() {
     assert_eq!(events, ["data: 0\n\n", "data: 1\n\n", "data: 2\n\n"]);
     shutdown.await.unwrap();
 }
+
+#[tokio::test]
+async fn while_draining_verbose_answers_and_the_page_name_who_holds_the_shutdown() {
+    use http_body_util::Full;
+    use tower::Layer as _;
+
+    let health = health();
+    health.ready();
+    let first = health.drain_guard("queue-consumer");
+    let second = health.drain_guard("queue-consumer");
+    let svc = health
+        .layer()
+        .layer(tower::service_fn(|_: Request<Full<bytes::Bytes>>| async {
+            Ok::<_, Infallible>(http::Response::new(Full::<bytes::Bytes>::default()))
+        }));
+    let ask = |accept: &'static str| {
+        let svc = svc.clone();
+        async move {
+            let request = Request::get("/readyz?verbose")
+                .header("accept", accept)
+                .body(Full::default())
+                .unwrap();
+            let response = svc.oneshot(request).await.unwrap();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            String::from_utf8(body.to_vec()).unwrap()
+        }
+    };
+    let json = ask("application/json").await;
+    assert!(
+        !json.contains("drain:"),
+        "nothing said before the drain: {json}"
+    );
+
+    health.drain();
+    let json = ask("application/json").await;
+    assert!(
+        json.contains(
+            r#""drain:queue-consumer":[{"status":"pass","componentType":"system","observedValue":"holds the shutdown open (2 guards)"}]"#
+        ),
+        "{json}"
+    );
+    let text = ask("text/plain").await;
+    assert!(text.contains("[+]drain:queue-consumer ok\n"), "{text}");
+    let page = ask("text/html").await;
+    assert!(
+        page.contains(r#"<tr data-name="drain:queue-consumer""#),
+        "{page}"
+    );
+    assert!(
+        page.contains("holds the shutdown open (2 guards)"),
+        "{page}"
+    );
+    assert_eq!(
+        health.report().drain_holders().collect::<Vec<_>>(),
+        [("queue-consumer", 2)]
+    );
+
+    drop(first);
+    let json = ask("application/json").await;
+    assert!(json.contains("holds the shutdown open (1 guard)"), "{json}");
+    drop(second);
+    let json = ask("application/json").await;
+    assert!(!json.contains("drain:"), "released: {json}");
+    assert_eq!(health.report().drain_holders().count(), 0);
+}

@@ -264,6 +264,7 @@ mod tests {
         let report = Report {
             phase: Phase::new(state, live),
             checks: vec![check("db", db, true), check("cache", cache, false)],
+            drain_holders: Vec::new(),
         };
         let statuses = Statuses::new(&report);
         [

@@ -240,6 +240,7 @@ mod tests {
         let report = Report {
             phase: Phase::new(State::Ready, true),
             checks,
+            drain_holders: Vec::new(),
         };
         let style = Style {
             format: Format::Html,

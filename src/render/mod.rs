@@ -77,7 +77,7 @@ pub(crate) struct Rendered {
 }
 
 /// A rendered answer with the key of the state it was rendered from.
-type CachedAnswer = Keyed<u64, Rendered>;
+type CachedAnswer = Keyed<u128, Rendered>;
 
 impl Rendered {
     fn new(status: StatusCode, format: Format, body: Bytes) -> Rendered {
@@ -114,16 +114,19 @@ pub(crate) struct Generations {
     pub(crate) statuses: u64,
     /// Bumped when any run finishes.
     pub(crate) results: u64,
+    /// Bumped when a drain guard is taken or dropped; 0 unless draining, since only
+    /// then do answers show the guards.
+    pub(crate) holders: u64,
 }
 
 impl Generations {
-    fn key(self, style: Style) -> u64 {
+    fn key(self, style: Style) -> u128 {
         let generation = if style.shows_results() {
             self.results
         } else {
             self.statuses
         };
-        generation << 3 | u64::from(self.phase)
+        (u128::from(self.holders) << 64 | u128::from(generation)) << 3 | u128::from(self.phase)
     }
 }
 
@@ -132,7 +135,7 @@ impl Generations {
 /// finished run renders nothing at all.
 pub(crate) struct AnswerCache {
     /// The whole-probe answers, one slot per probe and style.
-    probes: Box<[KeyedCache<u64, Rendered>]>,
+    probes: Box<[KeyedCache<u128, Rendered>]>,
     /// Each check's own answers (`/readyz/NAME`), made the first time one is asked for.
     checks: Box<[Mutex<Option<CheckAnswers>>]>,
 }
@@ -185,17 +188,18 @@ impl AnswerCache {
         let answers = answers
             .get_or_insert_with(|| (0..Probe::ALL.len() * Style::COUNT).map(|_| None).collect());
         let slot = &mut answers[probe.index() * Style::COUNT + style.index()];
-        if let Some(answer) = slot.as_ref().filter(|a| a.key == runs) {
+        if let Some(answer) = slot.as_ref().filter(|a| a.key == u128::from(runs)) {
             return Reply::cached(answer.clone(), head);
         }
         let report = Report {
             // A check's own answer does not depend on the lifecycle.
             phase: Phase::default(),
             checks: vec![report()],
+            drain_holders: Vec::new(),
         };
         let (status, body) = render(&report, probe, Scope::Check(0), style);
         let answer = Arc::new(Keyed {
-            key: runs,
+            key: u128::from(runs),
             value: Rendered::new(status, style.format, body),
         });
         *slot = Some(answer.clone());
@@ -214,8 +218,8 @@ pub(crate) struct Entry<'a> {
     pub(crate) name: &'a str,
     /// The status shown on the entry itself.
     pub(crate) status: Status,
-    /// Shown whatever the detail policy: the lifecycle is no secret.
-    pub(crate) public: Option<&'static str>,
+    /// Shown whatever the detail policy: the lifecycle and the drain are no secret.
+    pub(crate) public: Option<&'a str>,
     pub(crate) check: Option<&'a CheckReport>,
     pub(crate) excluded: bool,
 }
@@ -256,6 +260,16 @@ fn entries<'a>(report: &'a Report, probe: Probe, scope: Scope<'a>) -> (Verdict, 
                     check: None,
                     excluded: false,
                 });
+                // While draining, who still holds the shutdown open.
+                for holder in &report.drain_holders {
+                    out.push(Entry {
+                        name: &holder.entry,
+                        status: Status::Pass,
+                        public: Some(&holder.text),
+                        check: None,
+                        excluded: false,
+                    });
+                }
             }
             let is_excluded = |i: usize| excluded.get(i).copied().unwrap_or(false);
             let gating = (report.checks.iter().enumerate()).filter(|(_, c)| c.gates(probe));
@@ -449,6 +463,7 @@ mod tests {
         Report {
             phase: Phase::new(state, live),
             checks,
+            drain_holders: Vec::new(),
         }
     }
 
