@@ -266,3 +266,22 @@ fn probe_answers_are_counted_by_probe_and_code_and_nothing_else_is() {
         assert_eq!(counted, 4.0, "requests that are not probes are not counted");
     });
 }
+
+#[test]
+fn a_signal_has_a_status_gauge_from_the_start_that_follows_each_set() {
+    with_recorder(|handle| async move {
+        let model = tower_health::Gate::new("model");
+        let maintenance = tower_health::Switch::new("maintenance");
+        let health = Health::builder().gate(&model).switch(&maintenance).build();
+        let status = |name: &str| Recorded::take(&handle).gauge(CHECK_STATUS, &[("check", name)]);
+        assert_eq!(status("model"), Some(0.0), "a gate starts closed");
+        assert_eq!(status("maintenance"), Some(1.0), "a switch starts passing");
+        model.open();
+        maintenance.warn("draining the queue");
+        assert_eq!(status("model"), Some(1.0));
+        assert_eq!(status("maintenance"), Some(0.5));
+        maintenance.fail("down for maintenance");
+        assert_eq!(status("maintenance"), Some(0.0));
+        drop(health);
+    });
+}

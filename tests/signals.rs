@@ -564,3 +564,30 @@ async fn an_idle_service_and_a_cancelled_request_are_never_stuck() {
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert_eq!(status(&app, "/livez").await, StatusCode::OK, "cancelled");
 }
+
+#[tokio::test]
+async fn the_page_lists_gates_switches_and_heartbeats() {
+    let gate = Gate::new("migrations");
+    let switch = Switch::new("maintenance");
+    let heartbeat = Heartbeat::new("consumer", Duration::from_secs(5)).probes([Probe::Readiness]);
+    let health = Health::builder()
+        .gate(&gate)
+        .switch(&switch)
+        .heartbeat(&heartbeat)
+        .build();
+    health.ready();
+    switch.fail("until 02:00");
+    let app = plain_app(&health);
+    let req = Request::get("/readyz?verbose")
+        .header("accept", "text/html")
+        .body(Full::default())
+        .unwrap();
+    let response = app.oneshot(req).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let page = String::from_utf8(body.to_vec()).unwrap();
+    for name in ["migrations", "maintenance", "consumer"] {
+        assert!(page.contains(name), "{name} in {page}");
+    }
+    assert!(!page.contains("02:00"), "the reason is withheld");
+}
