@@ -38,11 +38,15 @@ impl Format {
     pub(crate) fn negotiate(headers: &HeaderMap) -> Format {
         // What most probes send: nothing, or `*/*` first (the kubelet, curl). A first
         // range of `*/*` at full quality is JSON whatever follows: nothing can rank
-        // above it, and it wins a tie by coming first.
+        // above it, and it wins a tie by coming first. But only in a value that is read
+        // at all: one that is not visible ASCII is passed over whole, below.
         let mut values = headers.get_all(http::header::ACCEPT).iter();
-        match values.next().map(|v| v.as_bytes()) {
+        match values.next() {
             None => return Format::Json,
-            Some(first) if first == b"*/*" || first.starts_with(b"*/*,") => return Format::Json,
+            Some(first) if first.as_bytes() == b"*/*" => return Format::Json,
+            Some(first) if first.as_bytes().starts_with(b"*/*,") && first.to_str().is_ok() => {
+                return Format::Json
+            }
             Some(_) => {}
         }
         let mut best_json: Option<(u16, usize)> = None;
@@ -198,6 +202,20 @@ mod tests {
             Format::negotiate(&accept(&["image/png"])),
             Format::Json,
             "nothing we can give: JSON"
+        );
+    }
+
+    #[test]
+    fn a_first_value_that_cannot_be_read_is_passed_over_even_when_it_starts_with_any() {
+        let mut headers = HeaderMap::new();
+        let unreadable = HeaderValue::from_bytes(b"*/*, text/plain\xe9").unwrap();
+        headers.append(http::header::ACCEPT, unreadable);
+        headers.append(http::header::ACCEPT, HeaderValue::from_static("text/plain"));
+        assert_eq!(Format::negotiate(&headers), Format::Text);
+        assert_eq!(
+            Format::negotiate(&accept(&["*/*, text/plain", "text/plain"])),
+            Format::Json,
+            "a readable first */* still wins at once"
         );
     }
 
