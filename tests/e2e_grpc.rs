@@ -7,6 +7,8 @@
 #![cfg(feature = "grpc")]
 
 mod common;
+#[path = "support/health_client.rs"]
+mod health_client;
 
 #[path = "../examples/support/greeter.rs"]
 mod greeter;
@@ -23,6 +25,7 @@ use common::{
     bounded, http1_client, http2_client, hyper_handle, request, send, spawn_axum, spawn_hyper,
     stop_switch, Reply, Running, LIMIT,
 };
+use health_client::{channel, check, list, next, watch};
 use http::header::CONTENT_TYPE;
 use http::{Method, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
@@ -31,11 +34,10 @@ use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Channel, Endpoint, Server};
+use tonic::transport::{Channel, Server};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 use tower::ServiceBuilder;
 use tower_health::{Check, Health, Probe};
 
@@ -133,81 +135,12 @@ fn health() -> (Health, Switch, Switch) {
 
 // === the clients ===
 
-async fn channel(addr: SocketAddr) -> Channel {
-    let endpoint = Endpoint::from_shared(format!("http://{addr}")).expect("endpoint");
-    bounded("connecting a gRPC client", endpoint.connect())
-        .await
-        .expect("gRPC connection")
-}
-
-async fn check(client: &mut HealthClient<Channel>, service: &str) -> Result<ServingStatus, Code> {
-    let request = HealthCheckRequest {
-        service: service.into(),
-    };
-    match bounded("Check", client.check(request)).await {
-        Ok(response) => Ok(response.into_inner().status()),
-        Err(status) => Err(status.code()),
-    }
-}
-
 async fn statuses(client: &mut HealthClient<Channel>, names: &[&str]) -> Vec<ServingStatus> {
     let mut out = Vec::new();
     for name in names {
         out.push(check(client, name).await.expect(name));
     }
     out
-}
-
-type WatchStream = tonic::Streaming<HealthCheckResponse>;
-
-async fn watch(client: &mut HealthClient<Channel>, service: &str) -> WatchStream {
-    let request = HealthCheckRequest {
-        service: service.into(),
-    };
-    bounded("Watch", client.watch(request))
-        .await
-        .expect("Watch")
-        .into_inner()
-}
-
-/// The next Watch message, or `None` when the stream ended well.
-async fn next(stream: &mut WatchStream) -> Option<ServingStatus> {
-    bounded("a Watch message", stream.message())
-        .await
-        .expect("the stream ends with grpc-status 0")
-        .map(|m| m.status())
-}
-
-// A List client: the messages of gRPC proposal A90 and tonic's client machinery, as
-// tonic's code generator would write them.
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct HealthListRequest {}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct HealthListResponse {
-    #[prost(btree_map = "string, message", tag = "1")]
-    statuses: BTreeMap<String, HealthCheckResponse>,
-}
-
-async fn list(channel: Channel) -> Result<BTreeMap<String, ServingStatus>, Code> {
-    let mut grpc = tonic::client::Grpc::new(channel);
-    bounded("the channel", grpc.ready()).await.expect("ready");
-    let path = PathAndQuery::from_static("/grpc.health.v1.Health/List");
-    let call = grpc.unary(
-        tonic::Request::new(HealthListRequest {}),
-        path,
-        tonic_prost::ProstCodec::<HealthListRequest, HealthListResponse>::default(),
-    );
-    match bounded("List", call).await {
-        Ok(response) => Ok(response
-            .into_inner()
-            .statuses
-            .into_iter()
-            .map(|(name, status)| (name, status.status()))
-            .collect()),
-        Err(status) => Err(status.code()),
-    }
 }
 
 // === statuses ===

@@ -8,8 +8,9 @@
 //! when it does.
 
 mod common;
+#[path = "support/health_client.rs"]
+mod health_client;
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -22,17 +23,15 @@ use common::{
     http1_client, http2_client, request, send, stop_switch, walk_probe_table_over, HttpClient,
     LIMIT, LIVEZ, READYZ, STARTUPZ,
 };
+use health_client::{channel, check, list, next, watch};
 use http::header::ACCEPT;
 use http::{Method, StatusCode, Version};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
-use tonic::codegen::http::uri::PathAndQuery;
-use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 use tower_health::{Check, Health, State};
 
 use ServingStatus::{NotServing, ServiceUnknown, Serving};
@@ -346,75 +345,6 @@ async fn a_client_that_sends_half_a_header_is_dropped_after_the_header_read_time
 }
 
 // === gRPC health ===
-
-async fn channel(addr: SocketAddr) -> Channel {
-    let endpoint = Endpoint::from_shared(format!("http://{addr}")).expect("endpoint");
-    bounded("connecting a gRPC client", endpoint.connect())
-        .await
-        .expect("gRPC connection")
-}
-
-async fn check(client: &mut HealthClient<Channel>, service: &str) -> Result<ServingStatus, Code> {
-    let request = HealthCheckRequest {
-        service: service.into(),
-    };
-    match bounded("Check", client.check(request)).await {
-        Ok(response) => Ok(response.into_inner().status()),
-        Err(status) => Err(status.code()),
-    }
-}
-
-type WatchStream = tonic::Streaming<HealthCheckResponse>;
-
-async fn watch(client: &mut HealthClient<Channel>, service: &str) -> WatchStream {
-    let request = HealthCheckRequest {
-        service: service.into(),
-    };
-    bounded("Watch", client.watch(request))
-        .await
-        .expect("Watch")
-        .into_inner()
-}
-
-/// The next Watch message, or `None` when the stream ended well.
-async fn next(stream: &mut WatchStream) -> Option<ServingStatus> {
-    bounded("a Watch message", stream.message())
-        .await
-        .expect("the stream ends with grpc-status 0")
-        .map(|m| m.status())
-}
-
-// List (gRPC proposal A90) on tonic's client machinery, as its code generator would
-// write it; tonic-health has no List.
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct HealthListRequest {}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct HealthListResponse {
-    #[prost(btree_map = "string, message", tag = "1")]
-    statuses: BTreeMap<String, HealthCheckResponse>,
-}
-
-async fn list(channel: Channel) -> Result<BTreeMap<String, ServingStatus>, Code> {
-    let mut grpc = tonic::client::Grpc::new(channel);
-    bounded("the channel", grpc.ready()).await.expect("ready");
-    let path = PathAndQuery::from_static("/grpc.health.v1.Health/List");
-    let call = grpc.unary(
-        tonic::Request::new(HealthListRequest {}),
-        path,
-        tonic_prost::ProstCodec::<HealthListRequest, HealthListResponse>::default(),
-    );
-    match bounded("List", call).await {
-        Ok(response) => Ok(response
-            .into_inner()
-            .statuses
-            .into_iter()
-            .map(|(name, status)| (name, status.status()))
-            .collect()),
-        Err(status) => Err(status.code()),
-    }
-}
 
 #[tokio::test]
 async fn grpc_check_watch_and_list_with_tonic_healths_client() {
