@@ -320,20 +320,34 @@ impl Health {
     /// without its IO driver cannot listen for signals: that is logged and the future
     /// never resolves on a signal.
     pub fn shutdown_signal(&self) -> impl Future<Output = ()> + Send + 'static {
-        let signals = shutdown::Signals::catch();
-        let timeline = self.timeline(
-            async move {
-                let mut signals = signals;
-                signals.next().await;
-                signals
-            },
-            |mut signals| async move { signals.next().await },
-        );
-        let spawned = tokio::runtime::Handle::try_current()
-            .ok()
-            .map(|runtime| runtime.spawn(timeline));
+        // One timeline per `Health` on a runtime: a later call (a probe listener beside
+        // the main server, say) resolves with the first one's, when the drain delay is
+        // over, rather than draining and logging a second time.
+        let on_runtime = tokio::runtime::Handle::try_current().is_ok();
+        let joined = (on_runtime && !self.shared.claim_signal_timeline())
+            .then(|| self.shared.drain_over().wait());
+        let spawned = match joined {
+            Some(_) => None,
+            None => {
+                let signals = shutdown::Signals::catch();
+                let timeline = self.timeline(
+                    async move {
+                        let mut signals = signals;
+                        signals.next().await;
+                        signals
+                    },
+                    |mut signals| async move { signals.next().await },
+                );
+                tokio::runtime::Handle::try_current()
+                    .ok()
+                    .map(|runtime| runtime.spawn(timeline))
+            }
+        };
         let weak = self.weak();
         async move {
+            if let Some(joined) = joined {
+                return joined.await;
+            }
             match spawned {
                 // An error means the runtime is shutting down: nothing is left to wait for.
                 Some(task) => drop(task.await),

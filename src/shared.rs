@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -77,6 +78,8 @@ pub(crate) struct Shared {
     /// Counted requests, when in-flight tracking is on.
     in_flight: Option<Arc<InFlight>>,
     drain_over: DrainOver,
+    /// Set once `shutdown_signal()` has started the signal timeline on a runtime.
+    signal_timeline: AtomicBool,
     /// When the drain started, who holds the shutdown open, and its deadline.
     drain: Arc<Drain>,
     /// Shared with the runs under way and the background task, which end when this
@@ -125,6 +128,7 @@ impl Shared {
                 Arc::new(InFlight::new(options.track_in_flight, progress))
             }),
             drain_over: DrainOver::default(),
+            signal_timeline: AtomicBool::new(false),
             drain: Arc::new(Drain::new(options.shutdown_timeout)),
             options,
             #[cfg(feature = "grpc")]
@@ -167,6 +171,11 @@ impl Shared {
     /// Set when the drain delay is over.
     pub(crate) fn drain_over(&self) -> &DrainOver {
         &self.drain_over
+    }
+
+    /// Whether this call is the first to start the signal timeline (then it must).
+    pub(crate) fn claim_signal_timeline(&self) -> bool {
+        !self.signal_timeline.swap(true, Ordering::AcqRel)
     }
 
     /// The start of the drain, its guards and its deadline.

@@ -137,7 +137,6 @@ impl DrainOver {
     }
 
     /// Resolves once the drain delay is over (at once if it already is).
-    #[cfg_attr(not(feature = "grpc"), allow(dead_code))]
     pub(crate) fn wait(&self) -> impl Future<Output = ()> + Send + 'static {
         let mut over = self.0.subscribe();
         async move {
@@ -426,6 +425,60 @@ mod tests {
             assert!(ended, "the delay is skipped: no timer can wait for it");
         });
         assert_eq!(health.state(), crate::State::Draining);
+    }
+
+    /// A writer for a test's log, shared with the test.
+    #[derive(Clone, Default)]
+    struct Log(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Log {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn two_shutdown_futures_of_one_health_share_one_timeline() {
+        let log = Log::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _log = tracing::subscriber::set_default(subscriber);
+        let health = Health::builder()
+            .drain_delay(Duration::from_millis(50))
+            .build();
+        health.ready();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            // The main server's and a probe listener's, say.
+            let first = health.shutdown_signal();
+            let second = health.shutdown_signal();
+            let sent = std::process::Command::new("sh")
+                .args(["-c", "kill -s TERM \"$0\"", &std::process::id().to_string()])
+                .status()
+                .unwrap();
+            assert!(sent.success());
+            let both = async {
+                first.await;
+                second.await;
+            };
+            tokio::time::timeout(Duration::from_secs(10), both)
+                .await
+                .expect("both futures end when the drain delay is over");
+        });
+        assert_eq!(health.state(), crate::State::Draining);
+        let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(log.matches("drain delay over").count(), 1, "{log}");
     }
 
     #[tokio::test(start_paused = true)]
