@@ -3,113 +3,24 @@
 //! each `POST` is right) and whose deadlock fails liveness through the wedge detector, and
 //! `examples/ai_service.rs`, whose model loads behind a start-up gate.
 //!
-//! Each process is this test binary run again with `EXAMPLE_PROCESS` set to the
-//! example's name: the `process_*` tests below do nothing unless they find it, and run
-//! the example's own `main` when they do.
-// Each example brings its own copy of `examples/support/mod.rs`, as it does when it is
-// built alone.
-#![allow(clippy::duplicate_mod)]
+//! The processes are the example binaries themselves, built and run by
+//! `tests/support/example.rs`.
 
 mod common;
+#[path = "support/example.rs"]
+mod example;
 
-#[path = "../examples/ai_service.rs"]
-mod ai_service;
-#[path = "../examples/failure_drill.rs"]
-mod failure_drill;
-
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{empty, get, http1_client, request, send, LIMIT};
+use example::Example;
 use http::{Method, StatusCode};
-
-const ROLE: &str = "EXAMPLE_PROCESS";
-
-#[test]
-fn process_failure_drill() {
-    if std::env::var_os(ROLE).is_some_and(|r| r == "failure_drill") {
-        failure_drill::main().expect("the failure drill ran");
-    }
-}
-
-#[test]
-fn process_ai_service() {
-    if std::env::var_os(ROLE).is_some_and(|r| r == "ai_service") {
-        ai_service::main().expect("the AI service ran");
-    }
-}
-
-/// An example running as its own process, killed when dropped.
-struct Example {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Example {
-    /// Starts the example and waits (at most [`LIMIT`]) for its `listening on` line.
-    fn start(name: &str, env: &[(&str, &str)]) -> Example {
-        let mut command = Command::new(std::env::current_exe().unwrap());
-        command
-            .args([
-                "--exact",
-                &format!("process_{name}"),
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(ROLE, name)
-            .env("ADDR", "127.0.0.1:0")
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let mut child = command.spawn().unwrap();
-        let (tx, lines) = mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let start = Instant::now();
-        let mut addr = None;
-        while let Ok(line) = lines.recv_timeout(LIMIT.saturating_sub(start.elapsed())) {
-            // The test harness may print its own words before ours on the line.
-            if let Some((_, at)) = line.split_once("listening on http://") {
-                addr = Some(at.trim().parse().expect("an address"));
-                break;
-            }
-        }
-        // Killed (and waited for) when dropped, started or not.
-        let example = Example {
-            child,
-            addr: addr.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0))),
-        };
-        assert!(
-            addr.is_some(),
-            "{name} never printed `listening on http://ADDR`"
-        );
-        example
-    }
-}
-
-impl Drop for Example {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[tokio::test]
 async fn failure_drill_first_probe_after_each_post_is_right_16_of_16() {
     let example = Example::start("failure_drill", &[]);
     let client = http1_client();
-    let addr = example.addr;
+    let addr = example.addr();
     assert_eq!(get(&client, addr, "/ready").await.status, StatusCode::OK);
     let drills = [
         ("/simulate_db_failure", "/simulate_db_recovery"),
@@ -143,7 +54,7 @@ async fn failure_drill_first_probe_after_each_post_is_right_16_of_16() {
 async fn failure_drill_deadlock_fails_liveness_within_stuck_after_plus_a_second() {
     const STUCK_AFTER: Duration = Duration::from_millis(1_000);
     let example = Example::start("failure_drill", &[("STUCK_AFTER_MS", "1000")]);
-    let addr = example.addr;
+    let addr = example.addr();
     let probes = http1_client();
     assert_eq!(get(&probes, addr, "/").await.status, StatusCode::OK);
     let posted = send(
@@ -188,7 +99,7 @@ async fn failure_drill_deadlock_fails_liveness_within_stuck_after_plus_a_second(
 async fn ai_service_starts_once_its_model_gate_opens() {
     let example = Example::start("ai_service", &[("MODEL_LOAD_MS", "1500")]);
     let client = http1_client();
-    let addr = example.addr;
+    let addr = example.addr();
     // Loading: startup and readiness wait on the gate, liveness passes.
     let started = get(&client, addr, "/health/started?verbose").await;
     assert_eq!(started.status, StatusCode::SERVICE_UNAVAILABLE);
