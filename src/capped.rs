@@ -173,6 +173,23 @@ mod tests {
     }
 
     #[test]
+    fn small_writes_grow_the_string_by_doubling_and_never_past_the_cap() {
+        let mut capped = Capped::new(1000, MARK);
+        let mut capacities = vec![capped.out.capacity()];
+        for _ in 0..99 {
+            capped.write_str("0123456789").unwrap();
+            if capped.out.capacity() != *capacities.last().unwrap() {
+                capacities.push(capped.out.capacity());
+            }
+        }
+        let text = capped.into_string();
+        assert_eq!(text.len(), 990);
+        assert!(text.capacity() <= 1000, "capacity {}", text.capacity());
+        // 10, 20, 40 ... 640, then the cap: a handful of allocations, not one a write.
+        assert!(capacities.len() <= 10, "{capacities:?}");
+    }
+
+    #[test]
     fn the_text_never_holds_more_than_the_cap() {
         let text = Capped::format(&pieces(&"y".repeat(700), 10), 1024, MARK);
         assert_eq!(text.len(), 1024);
