@@ -232,9 +232,7 @@ impl Switch {
     /// # drop(poisoned);
     /// ```
     pub fn probes(mut self, probes: impl IntoIterator<Item = Probe>) -> Self {
-        self.gates = probes
-            .into_iter()
-            .fold(Gates::NONE, |gates, probe| gates.with(probe, true));
+        self.gates = Gates::of(probes);
         self
     }
 
@@ -420,9 +418,7 @@ impl Heartbeat {
     /// # drop(heartbeat);
     /// ```
     pub fn probes(mut self, probes: impl IntoIterator<Item = Probe>) -> Self {
-        self.gates = probes
-            .into_iter()
-            .fold(Gates::NONE, |gates, probe| gates.with(probe, true));
+        self.gates = Gates::of(probes);
         self
     }
 

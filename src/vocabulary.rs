@@ -286,6 +286,13 @@ impl Gates {
     pub(crate) const STARTUP_AND_READINESS: Gates = Gates([false, true, true]);
     pub(crate) const NONE: Gates = Gates([false; 3]);
 
+    /// Exactly these probes: what `probes([..])` of a check, a switch or a heartbeat sets.
+    pub(crate) fn of(probes: impl IntoIterator<Item = Probe>) -> Gates {
+        probes
+            .into_iter()
+            .fold(Gates::NONE, |gates, probe| gates.with(probe, true))
+    }
+
     pub(crate) fn with(mut self, probe: Probe, on: bool) -> Gates {
         self.0[probe.index()] = on;
         self

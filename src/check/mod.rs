@@ -432,11 +432,7 @@ impl Check {
     /// # }
     /// ```
     pub fn probes(mut self, probes: impl IntoIterator<Item = Probe>) -> Self {
-        let mut gates = Gates::NONE;
-        for probe in probes {
-            gates = gates.with(probe, true);
-        }
-        self.gates = gates;
+        self.gates = Gates::of(probes);
         self
     }
 
