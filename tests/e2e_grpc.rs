@@ -92,19 +92,8 @@ struct Switch(Arc<AtomicBool>);
 
 impl Switch {
     fn check(name: &'static str) -> (Check, Switch) {
-        let up = Switch(Arc::new(AtomicBool::new(true)));
-        let flag = up.clone();
-        let check = Check::new(name, move || {
-            let up = flag.0.load(Ordering::SeqCst);
-            async move {
-                if up {
-                    Ok(())
-                } else {
-                    Err("down")
-                }
-            }
-        });
-        (check, up)
+        let (check, up) = common::flag_check(name);
+        (check, Switch(up))
     }
 
     /// Sets the outcome and runs the checks, so that the change is in place on return.

@@ -117,19 +117,7 @@ fn quick() -> tower_health::Builder {
 
 /// A check whose outcome the test sets.
 fn switch(name: &'static str) -> (Check, Arc<AtomicBool>) {
-    let up = Arc::new(AtomicBool::new(true));
-    let flag = up.clone();
-    let check = Check::new(name, move || {
-        let up = flag.load(Ordering::SeqCst);
-        async move {
-            if up {
-                Ok(())
-            } else {
-                Err("down")
-            }
-        }
-    });
-    (check, up)
+    common::flag_check(name)
 }
 
 // === the probe table ===

@@ -530,3 +530,27 @@ pub fn axum_app() -> Router {
 /// The handler of `examples/hyper.rs`, taken from the example itself.
 #[allow(unused_imports)] // the hyper tests use it
 pub(crate) use hyper_example::handle as hyper_handle;
+
+/// A check whose outcome the test sets: it passes while the flag is `true` and fails
+/// with "down" while it is `false`.
+pub fn flag_check(
+    name: &'static str,
+) -> (
+    tower_health::Check,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let up = std::sync::Arc::new(AtomicBool::new(true));
+    let flag = up.clone();
+    let check = tower_health::Check::new(name, move || {
+        let up = flag.load(Ordering::SeqCst);
+        async move {
+            if up {
+                Ok(())
+            } else {
+                Err("down")
+            }
+        }
+    });
+    (check, up)
+}
