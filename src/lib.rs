@@ -215,6 +215,34 @@
 //!   request; the layer logs changes (a check starting or stopping to fail, lifecycle
 //!   transitions, the drain).
 //!
+//! # Ready-made checks (features `check-*`)
+//!
+//! The `checks` module has a check for each dependency most services have, each behind a
+//! feature of its own so that nobody compiles a client they do not use: TCP connect
+//! (`check-tcp`), DNS (`check-dns`), HTTP `GET` with hyper-util (`check-hyper`) or
+//! reqwest (`check-reqwest`), PostgreSQL with tokio-postgres (`check-postgres`),
+//! deadpool-postgres (`check-deadpool-postgres`) or sqlx (`check-sqlx-postgres`),
+//! MySQL/MariaDB with sqlx (`check-sqlx-mysql`), Redis with `redis` (`check-redis`) or
+//! deadpool-redis (`check-deadpool-redis`), RabbitMQ with lapin (`check-lapin`), an
+//! upstream's gRPC health (`check-grpc`), free disk space (`check-disk`), cgroup memory
+//! (`check-memory`) and a TLS certificate file's expiry (`check-tls-cert`). Each takes the
+//! client or pool the application already has, observes its latency, reports a failure's
+//! whole chain of causes, and a pool check warns when the pool is saturated.
+//!
+//! ```no_run
+//! # #[cfg(all(feature = "check-deadpool-postgres", feature = "check-redis"))]
+//! # fn example(pool: deadpool_postgres::Pool, redis: redis::aio::ConnectionManager) {
+//! use std::time::Duration;
+//! use tower_health::{checks, Health};
+//!
+//! let health = Health::builder()
+//!     .check(checks::postgres::deadpool("postgres", pool.clone()).timeout(Duration::from_millis(500)))
+//!     .check(checks::redis::connection("redis", redis.clone()).non_critical())
+//!     .build();
+//! # drop(health);
+//! # }
+//! ```
+//!
 //! # With tonic
 //!
 //! Kubelet probes are HTTP/1.1 and tonic's server speaks only HTTP/2 unless told
@@ -267,6 +295,24 @@ mod cache;
 mod capped;
 mod changes;
 mod check;
+#[cfg(any(
+    feature = "check-tcp",
+    feature = "check-dns",
+    feature = "check-hyper",
+    feature = "check-reqwest",
+    feature = "check-postgres",
+    feature = "check-deadpool-postgres",
+    feature = "check-sqlx-postgres",
+    feature = "check-sqlx-mysql",
+    feature = "check-redis",
+    feature = "check-deadpool-redis",
+    feature = "check-lapin",
+    feature = "check-grpc",
+    feature = "check-disk",
+    feature = "check-memory",
+    feature = "check-tls-cert",
+))]
+pub mod checks;
 mod drain;
 mod error;
 mod future;
