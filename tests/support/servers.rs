@@ -1,10 +1,13 @@
-//! PostgreSQL and Redis servers owned by a test: each runs from a temporary directory on
-//! a free loopback port, can be stopped and started again on the same port and data, and
-//! is stopped and its directory removed when dropped, also when the test panics.
+//! PostgreSQL, Redis, MariaDB and RabbitMQ servers owned by a test: each runs from a
+//! temporary directory on a free loopback port, can be stopped and started again on the
+//! same port and data, and is stopped and its directory removed when dropped, also when
+//! the test panics.
 //!
-//! The binaries are looked up in `PATH` and `/usr/lib/postgresql/*/bin`; a test that
-//! needs them asks through `needs.rs`, so that without them it is reported as ignored, or
-//! fails under CI.
+//! The binaries are looked up in `PATH`, `/usr/sbin`, `/usr/lib/postgresql/*/bin` and
+//! `/usr/lib/rabbitmq/bin`; a test that needs them asks through `needs.rs`, so that
+//! without them it is reported as ignored, or fails under CI.
+
+#![allow(dead_code)] // each test file uses the servers it needs
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
@@ -284,6 +287,258 @@ fn redis_pong(port: u16) -> bool {
         && &reply == b"+PONG\r\n"
 }
 
+// === impl MariaDb ===
+
+/// Where the MariaDB server and its installer are.
+#[derive(Debug, Clone)]
+pub struct MariaDbBinaries {
+    server: PathBuf,
+    install_db: PathBuf,
+    /// Running as root, the server must be told that it may.
+    root: bool,
+}
+
+impl MariaDbBinaries {
+    pub fn find() -> Result<Self, String> {
+        let mut dirs = path_dirs();
+        dirs.push(PathBuf::from("/usr/sbin"));
+        let find = |names: &[&str]| {
+            dirs.iter()
+                .flat_map(|d| names.iter().map(move |n| d.join(n)))
+                .find(|p| p.is_file())
+        };
+        let server = find(&["mariadbd", "mysqld"])
+            .ok_or("no `mariadbd` or `mysqld` in PATH or /usr/sbin")?;
+        let install_db = find(&["mariadb-install-db", "mysql_install_db"])
+            .ok_or("no `mariadb-install-db` in PATH or /usr/sbin")?;
+        Ok(MariaDbBinaries {
+            server,
+            install_db,
+            root: id(&["-u"])? == 0,
+        })
+    }
+}
+
+/// A MariaDB server that lets anyone in (`--skip-grant-tables`), on loopback only.
+pub struct MariaDb {
+    bin: MariaDbBinaries,
+    dir: TempDir,
+    port: u16,
+    child: Option<Child>,
+    starts: usize,
+}
+
+impl MariaDb {
+    /// Creates a data directory in a new temporary directory and starts the server.
+    ///
+    /// # Panics
+    ///
+    /// If the data directory cannot be created or the server does not start.
+    pub fn start(bin: &MariaDbBinaries) -> MariaDb {
+        let dir = TempDir::new("tower-health-mariadb");
+        let mut install = Command::new(&bin.install_db);
+        install
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", dir.path().join("data").display()))
+            .args(["--skip-test-db", "--auth-root-authentication-method=normal"]);
+        if bin.root {
+            install.arg("--user=root");
+        }
+        let err = dir.path().join("install.err");
+        let status = install
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(&err).expect("create install.err"))
+            .status()
+            .expect("run mariadb-install-db");
+        assert!(
+            status.success(),
+            "mariadb-install-db failed ({status}):\n{}",
+            read_lossy(&err)
+        );
+        let mut server = MariaDb {
+            bin: bin.clone(),
+            dir,
+            port: free_port(),
+            child: None,
+            starts: 0,
+        };
+        server.start_again();
+        server
+    }
+
+    /// An sqlx MySQL URL.
+    pub fn url(&self) -> String {
+        format!("mysql://root@127.0.0.1:{}/mysql", self.port)
+    }
+
+    /// Starts the server (again) on the same port and data, and waits until it accepts
+    /// connections.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "MariaDB is already running");
+        self.starts += 1;
+        let dir = self.dir.path();
+        let log = dir.join(format!("mariadb-{}.log", self.starts));
+        let mut command = Command::new(&self.bin.server);
+        command
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", dir.join("data").display()))
+            .arg(format!("--port={}", self.port))
+            .arg("--bind-address=127.0.0.1")
+            .arg(format!("--socket={}", dir.join("mariadb.sock").display()))
+            .arg(format!("--pid-file={}", dir.join("mariadb.pid").display()))
+            .arg(format!("--log-error={}", log.display()))
+            .args([
+                "--skip-grant-tables",
+                "--skip-log-bin",
+                "--innodb-buffer-pool-size=16M",
+            ]);
+        if self.bin.root {
+            command.arg("--user=root");
+        }
+        let child = command
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mariadbd");
+        let port = self.port;
+        let child = self.child.insert(child);
+        wait_until("MariaDB", child, &log, || {
+            read_lossy(&log).contains("ready for connections")
+                && TcpStream::connect_timeout(&loopback(port), POLL).is_ok()
+        });
+    }
+
+    /// Stops the server with a normal shutdown and waits for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(child) = self.child.take() {
+            stop(child, "TERM");
+        }
+    }
+}
+
+impl Drop for MariaDb {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.take() {
+            stop(child, "KILL");
+        }
+    }
+}
+
+// === impl RabbitMq ===
+
+/// Where the RabbitMQ server's start script is.
+#[derive(Debug, Clone)]
+pub struct RabbitMqBinary(PathBuf);
+
+impl RabbitMqBinary {
+    pub fn find() -> Result<Self, String> {
+        // Debian's /usr/sbin/rabbitmq-server switches to the rabbitmq user; the script
+        // it wraps runs as whoever starts it.
+        let mut dirs = vec![PathBuf::from("/usr/lib/rabbitmq/bin")];
+        dirs.extend(path_dirs());
+        dirs.into_iter()
+            .map(|d| d.join("rabbitmq-server"))
+            .find(|p| p.is_file())
+            .map(RabbitMqBinary)
+            .ok_or_else(|| "no `rabbitmq-server` in /usr/lib/rabbitmq/bin or PATH".to_owned())
+    }
+}
+
+/// A RabbitMQ node of its own (own name, data, logs and Erlang cookie in a temporary
+/// directory), with the default `guest` user, which may connect from loopback.
+pub struct RabbitMq {
+    bin: RabbitMqBinary,
+    dir: TempDir,
+    port: u16,
+    dist_port: u16,
+    child: Option<Child>,
+    starts: usize,
+}
+
+impl RabbitMq {
+    /// Starts a node in a new temporary directory.
+    ///
+    /// # Panics
+    ///
+    /// If the node does not start.
+    pub fn start(bin: &RabbitMqBinary) -> RabbitMq {
+        let mut server = RabbitMq {
+            bin: bin.clone(),
+            dir: TempDir::new("tower-health-rabbitmq"),
+            port: free_port(),
+            dist_port: free_port(),
+            child: None,
+            starts: 0,
+        };
+        server.start_again();
+        server
+    }
+
+    /// An AMQP URL for the default virtual host.
+    pub fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    }
+
+    /// Starts the node (again) on the same port and data, and waits until it has started
+    /// its listener.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "RabbitMQ is already running");
+        self.starts += 1;
+        let dir = self.dir.path();
+        let log = dir.join(format!("rabbitmq-{}.log", self.starts));
+        let child = Command::new(&self.bin.0)
+            .env("HOME", dir)
+            .env(
+                "RABBITMQ_NODENAME",
+                format!("tower-health-{}@localhost", self.port),
+            )
+            .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
+            .env("RABBITMQ_NODE_PORT", self.port.to_string())
+            .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
+            .env("RABBITMQ_MNESIA_BASE", dir.join("mnesia"))
+            .env("RABBITMQ_LOG_BASE", dir.join("log"))
+            .env("RABBITMQ_CONFIG_FILE", dir.join("rabbitmq"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", dir.join("enabled_plugins"))
+            .env("RABBITMQ_PID_FILE", dir.join("rabbitmq.pid"))
+            .env("RABBITMQ_LOGS", "-")
+            // The script runs the Erlang VM as a child: a group of their own lets a
+            // signal reach both.
+            .process_group(0)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(File::create(&log).expect("create the RabbitMQ log"))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start rabbitmq-server");
+        let port = self.port;
+        let child = self.child.insert(child);
+        wait_until("RabbitMQ", child, &log, || {
+            read_lossy(&log).contains("Server startup complete")
+                && TcpStream::connect_timeout(&loopback(port), POLL).is_ok()
+        });
+    }
+
+    /// Stops the node (SIGTERM to the script and the VM, a clean stop) and waits for it
+    /// to exit.
+    pub fn stop(&mut self) {
+        if let Some(child) = self.child.take() {
+            stop_group(child, "TERM");
+        }
+    }
+}
+
+impl Drop for RabbitMq {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.take() {
+            stop_group(child, "KILL");
+        }
+    }
+}
+
 // === processes, ports and directories ===
 
 /// Polls `ready` until it holds, failing with the server's log if the server exits or
@@ -336,6 +591,35 @@ fn stop(mut child: Child, signal: &str) {
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// Sends `signal` to the process group that `child` leads, waits for `child` to exit, and
+/// then kills whatever of the group is left.
+fn stop_group(child: Child, signal: &str) {
+    let group = format!("-{}", child.id());
+    let kill = |signal: &str| {
+        let _ = Command::new("sh")
+            .args(["-c", "kill -s \"$0\" -- \"$1\"", signal, &group])
+            .stderr(Stdio::null())
+            .status();
+    };
+    kill(signal);
+    stop(child, signal);
+    // The VM may outlive the script by a moment, or forever after a KILL of the script.
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    while Instant::now() < deadline && group_alive(&group) {
+        thread::sleep(POLL);
+    }
+    kill("KILL");
+}
+
+/// Whether any process of the group `-PGID` is alive.
+fn group_alive(group: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", "kill -0 -- \"$0\"", group])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// A loopback port that was free a moment ago.
