@@ -6,6 +6,7 @@
 //! connection with it.
 
 use std::borrow::Cow;
+#[cfg(feature = "check-reqwest")]
 use std::sync::Arc;
 
 use http::StatusCode;

@@ -7,11 +7,12 @@
 
 use std::borrow::Cow;
 
-use tokio::time::Instant;
-
 #[allow(unused_imports)] // each feature uses some
 use super::{check, failed, latency, saturated};
+#[allow(unused_imports)] // the sqlx check needs only `Check`
 use crate::check::{Check, Outcome};
+#[cfg(any(feature = "check-postgres", feature = "check-deadpool-postgres"))]
+use tokio::time::Instant;
 
 /// A check that runs `SELECT 1` on `client`, the application's `tokio_postgres::Client`.
 ///
