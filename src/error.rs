@@ -129,6 +129,12 @@ pub enum BuildProblem {
         /// Its name.
         name: String,
     },
+    /// A check or switch marked [shared](crate::Check::shared) that does not gate
+    /// readiness: the fleet is asked about what readiness shows.
+    SharedWithoutReadiness {
+        /// Its name.
+        name: String,
+    },
 }
 
 impl fmt::Display for BuildProblem {
@@ -173,6 +179,11 @@ impl fmt::Display for BuildProblem {
             BuildProblem::SignalInUse { name } => write!(
                 f,
                 "{name:?} (a gate, switch or heartbeat) already belongs to another Health"
+            ),
+            BuildProblem::SharedWithoutReadiness { name } => write!(
+                f,
+                "{name:?} is shared by the fleet but does not gate readiness, which is what \
+                 the fleet is asked about"
             ),
         }
     }

@@ -269,6 +269,7 @@ mod changes;
 mod check;
 mod drain;
 mod error;
+mod fleet;
 mod future;
 #[cfg(feature = "grpc")]
 mod grpc;
@@ -298,6 +299,9 @@ pub use crate::changes::Changes;
 pub use crate::check::{Check, HealthCheck, Outcome};
 pub use crate::drain::DrainGuard;
 pub use crate::error::{BuildError, BuildProblem};
+#[cfg(feature = "fleet")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fleet")))]
+pub use crate::fleet::Fleet;
 pub use crate::future::ResponseFuture;
 pub use crate::health::Health;
 pub use crate::layer::HealthLayer;

@@ -50,6 +50,8 @@ pub(crate) struct Options {
     /// The application's gRPC services and the probe each one is mapped to.
     #[cfg(feature = "grpc")]
     pub(crate) grpc_services: Services,
+    /// Who this replica is, in its answers to peers.
+    pub(crate) replica: u64,
 }
 
 /// How long the server keeps serving after the first signal, by default.
@@ -66,6 +68,7 @@ impl Default for Options {
             progress: None,
             #[cfg(feature = "grpc")]
             grpc_services: Services::default(),
+            replica: 0,
         }
     }
 }
@@ -112,7 +115,7 @@ impl Shared {
     /// of `alive` and the same `observer`.
     pub(crate) fn new(
         lifecycle: Lifecycle,
-        engine: Engine,
+        engine: Arc<Engine>,
         matcher: Matcher,
         observer: Observer,
         alive: watch::Sender<()>,
@@ -121,7 +124,7 @@ impl Shared {
         Shared {
             answers: AnswerCache::new(engine.len()),
             lifecycle,
-            engine: Arc::new(engine),
+            engine,
             matcher,
             in_flight: (options.track_in_flight || options.progress.is_some()).then(|| {
                 let progress = options.progress.clone();
@@ -331,6 +334,18 @@ impl SharedRef {
                 .and_then(|q| q.refresh)
                 .filter(|_| format == Format::Html),
         };
+        if let (Some(index), Some(max_age)) = (only, query.and_then(|q| q.fleet)) {
+            if probe == Probe::Readiness {
+                // A peer asks about one check: its own result, never the fleet's verdict.
+                let shared = self.clone();
+                let head = ask.head;
+                return Answer::Pending(Box::pin(async move {
+                    let max_age = Duration::from_millis(max_age);
+                    let status = shared.engine.peer_answer(index, max_age).await;
+                    Reply::peer(status, shared.options.replica, head)
+                }));
+            }
+        }
         if self.engine.is_empty() {
             return Answer::Reply(self.respond(&ask));
         }
