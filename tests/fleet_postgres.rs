@@ -34,13 +34,57 @@ use tower_health::{Check, Fleet, Health, Reasons};
 
 fn main() -> ExitCode {
     let args = libtest_mimic::Arguments::from_args();
-    let trials = vec![needs::needs(
-        "a_shared_outage_keeps_every_replica_ready_and_a_local_one_takes_out_only_its_replica",
-        "PostgreSQL",
-        servers::PostgresBinaries::find,
-        |bin| needs::runtime().block_on(fleet_against_postgres(bin)),
-    )];
+    let trials = vec![
+        needs::always(
+            "the_fleet_manifest_finds_every_replica_ready_or_not_on_the_probe_port",
+            the_fleet_manifest_finds_every_replica,
+        ),
+        needs::needs(
+            "a_shared_outage_keeps_every_replica_ready_and_a_local_one_takes_out_only_its_replica",
+            "PostgreSQL",
+            servers::PostgresBinaries::find,
+            |bin| needs::runtime().block_on(fleet_against_postgres(bin)),
+        ),
+    ];
     libtest_mimic::run(&args, trials).exit_code()
+}
+
+/// `examples/kubernetes/fleet-deployment.yaml`: `PEERS` names the headless Service, which
+/// lists every replica, ready or not, on the port the probes are served on.
+fn the_fleet_manifest_finds_every_replica() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/kubernetes/fleet-deployment.yaml");
+    let yaml = std::fs::read_to_string(path).unwrap();
+    let value = |from: &str, key: &str| -> String {
+        let mut lines = yaml
+            .lines()
+            .filter(|line| !line.trim_start().starts_with('#'))
+            .skip_while(|line| !line.contains(from));
+        lines
+            .find_map(|line| line.trim().strip_prefix(key)?.strip_prefix(':'))
+            .map(|value| value.trim().trim_matches('"').to_owned())
+            .unwrap_or_else(|| panic!("no {key} after {from}"))
+    };
+    let service = value("kind: Service", "name");
+    assert_eq!(value("kind: Service", "clusterIP"), "None", "headless");
+    assert_eq!(value("kind: Service", "publishNotReadyAddresses"), "true");
+    let service_port = value("kind: Service", "port");
+    let container_port = value("kind: Deployment", "containerPort");
+    let probe_port = value("readinessProbe:", "port");
+    assert_eq!(probe_port, "http");
+    assert_eq!(value("kind: Service", "targetPort"), "http");
+    let peers = value("name: PEERS", "value");
+    let (host, port) = peers.rsplit_once(':').expect("PEERS is host:port");
+    assert!(
+        host.starts_with(&format!("{service}.")),
+        "{peers} names {service}"
+    );
+    assert_eq!(port, service_port, "{peers}");
+    assert_eq!(
+        port, container_port,
+        "the peers are asked on the probe port"
+    );
+    let _: tower_health::Fleet = peers.parse().expect("PEERS parses as the example reads it");
 }
 
 const BOUND: Duration = Duration::from_secs(30);
