@@ -129,6 +129,17 @@ pub enum BuildProblem {
         /// Its name.
         name: String,
     },
+    /// A check whose [timeout](crate::Check::timeout) is longer than the
+    /// [budget](crate::Builder::budget), which no run may outlast: raise the budget (and
+    /// the probes' `timeoutSeconds`) or shorten the timeout.
+    TimeoutOverBudget {
+        /// The check's name.
+        name: String,
+        /// Its timeout.
+        timeout: std::time::Duration,
+        /// The budget.
+        budget: std::time::Duration,
+    },
     /// A check or switch marked [shared](crate::Check::shared) that does not gate
     /// readiness: the fleet is asked about what readiness shows.
     SharedWithoutReadiness {
@@ -179,6 +190,18 @@ impl fmt::Display for BuildProblem {
             BuildProblem::SignalInUse { name } => write!(
                 f,
                 "{name:?} (a gate, switch or heartbeat) already belongs to another Health"
+            ),
+            BuildProblem::TimeoutOverBudget {
+                name,
+                timeout,
+                budget,
+            } => write!(
+                f,
+                "the check {name:?} has a timeout of {} ms, over the budget of {} ms that no \
+                 run may outlast: raise the budget (Builder::budget, with the probes' \
+                 timeoutSeconds) or shorten the timeout",
+                timeout.as_millis(),
+                budget.as_millis()
             ),
             BuildProblem::SharedWithoutReadiness { name } => write!(
                 f,

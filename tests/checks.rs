@@ -43,14 +43,51 @@ async fn a_hanging_check_fails_after_its_timeout_within_the_budget() {
     );
 }
 
+#[test]
+fn a_check_timeout_over_the_budget_is_a_build_problem_naming_both_never_a_silent_cut() {
+    let builder = Health::builder().budget(Duration::from_millis(900)).check(
+        Check::new("slow", std::future::pending::<Result<(), String>>)
+            .timeout(Duration::from_millis(1500)),
+    );
+    let error = builder.clone().try_build().unwrap_err();
+    assert_eq!(
+        error.problems(),
+        [tower_health::BuildProblem::TimeoutOverBudget {
+            name: "slow".into(),
+            timeout: Duration::from_millis(1500),
+            budget: Duration::from_millis(900),
+        }]
+    );
+    let text = error.to_string();
+    assert!(
+        text.contains("1500 ms") && text.contains("900 ms"),
+        "{text}"
+    );
+    let panic =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| builder.build())).unwrap_err();
+    let message = panic.downcast_ref::<String>().unwrap();
+    assert!(
+        message.contains("\"slow\" has a timeout of 1500 ms"),
+        "{message}"
+    );
+    // Equal to the budget is fine, and so is a budget raised to fit.
+    Health::builder()
+        .budget(Duration::from_millis(1500))
+        .check(
+            Check::new("slow", || async { Ok::<(), String>(()) })
+                .timeout(Duration::from_millis(1500)),
+        )
+        .build();
+}
+
 #[tokio::test(start_paused = true)]
-async fn the_budget_caps_every_check_timeout() {
+async fn the_budget_bounds_a_probe_on_a_cold_cache() {
     let health = Health::builder()
         .budget(Duration::from_millis(300))
-        .check(
-            Check::new("slow", std::future::pending::<Result<(), String>>)
-                .timeout(Duration::from_secs(5)),
-        )
+        .check(Check::new(
+            "slow",
+            std::future::pending::<Result<(), String>>,
+        ))
         .reasons(Reasons::always())
         .build();
     health.ready();
@@ -63,7 +100,7 @@ async fn the_budget_caps_every_check_timeout() {
         "{:?}",
         start.elapsed()
     );
-    // The probe's wait and the run end together; either way the check never passes.
+    // The check's timeout defaults to the budget.
     let report = health.refresh().await;
     assert_eq!(
         report.check("slow").unwrap().output(),

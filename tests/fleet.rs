@@ -353,7 +353,7 @@ async fn a_peer_whose_pass_predates_the_failure_runs_its_check_before_answering(
                 }
             })
             .shared()
-            .cache_for(Duration::from_secs(60));
+            .every(Duration::from_secs(60));
             let health = Health::builder()
                 .check(check)
                 .fleet(net.fleet(1..=3))
