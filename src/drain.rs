@@ -263,8 +263,8 @@ struct InFlightCount<'a>(Option<&'a InFlight>);
 
 impl fmt::Display for InFlightCount<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(in_flight) => write!(f, "{}", in_flight.count()),
+        match self.0.and_then(InFlight::count) {
+            Some(count) => write!(f, "{count}"),
             None => f.write_str("not counted (Builder::track_in_flight)"),
         }
     }

@@ -614,12 +614,13 @@ impl Health {
     /// has not ended or been dropped). `None` unless
     /// [`Builder::track_in_flight`] was turned on.
     pub fn in_flight(&self) -> Option<usize> {
-        let in_flight = self.shared.in_flight();
-        in_flight.filter(|c| c.is_counted()).map(|c| c.count())
+        self.shared.in_flight().and_then(|c| c.count())
     }
 
     /// Resolves once the application is draining and no request is in flight. Without
-    /// [`Builder::track_in_flight`] it resolves as soon as the application drains.
+    /// [`Builder::track_in_flight`] nothing is known to be in flight (the wedge detector
+    /// follows requests only until their response head), so it resolves as soon as the
+    /// application drains.
     pub fn drained(&self) -> impl Future<Output = ()> + Send + 'static {
         let health = self.clone();
         async move {

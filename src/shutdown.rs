@@ -35,11 +35,6 @@ impl InFlight {
         }
     }
 
-    /// Whether requests are counted, for [`Health::in_flight`](crate::Health::in_flight).
-    pub(crate) fn is_counted(&self) -> bool {
-        self.counted
-    }
-
     #[inline]
     pub(crate) fn enter(self: &Arc<Self>) -> RequestGuard {
         if self.counted {
@@ -57,17 +52,19 @@ impl InFlight {
         }
     }
 
-    pub(crate) fn count(&self) -> usize {
-        self.count.load(Ordering::Acquire)
+    /// The requests in flight, when they are counted (`track_in_flight`).
+    pub(crate) fn count(&self) -> Option<usize> {
+        self.counted.then(|| self.count.load(Ordering::Acquire))
     }
 
-    /// Resolves once the count is zero (at once if it already is).
+    /// Resolves once the count is zero (at once if it already is, or if requests are not
+    /// counted: nothing is known to be in flight).
     pub(crate) async fn idle(&self) {
         loop {
             let notified = self.idle.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if self.count() == 0 {
+            if self.count().unwrap_or(0) == 0 {
                 return;
             }
             notified.await;
@@ -90,7 +87,13 @@ impl RequestGuard {
         if let Some(progress) = &in_flight.progress {
             progress.head();
         }
-        in_flight.counted.then_some(InFlightGuard(in_flight))
+        // Not `then_some`: that would build the guard, and its drop would count a
+        // request out that was never counted in.
+        if in_flight.counted {
+            Some(InFlightGuard(in_flight))
+        } else {
+            None
+        }
     }
 }
 

@@ -122,6 +122,49 @@ fn a_server_that_never_finishes_is_cut_at_the_deadline_counted_from_the_signal()
     assert!(warning.contains("holders=none"), "{warning}");
 }
 
+#[test]
+fn the_deadline_warning_says_requests_are_not_counted_when_they_are_not() {
+    let ((), log) = logged(|| async {
+        // The wedge detector alone: requests pass its counter, and are not counted.
+        let health = Health::builder()
+            .drain_delay(DELAY)
+            .shutdown_timeout(DEADLINE)
+            .liveness_fails_when_stuck(Duration::from_secs(60))
+            .build();
+        health.ready();
+        let answered = tower::service_fn(|_req: Request<String>| async {
+            Ok::<_, Infallible>(http::Response::new(String::new()))
+        });
+        let svc = tower::Layer::layer(&health.layer(), answered);
+        for _ in 0..10 {
+            let req = Request::get("/work").body(String::new()).unwrap();
+            let response = svc.clone().oneshot(req).await.unwrap();
+            response.into_body().collect().await.unwrap();
+        }
+        // One request that is still in flight when the deadline comes.
+        let slow = tower::service_fn(|_req: Request<String>| async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok::<_, Infallible>(http::Response::new(String::new()))
+        });
+        let slow = tower::Layer::layer(&health.layer(), slow);
+        let req = Request::get("/slow").body(String::new()).unwrap();
+        let in_flight = tokio::spawn(slow.oneshot(req));
+        let (trigger, shutdown) = shutdown(&health);
+        let server = async move {
+            shutdown.await;
+            std::future::pending::<()>().await
+        };
+        trigger.send(()).unwrap();
+        assert_eq!(health.with_deadline(server).await, None, "cut");
+        in_flight.abort();
+    });
+    let warning = log
+        .lines()
+        .find(|line| line.contains("shutdown deadline reached"))
+        .unwrap_or_else(|| panic!("no warning in the log:\n{log}"));
+    assert!(warning.contains("in_flight=not counted"), "{warning}");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_drain_guard_delays_the_end_until_it_is_dropped() {
     let health = health();
