@@ -166,8 +166,14 @@ impl Builder {
     ///   others wait) never trips it: any response head is progress.
     /// - A streaming response (SSE, a long download) stops counting once its head is out,
     ///   however long its body runs.
-    /// - Probes that the layer answers itself are never progress: they would hide a wedge.
+    /// - Probes that the layer answers itself, and every answer of the probe listener
+    ///   ([`Health::serve_probes`](crate::Health::serve_probes)), are never progress: they
+    ///   would hide a wedge.
     /// - An idle service is never stuck.
+    /// - Routes that may rightly wait long for their head (long-polls) are left out with
+    ///   [`stuck_exempt_paths`](Builder::stuck_exempt_paths).
+    /// - While it fails, readiness fails too: a pod about to be restarted leaves the
+    ///   Service first.
     ///
     /// It shows as an entry named `requests` (kind [`Kind::Heartbeat`](crate::Kind),
     /// gating liveness), so no check may take that name. It is looked at by every probe
@@ -175,7 +181,8 @@ impl Builder {
     /// 10 ms), so a wedge fails liveness within `stuck_after` plus that. Off unless
     /// turned on; when on, a request that passes through costs the atomic operations of
     /// [`track_in_flight`](Builder::track_in_flight) (and shares them when both are on).
-    /// Choose `stuck_after` above the slowest response head you expect.
+    /// Choose `stuck_after` above the slowest response head you expect on the routes not
+    /// left out.
     ///
     /// ```
     /// use std::time::Duration;
@@ -194,6 +201,38 @@ impl Builder {
         self.options.progress = cell.progress();
         self.checks
             .push(Check::settable(cell, Gates::LIVENESS, true));
+        self
+    }
+
+    /// Leaves the requests under these path prefixes out of the wedge detector.
+    ///
+    /// For [`liveness_fails_when_stuck`](Builder::liveness_fails_when_stuck): long-polls,
+    /// streams whose first bytes come late, whatever may rightly wait longer than
+    /// `stuck_after` for its response head. Such a request neither waits nor counts as
+    /// progress; it is still counted in flight ([`track_in_flight`](Builder::track_in_flight)).
+    ///
+    /// A prefix matches the path itself and every path under it (`/poll` matches `/poll`
+    /// and `/poll/7`, never `/polls`), compared with the request's path as it came (no
+    /// decoding); it must start with `/` and hold only visible ASCII. Calling it again adds
+    /// prefixes. The probe listener's own answers ([`Health::serve_probes`](crate::Health::serve_probes))
+    /// are left out without it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_health::Health;
+    ///
+    /// let health = Health::builder()
+    ///     .liveness_fails_when_stuck(Duration::from_secs(10))
+    ///     .stuck_exempt_paths(["/updates/poll", "/events"])
+    ///     .build();
+    /// # drop(health);
+    /// ```
+    pub fn stuck_exempt_paths<P: Into<String>>(
+        mut self,
+        prefixes: impl IntoIterator<Item = P>,
+    ) -> Self {
+        let prefixes = prefixes.into_iter().map(|p| p.into().into_boxed_str());
+        self.options.stuck_exempt.extend(prefixes);
         self
     }
 
@@ -377,6 +416,13 @@ impl Builder {
             if !Paths::is_valid(path) {
                 let path = path.to_owned();
                 problems.push(BuildProblem::InvalidPath { probe, path });
+            }
+        }
+        for prefix in &self.options.stuck_exempt {
+            let visible = prefix.bytes().all(|b| b.is_ascii_graphic());
+            if !prefix.starts_with('/') || !visible {
+                let path = prefix.to_string();
+                problems.push(BuildProblem::InvalidStuckExemptPath { path });
             }
         }
         for (i, first) in Probe::ALL.into_iter().enumerate() {

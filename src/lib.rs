@@ -96,6 +96,10 @@
 //! | [`State::Ready`], only non-critical checks fail | 200 | 200 with status `warn` | 200 |
 //! | [`State::Draining`] | 200 | 503 `draining` | 200 |
 //! | liveness marked failed ([`Health::fail_liveness`]) | 503 | 503 | unchanged |
+//! | a critical liveness entry fails (a wedge, a late heartbeat, a liveness check) | 503 | 503, `liveness` names it | unchanged |
+//!
+//! Readiness fails with liveness so that a pod about to be restarted leaves the Service
+//! first. A liveness check with no result yet fails liveness alone.
 //!
 //! - Paths default to `/livez`, `/readyz`, `/startupz` ([`Paths`] changes them; see
 //!   [which requests are probes](#which-requests-are-probes)).

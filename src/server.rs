@@ -309,7 +309,8 @@ async fn serve(accepting: Accepting) -> io::Result<()> {
         header_read_timeout,
         mut shutdown,
     } = accepting;
-    let service = layer.layer(NotFound);
+    // Its `404`s are the library's answers, not the application's progress.
+    let service = layer.exempt().layer(NotFound);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()

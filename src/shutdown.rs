@@ -18,27 +18,43 @@ use crate::progress::Progress;
 /// there when turned on.
 #[derive(Debug)]
 pub(crate) struct InFlight {
-    count: AtomicUsize,
-    idle: Notify,
-    /// Whether requests are counted in `count` (`track_in_flight`).
+    /// Shared with the requests left out of the wedge detector, which are counted alike.
+    counter: Arc<Counter>,
+    /// Whether requests are counted in `counter` (`track_in_flight`).
     counted: bool,
     progress: Option<Arc<Progress>>,
+}
+
+/// The count of requests in flight, and the bell for its reaching zero.
+#[derive(Debug, Default)]
+struct Counter {
+    count: AtomicUsize,
+    idle: Notify,
 }
 
 impl InFlight {
     pub(crate) fn new(counted: bool, progress: Option<Arc<Progress>>) -> InFlight {
         InFlight {
-            count: AtomicUsize::new(0),
-            idle: Notify::new(),
+            counter: Arc::default(),
             counted,
             progress,
         }
     }
 
+    /// The same count for the requests that the wedge detector leaves out: `None` when
+    /// such a request would have nothing to do (requests are not counted).
+    pub(crate) fn exempt(&self) -> Option<InFlight> {
+        self.counted.then(|| InFlight {
+            counter: self.counter.clone(),
+            counted: true,
+            progress: None,
+        })
+    }
+
     #[inline]
     pub(crate) fn enter(self: &Arc<Self>) -> RequestGuard {
         if self.counted {
-            self.count.fetch_add(1, Ordering::AcqRel);
+            self.counter.count.fetch_add(1, Ordering::AcqRel);
         }
         if let Some(progress) = &self.progress {
             progress.enter();
@@ -47,21 +63,22 @@ impl InFlight {
     }
 
     fn leave(&self) {
-        if self.count.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.idle.notify_waiters();
+        if self.counter.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.counter.idle.notify_waiters();
         }
     }
 
     /// The requests in flight, when they are counted (`track_in_flight`).
     pub(crate) fn count(&self) -> Option<usize> {
-        self.counted.then(|| self.count.load(Ordering::Acquire))
+        self.counted
+            .then(|| self.counter.count.load(Ordering::Acquire))
     }
 
     /// Resolves once the count is zero (at once if it already is, or if requests are not
     /// counted: nothing is known to be in flight).
     pub(crate) async fn idle(&self) {
         loop {
-            let notified = self.idle.notified();
+            let notified = self.counter.idle.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             if self.count().unwrap_or(0) == 0 {

@@ -332,6 +332,60 @@ async fn a_client_that_sends_half_a_header_is_dropped_after_the_header_read_time
     listener.stopped().await;
 }
 
+// === the wedge detector ===
+
+#[tokio::test]
+async fn a_404_on_the_probe_listener_does_not_hide_a_wedge() {
+    const STUCK: Duration = Duration::from_millis(300);
+    let health = quick().liveness_fails_when_stuck(STUCK).build();
+    health.ready();
+    let mut listener = Listener::start(&health).await;
+    let client = http1_client();
+    // One request parked on the application (served by the layer, in process).
+    let parked = tower::Layer::layer(
+        &health.layer(),
+        tower::service_fn(
+            |_req: http::Request<http_body_util::Full<bytes::Bytes>>| async {
+                std::future::pending::<
+                    Result<
+                        http::Response<http_body_util::Full<bytes::Bytes>>,
+                        std::convert::Infallible,
+                    >,
+                >()
+                .await
+            },
+        ),
+    );
+    let parked = tokio::spawn(tower::ServiceExt::oneshot(
+        parked,
+        empty(http::Request::get("/work")),
+    ));
+    // A scraper asking the probe listener for what it does not serve, faster than `STUCK`:
+    // its 404s are the library's answers, never the application's progress.
+    let start = Instant::now();
+    let mut failed_after = None;
+    while failed_after.is_none() && start.elapsed() < LIMIT {
+        let scraped = get(&client, listener.addr, "/metrics").await;
+        assert_eq!(scraped.status, StatusCode::NOT_FOUND);
+        if get(&client, listener.addr, LIVEZ).await.status == StatusCode::SERVICE_UNAVAILABLE {
+            failed_after = Some(start.elapsed());
+        }
+        tokio::time::sleep(STUCK / 6).await;
+    }
+    let failed_after = failed_after.expect("liveness never failed: the 404s hid the wedge");
+    assert!(
+        failed_after >= STUCK,
+        "not before its time: {failed_after:?}"
+    );
+    assert_eq!(
+        get(&client, listener.addr, READYZ).await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    parked.abort();
+    listener.shut_down();
+    listener.stopped().await;
+}
+
 // === gRPC health ===
 
 #[tokio::test]
