@@ -393,6 +393,8 @@ impl Health {
         let weak = self.weak();
         let over = self.weak();
         let delay = self.shared.options().drain_delay;
+        // Counted from the start of the drain, which may have begun before the signal.
+        let delay_over = self.shared.drain().after_start(delay);
         shutdown::sequence(
             move || {
                 if let Some(shared) = weak.upgrade() {
@@ -405,6 +407,7 @@ impl Health {
                 }
             },
             delay,
+            delay_over,
             first,
             second,
         )
@@ -561,8 +564,10 @@ impl Health {
     /// would send their clients back while this replica may still be in the load
     /// balancer's list.
     ///
-    /// With [`Health::shutdown_signal`] it resolves with it; after a drain started some
-    /// other way, one drain delay after the drain started. Never before the drain.
+    /// It resolves one drain delay after the drain started (or sooner, when a second
+    /// signal cut the delay short): the one instant at which the shutdown timeline stops
+    /// the listener and gRPC Watch streams end, however late each saw the drain. Never
+    /// before the drain.
     ///
     /// An SSE stream that ends at the drain, with `futures_util::StreamExt::take_until`:
     ///
@@ -583,17 +588,7 @@ impl Health {
     /// # let _ = ticks;
     /// ```
     pub fn drain_delay_over(&self) -> impl Future<Output = ()> + Send + 'static {
-        let over = self.shared.drain_over().wait();
-        let delay = self
-            .shared
-            .drain()
-            .after_start(self.shared.options().drain_delay);
-        async move {
-            tokio::select! {
-                () = over => {}
-                () = delay => {}
-            }
-        }
+        self.shared.drain_delay_over()
     }
 
     /// A guard that holds the shutdown open under `name` until it is dropped: for

@@ -155,7 +155,7 @@
 //! pass once [`Health::ready`] was called and every gate is open), a [`Switch`] (a status
 //! set and set again, with a reason withheld like any reason), a [`Heartbeat`] for a
 //! background loop (liveness fails when no [`beat`](Heartbeat::beat) came in time, or the
-//! handle was dropped), and [`Builder::liveness_fails_when_stuck`], which fails liveness
+//! handle was dropped before the drain), and [`Builder::liveness_fails_when_stuck`], which fails liveness
 //! while requests wait for a response head that never comes (a deadlock). Each shows
 //! wherever a check shows.
 //!

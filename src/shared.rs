@@ -208,6 +208,20 @@ impl Shared {
         &self.drain_over
     }
 
+    /// Resolves once the drain delay is over: one delay after the drain started, or
+    /// sooner when the timeline ended it (a second signal). The one instant the timeline,
+    /// [`Health::drain_delay_over`](crate::Health::drain_delay_over) and gRPC Watch share.
+    pub(crate) fn drain_delay_over(&self) -> impl Future<Output = ()> + Send + 'static {
+        let over = self.drain_over.wait();
+        let delay = self.drain.after_start(self.options.drain_delay);
+        async move {
+            tokio::select! {
+                () = over => {}
+                () = delay => {}
+            }
+        }
+    }
+
     /// Whether this call is the first to start the signal timeline (then it must).
     pub(crate) fn claim_signal_timeline(&self) -> bool {
         !self.signal_timeline.swap(true, Ordering::AcqRel)

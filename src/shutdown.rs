@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
 
-use crate::check::{deadline_from, timers};
+use crate::check::timers;
 use crate::progress::Progress;
 
 // === impl InFlight ===
@@ -280,9 +280,10 @@ pub(crate) async fn os_signal() {
 
 // === the drain timeline ===
 
-/// The timeline: wait for `first`, drain at once, keep serving for `delay` unless `second`
-/// (made from what `first` gave) arrives sooner, then call `over` and resolve so that the
-/// server stops accepting.
+/// The timeline: wait for `first`, drain at once, keep serving until `delay_over` (one
+/// drain delay after the drain started, the instant every part of the shutdown shares)
+/// unless `second` (made from what `first` gave) arrives sooner, then call `over` and
+/// resolve so that the server stops accepting. `delay` is the delay's length, for the log.
 ///
 /// On a runtime without a timer the delay cannot be waited for: it is skipped, with an
 /// error in the log, so that the shutdown still ends (the engine answers the same way:
@@ -292,6 +293,7 @@ pub(crate) async fn sequence<S, Second>(
     drain: impl FnOnce(),
     over: impl FnOnce(),
     delay: Duration,
+    delay_over: impl Future<Output = ()>,
     first: impl Future<Output = S>,
     second: impl FnOnce(S) -> Second,
 ) where
@@ -311,16 +313,8 @@ pub(crate) async fn sequence<S, Second>(
         delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
         "health: draining; readiness now fails, traffic is still served until the delay ends"
     );
-    // Checked: a delay past what a clock can hold means no end but `second`.
-    let ends = deadline_from(tokio::time::Instant::now(), delay);
-    let wait = async move {
-        match ends {
-            Some(at) => tokio::time::sleep_until(at).await,
-            None => std::future::pending().await,
-        }
-    };
     tokio::select! {
-        () = wait => {
+        () = delay_over => {
             tracing::info!("health: drain delay over; stopping the listener");
         }
         () = second(signalled) => {
@@ -328,6 +322,15 @@ pub(crate) async fn sequence<S, Second>(
         }
     }
     over();
+}
+
+/// Resolves `delay` after `start` (never when that is past what a clock can hold).
+#[cfg(test)]
+async fn after(start: tokio::time::Instant, delay: Duration) {
+    match crate::check::deadline_from(start, delay) {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 #[cfg(test)]
@@ -353,6 +356,7 @@ mod tests {
             },
             move || setting.set(),
             Duration::from_secs(30),
+            after(tokio::time::Instant::now(), Duration::from_secs(30)),
             async move {
                 let _ = first.await;
             },
@@ -384,6 +388,7 @@ mod tests {
             || {},
             move || setting.set(),
             Duration::from_secs(5),
+            after(start, Duration::from_secs(5)),
             async {},
             |()| std::future::pending(),
         ));
@@ -517,6 +522,7 @@ mod tests {
                 },
                 || {},
                 Duration::MAX,
+                after(tokio::time::Instant::now(), Duration::MAX),
                 async {},
                 move |()| async move {
                     let _ = second.await;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::FutureExt as _;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use tokio::time::Instant;
@@ -409,6 +410,30 @@ async fn a_dropped_heartbeat_fails_and_stays_failed() {
         status(&app, "/livez").await,
         StatusCode::SERVICE_UNAVAILABLE
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_heartbeat_dropped_during_the_drain_is_no_failure() {
+    let consumer = Heartbeat::new("consumer", Duration::from_secs(5));
+    let health = Health::builder().heartbeat(&consumer).build();
+    health.ready();
+    let app = plain_app(&health);
+    let mut changes = health.changes();
+    // The worker's loop ends at the drain and drops its handle, as a clean exit does.
+    health.drain();
+    drop(consumer);
+    let (code, body) = get(&app, "/livez?verbose").await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(
+        health.report().check("consumer").unwrap().status(),
+        Status::Pass
+    );
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(status(&app, "/livez").await, StatusCode::OK);
+    // The change stream saw the drain and nothing of the heartbeat.
+    while let Some(change) = changes.next().now_or_never().flatten() {
+        assert!(!matches!(change, Change::Check(_)), "{change:?}");
+    }
 }
 
 #[test]
