@@ -479,8 +479,21 @@ impl Health {
     /// HTTP/2's GOAWAY PING, a half-open connection, a long-lived stream) and returns
     /// `None`. Once the server has stopped, it waits, still no later than the deadline,
     /// for every [`DrainGuard`] to be dropped. What the deadline cut is said in one
-    /// warning: requests in flight (with [`Builder::track_in_flight`]), the guards still
-    /// held by name and count, and the server's open connections.
+    /// warning: requests in flight (or `not counted`, without
+    /// [`Builder::track_in_flight`]) and the guards still held by name and count.
+    ///
+    /// # Ending when the work ends
+    ///
+    /// With [`Builder::track_in_flight`] on, it does not wait for the deadline when
+    /// nothing is left to wait for: once the drain delay is over, no request that passed
+    /// through the layer is in flight (its response body ended or was dropped) and no
+    /// guard is held, it drops the server at once, with the idle connections whose
+    /// clients never acknowledge HTTP/2's GOAWAY (a frozen client, a NAT that forgot the
+    /// flow), says so in the log, and returns `None`. Without counting, nothing tells it
+    /// that no request is in flight (the layer writes nothing on the pass-through path),
+    /// so it waits for the server's own graceful end, the deadline being the backstop.
+    /// Counting costs an atomic increment and decrement per request that passes through
+    /// (the README's benchmark table gives the instruction counts).
     ///
     /// It takes any server future (or `IntoFuture`): `axum::serve(..).with_graceful_shutdown(..)`,
     /// tonic's `serve_with_shutdown`, or a future that runs hyper-util's
@@ -506,6 +519,22 @@ impl Health {
     /// let start = tokio::time::Instant::now();
     /// assert!(health.with_deadline(server).await.is_none(), "cut at the deadline");
     /// assert_eq!(start.elapsed(), Duration::from_secs(3));
+    ///
+    /// // The same server, with requests counted and none in flight: stopped as soon as
+    /// // the drain delay is over.
+    /// let health = Health::builder()
+    ///     .drain_delay(Duration::from_secs(1))
+    ///     .shutdown_timeout(Duration::from_secs(3))
+    ///     .track_in_flight(true)
+    ///     .build();
+    /// let shutdown = health.shutdown_on(async {});
+    /// let server = async move {
+    ///     shutdown.await;
+    ///     std::future::pending::<std::io::Result<()>>().await
+    /// };
+    /// let start = tokio::time::Instant::now();
+    /// assert!(health.with_deadline(server).await.is_none(), "stopped");
+    /// assert_eq!(start.elapsed(), Duration::from_secs(1));
     /// # }
     /// ```
     pub async fn with_deadline<F: IntoFuture>(&self, server: F) -> Option<F::Output> {
@@ -516,6 +545,7 @@ impl Health {
                 server.into_future(),
                 || shared.lifecycle().is_draining(),
                 shared.in_flight().map(|c| &**c),
+                shared.drain_delay_over(),
             )
             .await
     }
