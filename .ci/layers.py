@@ -14,7 +14,7 @@ LAYERS = [
     ("words", ["vocabulary", "error", "cache", "capped", "progress"]),
     ("observer", ["changes", "metrics", "observer"]),
     ("lifecycle, engine, shutdown", ["lifecycle", "check", "check/cell", "check/engine", "shutdown", "drain",
-                                     "signals"]),
+                                     "signals", "fleet"]),
     ("report", ["report"]),
     ("rendering, gRPC wire and names", ["render", "render/format", "render/json", "render/text",
                                         "render/html", "grpc", "grpc/wire", "grpc/messages",

@@ -84,6 +84,9 @@ pub struct Builder {
     ttl: Duration,
     refresh_every: Option<Duration>,
     background_refresh: bool,
+    /// The other replicas, asked about shared checks.
+    #[cfg(feature = "fleet")]
+    fleet: Option<crate::fleet::Fleet>,
     /// What the shared state takes as it is.
     options: Options,
 }
@@ -100,6 +103,8 @@ impl Default for Builder {
             ttl: DEFAULT_TTL,
             refresh_every: None,
             background_refresh: true,
+            #[cfg(feature = "fleet")]
+            fleet: None,
             options: Options::default(),
         }
     }
@@ -335,6 +340,26 @@ impl Builder {
         self
     }
 
+    /// The other replicas of this service, asked while a [shared](Check::shared) check
+    /// fails here whether it fails for them too; see [`Fleet`](crate::Fleet).
+    ///
+    /// ```
+    /// use tower_health::{Check, Fleet, Health};
+    ///
+    /// # async fn select_1() -> Result<(), std::io::Error> { Ok(()) }
+    /// let health = Health::builder()
+    ///     .check(Check::new("postgres", select_1).shared())
+    ///     .fleet(Fleet::dns("app-peers", 8080))
+    ///     .build();
+    /// # drop(health);
+    /// ```
+    #[cfg(feature = "fleet")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "fleet")))]
+    pub fn fleet(mut self, fleet: crate::fleet::Fleet) -> Self {
+        self.fleet = Some(fleet);
+        self
+    }
+
     /// Answers gRPC health for the application's own service `name` with `probe`'s
     /// verdict, so that a client checking `helloworld.Greeter` learns whether this replica
     /// serves it.
@@ -377,10 +402,16 @@ impl Builder {
 
     /// Validates the configuration and makes the state every handle, layer and service
     /// will share; every problem of an unusable configuration, if it is one.
-    pub(crate) fn into_shared(self) -> Result<Arc<Shared>, BuildError> {
+    pub(crate) fn into_shared(mut self) -> Result<Arc<Shared>, BuildError> {
         if let Some(error) = BuildError::from_problems(self.problems()) {
             return Err(error);
         }
+        self.options.replica = crate::fleet::replica_id();
+        #[cfg(feature = "fleet")]
+        let fleet = (self.fleet.take())
+            .map(|fleet| fleet.into_consult(self.paths.readiness_path(), self.options.replica));
+        #[cfg(not(feature = "fleet"))]
+        let fleet = None;
         let observer = Observer::new();
         let (alive, alive_rx) = watch::channel(());
         let background = self.background_refresh.then(|| {
@@ -395,6 +426,7 @@ impl Builder {
             background,
             alive_rx,
             observer.clone(),
+            fleet,
         );
         let lifecycle = Lifecycle::new(observer.clone());
         observer.started(lifecycle.phase());
@@ -443,8 +475,12 @@ impl Builder {
             // Each name's problem is told once: a bad name at its first use, a name given
             // twice at its second.
             let earlier = self.checks[..i].iter().filter(|c| c.name() == name).count();
-            if check.cell.as_ref().is_some_and(|cell| cell.has_joined()) {
+            let cell = check.cell.as_ref().or(check.switch.as_ref());
+            if cell.is_some_and(|cell| cell.has_joined()) {
                 problems.push(BuildProblem::SignalInUse { name: name.into() });
+            }
+            if check.shared && !check.gates.contains(Probe::Readiness) {
+                problems.push(BuildProblem::SharedWithoutReadiness { name: name.into() });
             }
             match check.validate_name() {
                 Err(problem) if earlier == 0 => problems.push(problem),

@@ -135,6 +135,12 @@ pub enum BuildProblem {
         /// The prefix.
         path: String,
     },
+    /// A check or switch marked [shared](crate::Check::shared) that does not gate
+    /// readiness: the fleet is asked about what readiness shows.
+    SharedWithoutReadiness {
+        /// Its name.
+        name: String,
+    },
 }
 
 impl fmt::Display for BuildProblem {
@@ -184,6 +190,11 @@ impl fmt::Display for BuildProblem {
                 f,
                 "the path prefix {path:?} left out of the wedge detector must start with '/' \
                  and hold only visible ASCII"
+            ),
+            BuildProblem::SharedWithoutReadiness { name } => write!(
+                f,
+                "{name:?} is shared by the fleet but does not gate readiness, which is what \
+                 the fleet is asked about"
             ),
         }
     }

@@ -167,6 +167,34 @@ impl Health {
         self.shared.lifecycle().set_live(true)
     }
 
+    /// Runs the check called `name` again now, because the application has just seen its
+    /// dependency fail (a query returned an error); whether `name` is a check that runs.
+    ///
+    /// Without it, a failure shows at the next background run (up to the refresh interval
+    /// later). It is cheap to call on every failed request: a run under way is followed
+    /// by one more at most, and a check runs again this way at most every 250 ms, so a
+    /// storm of failing requests never becomes a storm of checks. Use it where a dependency
+    /// that fails only for this replica should take it out of the Service at once.
+    ///
+    /// ```
+    /// use tower_health::{Check, Health};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # async fn select_1() -> Result<(), std::io::Error> { Ok(()) }
+    /// let health = Health::builder().check(Check::new("postgres", select_1)).build();
+    /// // In a handler whose query just failed:
+    /// assert!(health.recheck("postgres"));
+    /// assert!(!health.recheck("no-such-check"));
+    /// # }
+    /// ```
+    pub fn recheck(&self, name: &str) -> bool {
+        let engine = self.shared.engine();
+        engine
+            .index_of(name)
+            .is_some_and(|i| engine.recheck(i, true))
+    }
+
     /// Resolves at the next change of the lifecycle state or the liveness flag, with the
     /// state after it: the lifecycle watch. Check results do not wake it; every event,
     /// check status changes included, comes through [`Health::changes`].

@@ -93,6 +93,7 @@
 //! | [`State::Starting`] | 200 | 503 `starting` | 503 |
 //! | [`State::Ready`], all critical checks pass | 200 | 200 | 200 |
 //! | [`State::Ready`], a critical check fails | 200 | 503, names the check | 200 |
+//! | [`State::Ready`], a [shared](Check::shared) check fails on most of the fleet | 200 | 200 with status `warn` | 200 |
 //! | [`State::Ready`], only non-critical checks fail | 200 | 200 with status `warn` | 200 |
 //! | [`State::Draining`] | 200 | 503 `draining` | 200 |
 //! | liveness marked failed ([`Health::fail_liveness`]) | 503 | 503 | unchanged |
@@ -147,6 +148,15 @@
 //! their results are cached: a probe never waits on I/O except on a cold cache, and then
 //! at most the budget. See [`Check`] for when to make a check non-critical, when (almost
 //! never) to put one on liveness, and when to raise the budget.
+//!
+//! # A dependency every replica shares (feature `fleet`)
+//!
+//! Mark a check [shared](Check::shared) and give the builder the [fleet](Builder::fleet):
+//! while it fails here, the replica asks its peers for that check's own result, and when
+//! most of the fleet fails too, readiness holds (the check shows `warn`) instead of
+//! taking every replica out of the Service. A failure of this replica alone still fails
+//! readiness. The table of outages is on `Fleet`; [`Health::recheck`] runs a check at
+//! once when the application has seen its dependency fail.
 //!
 //! # Telling health what you know
 //!
@@ -273,6 +283,7 @@ mod changes;
 mod check;
 mod drain;
 mod error;
+mod fleet;
 mod future;
 #[cfg(feature = "grpc")]
 mod grpc;
@@ -302,6 +313,9 @@ pub use crate::changes::Changes;
 pub use crate::check::{Check, HealthCheck, Outcome};
 pub use crate::drain::DrainGuard;
 pub use crate::error::{BuildError, BuildProblem};
+#[cfg(feature = "fleet")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fleet")))]
+pub use crate::fleet::Fleet;
 pub use crate::future::ResponseFuture;
 pub use crate::health::Health;
 pub use crate::layer::HealthLayer;

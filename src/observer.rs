@@ -106,6 +106,26 @@ impl Observer {
         tracing::debug!(check = name, reason, "health: check failed");
     }
 
+    /// A shared check's failure started (`held`) or stopped being held because the fleet
+    /// shares it: readiness keeps passing while it is.
+    pub(crate) fn shared_failure(&self, name: &str, held: bool, reason: &str) {
+        if held {
+            tracing::warn!(
+                check = name,
+                reason,
+                "health: shared dependency failing across the fleet, readiness held"
+            );
+        } else {
+            tracing::info!(check = name, "health: shared failure no longer held");
+        }
+    }
+
+    /// The fleet could not be listed to weigh a shared check's failure: it counts as
+    /// this replica's own.
+    pub(crate) fn fleet_unlisted(&self, name: &str, why: &str) {
+        tracing::warn!(check = name, why, "health: peers could not be listed");
+    }
+
     /// A check's status changed (after damping).
     pub(crate) fn status_changed(&self, change: CheckChange) {
         #[cfg(feature = "metrics")]

@@ -52,6 +52,8 @@ pub(crate) struct Options {
     /// The application's gRPC services and the probe each one is mapped to.
     #[cfg(feature = "grpc")]
     pub(crate) grpc_services: Services,
+    /// Who this replica is, in its answers to peers.
+    pub(crate) replica: u64,
 }
 
 impl Options {
@@ -82,6 +84,7 @@ impl Default for Options {
             stuck_exempt: Vec::new(),
             #[cfg(feature = "grpc")]
             grpc_services: Services::default(),
+            replica: 0,
         }
     }
 }
@@ -130,7 +133,7 @@ impl Shared {
     /// of `alive` and the same `observer`.
     pub(crate) fn new(
         lifecycle: Lifecycle,
-        engine: Engine,
+        engine: Arc<Engine>,
         matcher: Matcher,
         observer: Observer,
         alive: watch::Sender<()>,
@@ -147,7 +150,7 @@ impl Shared {
         Shared {
             answers: AnswerCache::new(engine.len()),
             lifecycle,
-            engine: Arc::new(engine),
+            engine,
             matcher,
             in_flight,
             in_flight_exempt,
@@ -380,6 +383,18 @@ impl SharedRef {
                 .and_then(|q| q.refresh)
                 .filter(|_| format == Format::Html),
         };
+        if let (Some(index), Some(max_age)) = (only, query.and_then(|q| q.fleet)) {
+            if probe == Probe::Readiness {
+                // A peer asks about one check: its own result, never the fleet's verdict.
+                let shared = self.clone();
+                let head = ask.head;
+                return Answer::Pending(Box::pin(async move {
+                    let max_age = Duration::from_millis(max_age);
+                    let status = shared.engine.peer_answer(index, max_age).await;
+                    Reply::peer(status, shared.options.replica, head)
+                }));
+            }
+        }
         if self.engine.is_empty() {
             return Answer::Reply(self.respond(&ask));
         }

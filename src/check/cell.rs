@@ -56,6 +56,18 @@ pub(crate) struct Cell {
     changes: AtomicU64,
     /// Set once, when the entry is built into a `Health`.
     bell: OnceLock<Arc<Bell>>,
+    /// Set for a switch shared by the fleet: its status is a run's outcome, so a change
+    /// asks for a run instead of ringing the bell.
+    nudge: OnceLock<Nudge>,
+}
+
+/// What a change of a switch shared by the fleet calls: a run of its entry.
+struct Nudge(Box<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for Nudge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Nudge")
+    }
 }
 
 /// Where a cell's status comes from.
@@ -115,6 +127,7 @@ impl Cell {
             }),
             changes: AtomicU64::new(0),
             bell: OnceLock::new(),
+            nudge: OnceLock::new(),
         })
     }
 
@@ -176,6 +189,12 @@ impl Cell {
         self.bell.set(bell).is_ok()
     }
 
+    /// Makes a change call `nudge` instead of ringing the bell: for a switch whose status
+    /// is read by runs of its entry (a switch shared by the fleet).
+    pub(crate) fn nudge_with(&self, nudge: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.nudge.set(Nudge(nudge));
+    }
+
     /// The wedge detector's counter, if this is its cell.
     pub(crate) fn progress(&self) -> Option<Arc<Progress>> {
         match &self.source {
@@ -234,6 +253,10 @@ impl Cell {
         // The change is in before the generations move: an answer keyed by the new
         // generation shows it. Bumped under the lock, so that changes publish in order.
         self.changes.fetch_add(1, Ordering::AcqRel);
+        if let Some(nudge) = self.nudge.get() {
+            (nudge.0)();
+            return;
+        }
         let Some(bell) = self.bell.get() else {
             return;
         };

@@ -255,6 +255,10 @@ pub struct Check {
     pub(crate) pass_after: u32,
     /// Set for an entry whose status the application sets: it never runs.
     pub(crate) cell: Option<Arc<Cell>>,
+    /// A dependency every replica shares: while it fails, the fleet is asked.
+    pub(crate) shared: bool,
+    /// For a switch shared by the fleet: the switch whose status each run reads.
+    pub(crate) switch: Option<Arc<Cell>>,
 }
 
 impl Check {
@@ -346,6 +350,8 @@ impl Check {
             fail_after: 1,
             pass_after: 1,
             cell: None,
+            shared: false,
+            switch: None,
         }
     }
 
@@ -359,6 +365,30 @@ impl Check {
         check.gates = gates;
         check.critical = critical;
         check.cell = Some(cell);
+        check
+    }
+
+    /// The entry of a switch shared by the fleet: a check whose runs read the switch, so
+    /// that its failure can be weighed against the fleet's before it shows.
+    pub(crate) fn shared_switch(cell: Arc<Cell>, gates: Gates, critical: bool) -> Self {
+        let read = cell.clone();
+        let mut check = Check::with_runner(
+            cell.name.to_string(),
+            Arc::new(move |_| {
+                let said = read.said();
+                let outcome = Outcome {
+                    status: said.status,
+                    output: said.reason,
+                    observed: None,
+                };
+                Box::pin(async move { outcome }) as BoxFuture
+            }),
+        );
+        check.name = cell.name.clone();
+        check.gates = gates;
+        check.critical = critical;
+        check.shared = true;
+        check.switch = Some(cell);
         check
     }
 
@@ -518,6 +548,35 @@ impl Check {
         self
     }
 
+    /// Marks a dependency that every replica shares (the database, the queue, an
+    /// upstream API), so that its outage never takes the whole fleet out of the Service.
+    ///
+    /// With a [fleet](crate::Builder::fleet) configured, a failure of this check asks the
+    /// other replicas for their own result of it: when a strict majority of the fleet,
+    /// this replica included, fails too, the outage is shared and readiness is held (the
+    /// check shows `warn`, "failing on 3 of 3 replicas: readiness held"); otherwise it is
+    /// this replica's own and fails readiness as usual. Without a fleet it changes
+    /// nothing. The check must gate readiness (it does by default). The table of outages
+    /// is on `Fleet`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_health::Check;
+    ///
+    /// # async fn select_1() -> Result<(), std::io::Error> { Ok(()) }
+    /// let postgres = Check::new("postgres", select_1).shared();
+    /// # drop(postgres);
+    /// ```
+    ///
+    /// Mark a dependency shared when every replica reaches the same one and a replica
+    /// without it still answers something useful (other routes, cached data, a clear
+    /// error). Leave unmarked what only this replica can lose (a local disk, a sidecar).
+    pub fn shared(mut self) -> Self {
+        self.shared = true;
+        self
+    }
+
     /// Why this check's name cannot be used, if it cannot.
     pub(crate) fn validate_name(&self) -> Result<(), BuildProblem> {
         let name = &*self.name;
@@ -545,6 +604,7 @@ impl fmt::Debug for Check {
             .field("ttl", &self.ttl)
             .field("fail_after", &self.fail_after)
             .field("pass_after", &self.pass_after)
+            .field("shared", &self.shared)
             .finish_non_exhaustive()
     }
 }

@@ -416,6 +416,21 @@ impl Reply {
         }))
     }
 
+    /// The answer to a peer that asked about one check: its own `status` and who this
+    /// replica is, in `application/health+json`, with no reason.
+    pub(crate) fn peer(status: Status, replica: u64, head: bool) -> Reply {
+        let body = Bytes::from(crate::fleet::peer_body(status, replica));
+        Reply::Made(Box::new(Made {
+            status: if status.is_passing() {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            },
+            headers: probe_headers(Format::Json, body.len()),
+            body: (!head).then_some(body),
+        }))
+    }
+
     /// The answer's status.
     pub(crate) fn status(&self) -> StatusCode {
         match self {
