@@ -234,7 +234,7 @@ fn track<B>(shared: &Shared, req: &Request<B>, exempt: bool) -> (bool, Option<Re
     let close = shared.options().close_when_draining
         && req.version() <= Version::HTTP_11
         && shared.lifecycle().is_draining();
-    let in_flight = shared.in_flight_for(req.uri().path(), exempt);
+    let in_flight = shared.in_flight_for(req, exempt);
     (close, in_flight.map(|c| c.enter()))
 }
 

@@ -198,8 +198,16 @@ impl Shared {
     /// Where a request that passes through is counted: with the wedge detector, unless
     /// `exempt` (the probe listener's own answers) or its path is left out of it.
     #[inline]
-    pub(crate) fn in_flight_for(&self, path: &str, exempt: bool) -> Option<&Arc<InFlight>> {
-        if exempt || self.options.is_stuck_exempt(path) {
+    pub(crate) fn in_flight_for<B>(
+        &self,
+        req: &Request<B>,
+        exempt: bool,
+    ) -> Option<&Arc<InFlight>> {
+        // The path is looked at only when some are left out.
+        let listed = || {
+            !self.options.stuck_exempt.is_empty() && self.options.is_stuck_exempt(req.uri().path())
+        };
+        if exempt || listed() {
             self.in_flight_exempt.as_ref()
         } else {
             self.in_flight.as_ref()
