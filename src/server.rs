@@ -13,7 +13,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -566,26 +566,47 @@ impl<B> Service<Request<B>> for Active
 where
     HealthService<NotFound>:
         Service<Request<B>, Response = Response<HealthBody<Empty<Bytes>>>, Error = Infallible>,
-    <HealthService<NotFound> as Service<Request<B>>>::Future: Send + 'static,
 {
     type Response = Response<ActiveBody>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<ActiveBody>, Infallible>> + Send>>;
+    type Future = ActiveFuture<<HealthService<NotFound> as Service<Request<B>>>::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let in_request = self.activity.enter();
-        let answer = self.inner.call(req);
-        Box::pin(async move {
-            let response = answer.await?;
-            Ok(response.map(|body| ActiveBody {
-                body,
-                _in_request: in_request,
-            }))
-        })
+        ActiveFuture {
+            in_request: Some(self.activity.enter()),
+            answer: self.inner.call(req),
+        }
+    }
+}
+
+pin_project! {
+    /// The answer to a request on a probe connection, which hands its place in flight
+    /// to the response body.
+    struct ActiveFuture<F> {
+        #[pin]
+        answer: F,
+        in_request: Option<InRequest>,
+    }
+}
+
+impl<F> Future for ActiveFuture<F>
+where
+    F: Future<Output = Result<Response<HealthBody<Empty<Bytes>>>, Infallible>>,
+{
+    type Output = Result<Response<ActiveBody>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = ready!(this.answer.poll(cx))?;
+        let in_request = this.in_request.take().expect("polled after completion");
+        Poll::Ready(Ok(response.map(|body| ActiveBody {
+            body,
+            _in_request: in_request,
+        })))
     }
 }
 
