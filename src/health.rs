@@ -500,12 +500,13 @@ impl Health {
         Arc::downgrade(&self.shared)
     }
 
-    /// Runs `server` (a server future whose graceful shutdown was handed
-    /// [`Health::shutdown_signal`]) to its end, or until the
-    /// [deadline](Builder::shutdown_timeout) counted from the first signal, when it drops
-    /// the server with whatever still holds it open (a client that never acknowledges
-    /// HTTP/2's GOAWAY PING, a half-open connection, a long-lived stream) and returns
-    /// `None`. Once the server has stopped, it waits, still no later than the deadline,
+    /// Runs `server` to its end, but never past the shutdown's deadline.
+    ///
+    /// `server` is a server future whose graceful shutdown was handed
+    /// [`Health::shutdown_signal`]. At the [deadline](Builder::shutdown_timeout), counted
+    /// from the first signal, it drops the server with whatever still holds it open (a
+    /// client that never acknowledges HTTP/2's GOAWAY PING, a half-open connection, a
+    /// long-lived stream) and returns `None`. Once the server has stopped, it waits, still no later than the deadline,
     /// for every [`DrainGuard`] to be dropped. What the deadline cut is said in one
     /// warning: requests in flight (or `not counted`, without
     /// [`Builder::track_in_flight`]) and the guards still held by name and count.
@@ -565,6 +566,11 @@ impl Health {
     /// assert_eq!(start.elapsed(), Duration::from_secs(1));
     /// # }
     /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the returned future drops `server` with it, as the deadline does; nothing
+    /// else is lost (the drain and its guards live in the shared state).
     pub async fn with_deadline<F: IntoFuture>(&self, server: F) -> Option<F::Output> {
         let shared = &self.shared;
         shared
@@ -616,7 +622,9 @@ impl Health {
     }
 
     /// Resolves once the drain delay is over and the server stops accepting (at once if it
-    /// is): the moment for long-lived responses (server-sent events, streaming bodies,
+    /// is).
+    ///
+    /// It is the moment for long-lived responses (server-sent events, streaming bodies,
     /// websockets) to end, as gRPC Watch streams do, so that the server's graceful
     /// shutdown is not held up by them. Ending them sooner, at [`Health::drain_started`],
     /// would send their clients back while this replica may still be in the load
@@ -645,6 +653,11 @@ impl Health {
     /// }
     /// # let _ = ticks;
     /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping the future misses nothing, and a new one resolves at once once
+    /// the delay is over.
     pub fn drain_delay_over(&self) -> impl Future<Output = ()> + Send + 'static {
         self.shared.drain_delay_over()
     }
@@ -674,6 +687,10 @@ impl Health {
     /// [`Builder::track_in_flight`] nothing is known to be in flight (the wedge detector
     /// follows requests only until their response head), so it resolves as soon as the
     /// application drains.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only watches, and a new future sees what the dropped one would have.
     pub fn drained(&self) -> impl Future<Output = ()> + Send + 'static {
         let health = self.clone();
         async move {

@@ -225,7 +225,9 @@ impl ProbeServer {
     }
 
     /// How long a client may take to send a request's header before it is disconnected
-    /// (default 2 s). It also bounds how long a connection, HTTP/1.1 or HTTP/2, may sit
+    /// (default 2 s).
+    ///
+    /// It also bounds how long a connection, HTTP/1.1 or HTTP/2, may sit
     /// with no request in flight, how long a new connection may take to send its first
     /// bytes, how long an HTTP/2 client has to answer a keep-alive ping, and how long a
     /// connection told to close may take to do so.
@@ -238,8 +240,9 @@ impl ProbeServer {
         self
     }
 
-    /// The most connections it keeps open (default 256; at least 1). A connection
-    /// accepted at the cap closes the oldest one with no request in flight, or the oldest
+    /// The most connections it keeps open (default 256; at least 1).
+    ///
+    /// A connection accepted at the cap closes the oldest one with no request in flight, or the oldest
     /// of all when every one has a request in flight: new connections, the kubelet's
     /// probes among them, are always served.
     pub fn max_connections(mut self, max: usize) -> Self {
