@@ -67,7 +67,7 @@ const DEFAULT_TTL: Duration = Duration::from_secs(1);
 /// | [`gate`](Builder::gate), [`switch`](Builder::switch), [`heartbeat`](Builder::heartbeat) | none | what the application tells its health itself |
 /// | [`liveness_fails_when_stuck`](Builder::liveness_fails_when_stuck) | off | liveness fails while requests wait for a response head that never comes |
 /// | [`paths`](Builder::paths) | `/livez`, `/readyz`, `/startupz` | where the probes answer |
-/// | [`budget`](Builder::budget) | 900 ms | the longest a probe waits on a cold cache, and every check's timeout cap |
+/// | [`budget`](Builder::budget) | 900 ms | the longest a probe waits on a cold cache; no check's timeout may exceed it |
 /// | [`cache_for`](Builder::cache_for) | 1 s | how long a result stays fresh |
 /// | [`refresh_every`](Builder::refresh_every), [`background_refresh`](Builder::background_refresh) | on, at the cache time | checks run in the background, whether probes come or not |
 /// | [`reasons`](Builder::reasons) | withheld | whether answers say why a check failed |
@@ -242,8 +242,12 @@ impl Builder {
     }
 
     /// The most time one refresh of the checks may take, and so the longest a probe on a
-    /// cold cache waits; every check's timeout is capped by it. 900 ms unless set, so
-    /// that even a first probe answers inside the kubelet's default 1 s `timeoutSeconds`.
+    /// cold cache waits.
+    ///
+    /// 900 ms unless set, so that even a first probe answers inside the kubelet's default
+    /// 1 s `timeoutSeconds`. No check's [timeout](Check::timeout) may exceed it: a longer
+    /// one is a [`BuildProblem::TimeoutOverBudget`] naming both, never a silent cut. Raise
+    /// it together with the probes' `timeoutSeconds`.
     /// A duration too long to end (`Duration::MAX`) is no limit; this holds for every
     /// duration the builder and [`Check`] take.
     pub fn budget(mut self, budget: Duration) -> Self {
@@ -478,6 +482,13 @@ impl Builder {
             let cell = check.cell.as_ref().or(check.switch.as_ref());
             if cell.is_some_and(|cell| cell.has_joined()) {
                 problems.push(BuildProblem::SignalInUse { name: name.into() });
+            }
+            if let Some(timeout) = check.timeout.filter(|t| *t > self.budget) {
+                problems.push(BuildProblem::TimeoutOverBudget {
+                    name: name.into(),
+                    timeout,
+                    budget: self.budget,
+                });
             }
             if check.shared && !check.gates.contains(Probe::Readiness) {
                 problems.push(BuildProblem::SharedWithoutReadiness { name: name.into() });

@@ -19,7 +19,7 @@
 //! #[tokio::main]
 //! async fn main() -> std::io::Result<()> {
 //!     let health = Health::builder()
-//!         .check(Check::new("database", ping_database).timeout(Duration::from_secs(2)))
+//!         .check(Check::new("database", ping_database).timeout(Duration::from_millis(800)))
 //!         .check(Check::new("cache", ping_cache).non_critical())
 //!         .build();
 //!     // SIGTERM and Ctrl-C are caught from here on, start-up included.
@@ -110,7 +110,7 @@
 //!   server's text (`ok`) when the client asks for `text/plain`, or a page for people when
 //!   a browser asks (see [Observability](#observability)). `?verbose` lists what the
 //!   answer was made of; `?exclude=NAME` leaves a check out; `/readyz/NAME` answers for
-//!   one check alone.
+//!   one check alone, with its own status, critical or not (as gRPC `Check(NAME)` does).
 //! - A failure names the check and withholds the reason unless [`Reasons`] allows it.
 //! - Answers carry `Cache-Control: no-store` and `X-Content-Type-Options: nosniff`.
 //!
@@ -310,7 +310,7 @@ mod vocabulary;
 pub use crate::body::HealthBody;
 pub use crate::builder::Builder;
 pub use crate::changes::Changes;
-pub use crate::check::{Check, HealthCheck, Outcome};
+pub use crate::check::{Check, CheckError, HealthCheck, Outcome};
 pub use crate::drain::DrainGuard;
 pub use crate::error::{BuildError, BuildProblem};
 #[cfg(feature = "fleet")]

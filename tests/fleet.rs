@@ -353,7 +353,7 @@ async fn a_peer_whose_pass_predates_the_failure_runs_its_check_before_answering(
                 }
             })
             .shared()
-            .cache_for(Duration::from_secs(60));
+            .every(Duration::from_secs(60));
             let health = Health::builder()
                 .check(check)
                 .fleet(net.fleet(1..=3))
@@ -506,4 +506,20 @@ async fn a_shared_switch_shows_its_pass_with_no_refresh() {
         report.check("db").unwrap().kind(),
         tower_health::Kind::Switch
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_outage_that_ended_is_not_judged_by_the_last_one_verdict() {
+    let net = Net::default();
+    let fleet = replicas(&net, 3, 10);
+    // A local failure, over within the cache time...
+    fleet[0].1.fail("down");
+    assert_eq!(seen(&fleet[0].0).await.0, Status::Fail);
+    fleet[0].1.pass();
+    assert_eq!(seen(&fleet[0].0).await.0, Status::Pass);
+    // ...then the database goes down for everyone: asked afresh, held.
+    for (_, db) in &fleet {
+        db.fail("down");
+    }
+    assert_eq!(seen(&fleet[0].0).await.0, Status::Warn);
 }

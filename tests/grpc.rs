@@ -194,7 +194,8 @@ async fn http_status(service: &Layered, path: &str) -> StatusCode {
 // === Check ===
 
 #[tokio::test]
-async fn check_answers_each_name_from_the_same_state_as_the_http_probes() {
+async fn check_answers_each_name_from_the_same_state_as_the_http_probes_and_a_check_as_its_own_path(
+) {
     let (db_check, db) = Switch::check("db");
     let (cache_check, cache) = Switch::check("cache");
     let health = Health::builder()
@@ -252,7 +253,15 @@ async fn check_answers_each_name_from_the_same_state_as_the_http_probes() {
         // "" is exactly the HTTP readiness verdict, and each probe name its probe's, but
         // while draining, when every gRPC name fails at once.
         if step != "draining" {
-            for (path, index) in [("/readyz", 0), ("/livez", 1), ("/startupz", 3)] {
+            // And a check's name answers as its own path does: its own status, critical or
+            // not (a failing non-critical check is NOT_SERVING and 503 alike).
+            for (path, index) in [
+                ("/readyz", 0),
+                ("/livez", 1),
+                ("/startupz", 3),
+                ("/readyz/db", 4),
+                ("/readyz/cache", 5),
+            ] {
                 let http = http_status(&app, path).await;
                 assert_eq!(
                     http == StatusCode::OK,
@@ -553,14 +562,14 @@ async fn huge_durations_build_and_answer_over_http_and_grpc_watch_without_a_pani
         .refresh_every(Duration::MAX)
         .drain_delay(Duration::MAX)
         .check(db.timeout(Duration::MAX))
-        .check(Check::new("cache", ok).cache_for(Duration::MAX))
+        .check(Check::new("cache", ok).every(Duration::MAX))
         .check(
             Check::new("slow", || async {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
                 Ok::<(), Infallible>(())
             })
             .timeout(Duration::MAX)
-            .cache_for(Duration::MAX),
+            .every(Duration::MAX),
         )
         .build();
     health.ready();

@@ -486,7 +486,12 @@ impl Engine {
         let Some(fleet) = self.fleet.as_ref().filter(|_| entry.check.shared) else {
             return (outcome, false);
         };
-        if outcome.status != Status::Fail || !self.would_fail(i) {
+        if outcome.status != Status::Fail {
+            // An outage that ended: the next one is weighed afresh.
+            lock(&entry.state).consulted = None;
+            return (outcome, false);
+        }
+        if !self.would_fail(i) {
             return (outcome, false);
         }
         let now = self.now();

@@ -228,10 +228,16 @@ fn entries<'a>(report: &'a Report, probe: Probe, scope: Scope<'a>) -> (Verdict, 
     let mut out = Vec::new();
     match scope {
         Scope::Check(i) => {
+            // A check's own answer is its own status, critical or not: the same verdict
+            // as gRPC `Check` for its name gives.
             let check = &report.checks[i];
             out.push(check_entry(check, false));
+            let status = match check.status {
+                Status::Unknown => Status::Fail,
+                status => status,
+            };
             let verdict = Verdict {
-                status: check.gating_status(),
+                status,
                 blocker: None,
             };
             (verdict, out)
