@@ -9,7 +9,7 @@
 //! curl -i -d 'hi' localhost:3000/echo
 //! ```
 //!
-//! The main port is bounded as the probe listener bounds its own: at most 1,024
+//! The main port is bounded as the probe listener bounds its own: at most 512
 //! connections at once (a flood waits in the kernel's backlog rather than taking every
 //! file descriptor of the process), HTTP/1 clients have 10 s to send a header, and HTTP/2
 //! peers are pinged so that a dead one is let go.
@@ -41,8 +41,8 @@ use tower_health::Health;
 mod support;
 
 /// The most connections served at once: keep it below the process's file limit
-/// (`ulimit -n`) less what the application opens itself.
-const MAX_CONNECTIONS: usize = 1024;
+/// (`ulimit -n`, often 1,024) less what the application opens itself.
+const MAX_CONNECTIONS: usize = 512;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
