@@ -95,11 +95,14 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// application drains (readiness fails at once), the listener keeps answering for the
 /// drain delay, then it stops accepting, tells each open connection to finish (HTTP/1
 /// after its request in flight, HTTP/2 with GOAWAY; gRPC `Watch` streams end at the
-/// drain), waits for them and for every [`DrainGuard`](crate::DrainGuard), and the future
-/// resolves. All of it within the [shutdown deadline](crate::Builder::shutdown_timeout),
-/// as [`Health::with_deadline`](crate::Health::with_deadline) keeps it: at the deadline
-/// whatever still holds it (a client that never acknowledges HTTP/2's GOAWAY, a guard
-/// still held) is dropped, one warning says what, and the future resolves with `Ok`.
+/// drain), waits for them (a connection with nothing in flight that has not closed within
+/// the header read timeout is dropped) and for every [`DrainGuard`](crate::DrainGuard),
+/// and the future resolves. All of it within the
+/// [shutdown deadline](crate::Builder::shutdown_timeout), as
+/// [`Health::with_deadline`](crate::Health::with_deadline) keeps it (and, when requests
+/// are counted, ends it as soon as nothing is left to wait for): at the deadline whatever
+/// still holds it (a request that never ends, a guard still held) is dropped, one warning
+/// says what, and the future resolves with `Ok`.
 /// [`ProbeServer::with_graceful_shutdown`] replaces the signal.
 ///
 /// # Example
