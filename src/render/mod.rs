@@ -244,12 +244,13 @@ fn entries<'a>(report: &'a Report, probe: Probe, scope: Scope<'a>) -> (Verdict, 
         }
         Scope::Probe { excluded } => {
             let phase = report.phase;
+            let is_excluded = |i: usize| excluded.get(i).copied().unwrap_or(false);
             if matches!(probe, Probe::Liveness | Probe::Readiness) {
                 // In readiness, the liveness line also fails with a failing liveness entry
-                // (which fails readiness too), and names it.
-                let failing = (report.checks.iter())
-                    .find(|c| fails_liveness(c, probe))
-                    .map(CheckReport::name);
+                // not left out (which fails readiness too), and names it.
+                let failing = (report.checks.iter().enumerate())
+                    .find(|(i, c)| !is_excluded(*i) && fails_liveness(c, probe))
+                    .map(|(_, c)| c.name());
                 let live = phase.is_live() && failing.is_none();
                 out.push(Entry {
                     name: Probe::Liveness.name(),
@@ -286,7 +287,6 @@ fn entries<'a>(report: &'a Report, probe: Probe, scope: Scope<'a>) -> (Verdict, 
                     });
                 }
             }
-            let is_excluded = |i: usize| excluded.get(i).copied().unwrap_or(false);
             let gating = (report.checks.iter().enumerate()).filter(|(_, c)| c.gates(probe));
             for (i, check) in gating {
                 out.push(check_entry(check, is_excluded(i)));
