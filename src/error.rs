@@ -129,6 +129,12 @@ pub enum BuildProblem {
         /// Its name.
         name: String,
     },
+    /// A path prefix given to [`Builder::stuck_exempt_paths`](crate::Builder::stuck_exempt_paths)
+    /// that does not start with `/` or holds anything but visible ASCII.
+    InvalidStuckExemptPath {
+        /// The prefix.
+        path: String,
+    },
     /// A check whose [timeout](crate::Check::timeout) is longer than the
     /// [budget](crate::Builder::budget), which no run may outlast: raise the budget (and
     /// the probes' `timeoutSeconds`) or shorten the timeout.
@@ -190,6 +196,11 @@ impl fmt::Display for BuildProblem {
             BuildProblem::SignalInUse { name } => write!(
                 f,
                 "{name:?} (a gate, switch or heartbeat) already belongs to another Health"
+            ),
+            BuildProblem::InvalidStuckExemptPath { path } => write!(
+                f,
+                "the path prefix {path:?} left out of the wedge detector must start with '/' \
+                 and hold only visible ASCII"
             ),
             BuildProblem::TimeoutOverBudget {
                 name,

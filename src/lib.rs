@@ -97,6 +97,10 @@
 //! | [`State::Ready`], only non-critical checks fail | 200 | 200 with status `warn` | 200 |
 //! | [`State::Draining`] | 200 | 503 `draining` | 200 |
 //! | liveness marked failed ([`Health::fail_liveness`]) | 503 | 503 | unchanged |
+//! | a critical liveness entry fails (a wedge, a late heartbeat, a liveness check) | 503 | 503, `liveness` names it | unchanged |
+//!
+//! Readiness fails with liveness so that a pod about to be restarted leaves the Service
+//! first. A liveness check with no result yet fails liveness alone.
 //!
 //! - Paths default to `/livez`, `/readyz`, `/startupz` ([`Paths`] changes them; see
 //!   [which requests are probes](#which-requests-are-probes)).
@@ -161,7 +165,7 @@
 //! pass once [`Health::ready`] was called and every gate is open), a [`Switch`] (a status
 //! set and set again, with a reason withheld like any reason), a [`Heartbeat`] for a
 //! background loop (liveness fails when no [`beat`](Heartbeat::beat) came in time, or the
-//! handle was dropped), and [`Builder::liveness_fails_when_stuck`], which fails liveness
+//! handle was dropped before the drain), and [`Builder::liveness_fails_when_stuck`], which fails liveness
 //! while requests wait for a response head that never comes (a deadlock). Each shows
 //! wherever a check shows.
 //!

@@ -6,24 +6,34 @@
 //! The lifecycle and the engine hold an [`Observer`] and call it; it knows nothing of
 //! them, only the shared words of [`crate::vocabulary`].
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::changes::{Changes, Publisher};
-use crate::vocabulary::{Change, CheckChange, Phase, Probe, RunOutcome, Status};
+use crate::vocabulary::{Change, CheckChange, Phase, Probe, RunOutcome, State, Status};
 
 /// Turns what happened into logs, metrics and change events. Cheap to clone: every clone
 /// publishes to the same change stream.
 #[derive(Debug, Clone)]
 pub(crate) struct Observer {
     changes: Publisher,
+    /// Set once a transition to `Draining` has been seen (shared by every clone).
+    draining: Arc<AtomicBool>,
 }
 
 impl Observer {
     pub(crate) fn new() -> Observer {
         Observer {
             changes: Publisher::new(),
+            draining: Arc::default(),
         }
+    }
+
+    /// Whether the lifecycle has started draining: what ends then (a heartbeat's loop)
+    /// has ended on purpose.
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
     }
 
     /// A new subscription to the change stream.
@@ -54,6 +64,9 @@ impl Observer {
     /// liveness flag, or both).
     pub(crate) fn transition(&self, before: Phase, after: Phase) {
         let at = SystemTime::now();
+        if after.state() == State::Draining {
+            self.draining.store(true, Ordering::Release);
+        }
         if before.state() != after.state() {
             tracing::info!(
                 from = before.state().as_str(),

@@ -359,6 +359,9 @@ impl fmt::Debug for Switch {
 /// probe. A recovery (the first beat after a failure) shows in the next probe at once,
 /// and is pushed to watchers within a second (or the maximum age, if shorter).
 ///
+/// Dropping the handle fails it for good, unless the application is draining: a loop that
+/// ends with the shutdown has done what it should, and the heartbeat passes from then on.
+///
 /// # Example
 ///
 /// ```
@@ -380,6 +383,13 @@ impl fmt::Debug for Switch {
 /// });
 /// worker.await.unwrap();
 /// assert_eq!(health.report().status(Probe::Liveness), Status::Fail);
+///
+/// // A loop that ends because the application drains is no failure.
+/// let consumer = Heartbeat::new("consumer", Duration::from_secs(5));
+/// let health = Health::builder().heartbeat(&consumer).build();
+/// health.drain();
+/// drop(consumer);
+/// assert_eq!(health.report().status(Probe::Liveness), Status::Pass);
 /// # }
 /// ```
 #[must_use = "a Heartbeat does nothing until it is added with Builder::heartbeat"]

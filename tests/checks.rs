@@ -537,10 +537,11 @@ async fn checks_can_gate_liveness_and_startup_when_asked() {
     health.ready();
     assert_eq!(get(&svc, "/startupz").await.0, StatusCode::OK);
     assert_eq!(get(&svc, "/startupz/model").await.0, StatusCode::OK);
+    let (code, body) = get(&svc, "/readyz?verbose").await;
     assert_eq!(
-        get(&svc, "/readyz").await.0,
-        StatusCode::OK,
-        "worker gates liveness only"
+        code,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "worker gates liveness, whose failure fails readiness too: {body}"
     );
     assert_eq!(
         get(&svc, "/readyz/worker").await,

@@ -661,6 +661,40 @@ async fn after_a_drain_without_the_shutdown_signal_watch_ends_one_drain_delay_la
     assert_eq!(start.elapsed(), delay);
 }
 
+#[tokio::test(start_paused = true)]
+async fn the_drain_delay_ends_at_one_instant_for_the_timeline_drain_delay_over_and_a_late_watch() {
+    let delay = Duration::from_secs(5);
+    let health = Health::builder().drain_delay(delay).build();
+    health.ready();
+    let app = app(&health);
+    let start = tokio::time::Instant::now();
+    // The application drains by itself; the signal comes 2 s later, a watcher 3 s later.
+    health.drain();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let timeline = tokio::spawn({
+        let shutdown = health.shutdown_on(async {});
+        async move {
+            shutdown.await;
+            tokio::time::Instant::now()
+        }
+    });
+    let over = tokio::spawn({
+        let over = health.drain_delay_over();
+        async move {
+            over.await;
+            tokio::time::Instant::now()
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut body = watch(&app, "").await;
+    assert_eq!(next_status(&mut body).await, Some(NOT_SERVING));
+    assert_eq!(next_status(&mut body).await, None);
+    let ends = start + delay;
+    assert_eq!(tokio::time::Instant::now(), ends, "the watch");
+    assert_eq!(over.await.unwrap(), ends, "drain_delay_over");
+    assert_eq!(timeline.await.unwrap(), ends, "the timeline");
+}
+
 // === what is not a gRPC health call, and malformed calls ===
 
 #[tokio::test]

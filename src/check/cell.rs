@@ -87,6 +87,8 @@ pub(crate) struct Beat {
     last: AtomicU64,
     max_age: Duration,
     dropped: AtomicBool,
+    /// Dropped once the drain had started: the loop ended with the shutdown, no failure.
+    retired: AtomicBool,
     /// The reason given when no beat came in time (fixed, so that it changes nothing when
     /// told again).
     late: Arc<str>,
@@ -145,6 +147,7 @@ impl Cell {
             last: AtomicU64::new(0),
             max_age,
             dropped: AtomicBool::new(false),
+            retired: AtomicBool::new(false),
             late: Arc::from(format!("no beat within {} ms", max_age.as_millis())),
         };
         Cell::new(name, Source::Heartbeat(beat), Status::Pass, None)
@@ -300,10 +303,21 @@ impl Cell {
         }
     }
 
-    /// The handle is gone: no beat will come.
+    /// The handle is gone: no beat will come. While draining that is the loop ending with
+    /// the shutdown, and the heartbeat passes from then on; before, it fails.
     pub(crate) fn drop_heartbeat(&self) {
         if let Source::Heartbeat(beat) = &self.source {
+            let draining = (self.bell.get()).is_some_and(|bell| bell.observer.is_draining());
+            beat.retired.store(draining, Ordering::Release);
             beat.dropped.store(true, Ordering::Release);
+            self.say_dropped(beat);
+        }
+    }
+
+    fn say_dropped(&self, beat: &Beat) {
+        if beat.retired.load(Ordering::Acquire) {
+            self.say(Status::Pass, None);
+        } else {
             self.say(Status::Fail, Some(DROPPED));
         }
     }
@@ -314,7 +328,7 @@ impl Cell {
         match &self.source {
             Source::Heartbeat(beat) => {
                 if beat.dropped.load(Ordering::Acquire) {
-                    self.say(Status::Fail, Some(DROPPED));
+                    self.say_dropped(beat);
                     return None;
                 }
                 let last = Duration::from_nanos(beat.last.load(Ordering::Relaxed));

@@ -22,8 +22,6 @@ use crate::error::BuildProblem;
 use crate::vocabulary::{Gates, Observed, ObservedValue, Probe, Status, RESERVED_NAMES};
 
 pub(crate) use cell::{Bell, Cell};
-#[cfg(feature = "grpc")]
-pub(crate) use engine::deadline;
 pub(crate) use engine::{deadline_from, timers, Engine, Need};
 
 type BoxFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;

@@ -13,7 +13,7 @@ use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_LENGTH};
 use http::{HeaderMap, StatusCode};
 
 use crate::cache::{lock, Keyed, KeyedCache};
-use crate::report::{lifecycle_blocker, verdict, Blocker, Report, Verdict};
+use crate::report::{fails_liveness, lifecycle_blocker, verdict, Blocker, Report, Verdict};
 use crate::vocabulary::{CheckReport, Phase, Probe, Status, LIFECYCLE};
 
 mod format;
@@ -244,12 +244,22 @@ fn entries<'a>(report: &'a Report, probe: Probe, scope: Scope<'a>) -> (Verdict, 
         }
         Scope::Probe { excluded } => {
             let phase = report.phase;
+            let is_excluded = |i: usize| excluded.get(i).copied().unwrap_or(false);
             if matches!(probe, Probe::Liveness | Probe::Readiness) {
-                let live = phase.is_live();
+                // In readiness, the liveness line also fails with a failing liveness entry
+                // not left out (which fails readiness too), and names it.
+                let failing = (report.checks.iter().enumerate())
+                    .find(|(i, c)| !is_excluded(*i) && fails_liveness(c, probe))
+                    .map(|(_, c)| c.name());
+                let live = phase.is_live() && failing.is_none();
                 out.push(Entry {
                     name: Probe::Liveness.name(),
                     status: if live { Status::Pass } else { Status::Fail },
-                    public: (!live).then_some("marked failed"),
+                    public: if phase.is_live() {
+                        failing
+                    } else {
+                        Some("marked failed")
+                    },
                     check: None,
                     excluded: false,
                 });
@@ -277,12 +287,13 @@ fn entries<'a>(report: &'a Report, probe: Probe, scope: Scope<'a>) -> (Verdict, 
                     });
                 }
             }
-            let is_excluded = |i: usize| excluded.get(i).copied().unwrap_or(false);
             let gating = (report.checks.iter().enumerate()).filter(|(_, c)| c.gates(probe));
-            for (i, check) in gating.clone() {
+            for (i, check) in gating {
                 out.push(check_entry(check, is_excluded(i)));
             }
-            let counted = gating.filter(|(i, _)| !is_excluded(*i)).map(|(_, c)| c);
+            let counted = (report.checks.iter().enumerate())
+                .filter(|(i, _)| !is_excluded(*i))
+                .map(|(_, c)| c);
             let verdict = verdict(phase, probe, counted);
             (verdict, out)
         }
@@ -346,9 +357,11 @@ pub(crate) fn summary(verdict: &Verdict, entries: &[Entry<'_>]) -> Option<String
     let culprits: Vec<&str> = entries
         .iter()
         .filter(|e| !e.excluded)
-        .filter_map(|e| e.check)
-        .filter(|c| c.gating_status() == wanted)
-        .map(CheckReport::name)
+        .filter_map(|e| match e.check {
+            Some(c) => (c.gating_status() == wanted).then(|| c.name()),
+            // Readiness's liveness line, failing with a liveness entry.
+            None => (wanted == Status::Fail && e.status == Status::Fail).then_some(e.name),
+        })
         .collect();
     Some(format!("{word}: {}", culprits.join(", ")))
 }
