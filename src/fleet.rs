@@ -529,10 +529,10 @@ mod asking {
             if replica.map(|r| u64::from_str_radix(r, 16)) == Some(Ok(self.me)) {
                 return Answer::Me;
             }
-            match said.get("status").and_then(|s| s.as_str()).unwrap_or("") {
-                "fail" => Answer::Failing,
-                "pass" | "warn" => Answer::NotFailing,
-                _ => Answer::Silent,
+            // Only a failure confirms; anything else a peer says does not.
+            match said.get("status").and_then(|s| s.as_str()) {
+                Some("fail") => Answer::Failing,
+                _ => Answer::NotFailing,
             }
         }
     }
@@ -570,6 +570,29 @@ mod asking {
             let mut few = all[..3].to_vec();
             sample(&mut few, 10);
             assert_eq!(few, all[..3]);
+        }
+
+        #[tokio::test]
+        async fn a_list_of_hosts_is_the_addresses_of_those_that_resolve() {
+            // A port that is not a number fails at once, with no look-up.
+            let asking = |hosts: &str| {
+                let fleet: Fleet = "127.0.0.1:1".parse().unwrap();
+                let fleet = Fleet {
+                    peers: Peers::Hosts(hosts.split(',').map(str::to_owned).collect()),
+                    ..fleet
+                };
+                Asking {
+                    client: default_client(),
+                    fleet,
+                    readiness_path: "/readyz".into(),
+                    me: 0,
+                }
+            };
+            let some = asking("127.0.0.1:7,localhost:port,127.0.0.1:7")
+                .list()
+                .await;
+            assert_eq!(some.unwrap(), [SocketAddr::from(([127, 0, 0, 1], 7))]);
+            assert!(asking("localhost:port").list().await.is_err());
         }
 
         #[test]
