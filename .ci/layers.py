@@ -14,7 +14,7 @@ LAYERS = [
     ("words", ["vocabulary", "error", "cache", "capped", "progress"]),
     ("observer", ["changes", "metrics", "observer"]),
     ("lifecycle, engine, shutdown", ["lifecycle", "check", "check/cell", "check/engine", "shutdown", "drain",
-                                     "signals"]),
+                                     "signals", "fleet"]),
     ("ready-made checks, built on the public check API",
      ["checks", "checks/tcp", "checks/dns", "checks/http", "checks/postgres", "checks/mysql",
       "checks/redis", "checks/rabbitmq", "checks/grpc", "checks/disk", "checks/memory",

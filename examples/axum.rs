@@ -21,6 +21,10 @@
 //! curl -i localhost:3000/readyz                                   # 401: the router's
 //! ```
 //!
+//! The main port serves at most 512 connections at once (`Bounded`, below): a flood
+//! waits in the kernel's backlog instead of taking every file descriptor of the process,
+//! and with them the probe listener's.
+//!
 //! Environment: `ADDR` (default `127.0.0.1:3000`), `ADMIN_ADDR` (unset by default),
 //! `DRAIN_DELAY_MS` (how long to keep serving after SIGTERM, default 5000),
 //! `SHUTDOWN_TIMEOUT_MS` (the hard deadline of the whole shutdown, counted from SIGTERM,
@@ -28,6 +32,11 @@
 
 use std::error::Error;
 use std::future::IntoFuture;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use axum::extract::{Path, Request};
 use axum::http::{header, StatusCode};
@@ -35,13 +44,19 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower_health::Health;
 
 #[path = "support/mod.rs"]
 mod support;
 
 const TOKEN: &str = "Bearer demo-token";
+
+/// The most connections the main port serves at once: keep it below the process's file
+/// limit (`ulimit -n`, often 1,024) less what the application opens itself.
+const MAX_CONNECTIONS: usize = 512;
 
 #[tokio::main]
 pub(crate) async fn main() -> Result<(), Box<dyn Error>> {
@@ -76,6 +91,10 @@ pub(crate) async fn main() -> Result<(), Box<dyn Error>> {
     };
     health.ready();
 
+    let listener = Bounded {
+        listener,
+        permits: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+    };
     let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);
     let served = async move {
         match probes {
@@ -118,5 +137,78 @@ async fn require_token(request: Request, next: Next) -> Response {
         next.run(request).await
     } else {
         (StatusCode::UNAUTHORIZED, "missing or wrong token\n").into_response()
+    }
+}
+
+/// A listener that accepts a connection only with a permit, which the connection holds
+/// until it is closed: at most `MAX_CONNECTIONS` at once.
+struct Bounded {
+    listener: TcpListener,
+    permits: Arc<Semaphore>,
+}
+
+impl axum::serve::Listener for Bounded {
+    type Io = Permitted;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Permitted, SocketAddr) {
+        let permit = (self.permits.clone().acquire_owned().await).expect("never closed");
+        // axum's own accept, which retries (and backs off) when accepting fails.
+        let (stream, addr) = axum::serve::Listener::accept(&mut self.listener).await;
+        let stream = Permitted {
+            stream,
+            _permit: permit,
+        };
+        (stream, addr)
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
+/// A connection and its permit, given back when the connection is dropped.
+struct Permitted {
+    stream: TcpStream,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl AsyncRead for Permitted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Permitted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }

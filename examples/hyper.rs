@@ -9,12 +9,18 @@
 //! curl -i -d 'hi' localhost:3000/echo
 //! ```
 //!
+//! The main port is bounded as the probe listener bounds its own: at most 512
+//! connections at once (a flood waits in the kernel's backlog rather than taking every
+//! file descriptor of the process), HTTP/1 clients have 10 s to send a header, and HTTP/2
+//! peers are pinged so that a dead one is let go.
+//!
 //! Environment: `ADDR` (default `127.0.0.1:3000`), `DRAIN_DELAY_MS` (how long to keep
 //! serving after SIGTERM, default 5000), `SHUTDOWN_TIMEOUT_MS` (the hard deadline of the
 //! whole shutdown, counted from SIGTERM, default 20000), `RUST_LOG` (default `info`).
 
 use std::convert::Infallible;
 use std::error::Error;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -22,16 +28,21 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Body as _, Incoming};
 use hyper::header::CONTENT_LENGTH;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tower::ServiceBuilder;
 use tower_health::Health;
 
 #[path = "support/mod.rs"]
 mod support;
+
+/// The most connections served at once: keep it below the process's file limit
+/// (`ulimit -n`, often 1,024) less what the application opens itself.
+const MAX_CONNECTIONS: usize = 512;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
@@ -49,11 +60,26 @@ async fn main() -> Result<(), Box<dyn Error>> {
     println!("listening on http://{}", listener.local_addr()?);
     health.ready();
 
-    let connections = auto::Builder::new(TokioExecutor::new());
+    let mut connections = auto::Builder::new(TokioExecutor::new());
+    connections
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10));
+    connections
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Duration::from_secs(20))
+        .keep_alive_timeout(Duration::from_secs(10));
+    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let graceful = GracefulShutdown::new();
     let server = async move {
         tokio::pin!(shutdown);
         loop {
+            // A connection is accepted only with a permit, which it holds until it ends.
+            let permit = tokio::select! {
+                permit = limit.clone().acquire_owned() => permit.expect("never closed"),
+                () = &mut shutdown => break,
+            };
             tokio::select! {
                 accepted = listener.accept() => {
                     let (stream, peer) = match accepted {
@@ -74,6 +100,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
                         if let Err(error) = connection.await {
                             tracing::debug!(%peer, %error, "connection ended with an error");
                         }
+                        drop(permit);
                     });
                 }
                 () = &mut shutdown => break,

@@ -17,6 +17,13 @@
 //! (non-critical)`): the service still answers without its cache. Stop PostgreSQL and it
 //! is 503 naming `postgres`. Start them again and the next refresh reconnects.
 //!
+//! With `PEERS` set, PostgreSQL is a dependency the whole fleet shares: when it fails for
+//! most replicas at once (the database is down), every replica stays ready and says
+//! `failing on 3 of 3 replicas: readiness held`, so `/` keeps answering and `/time` fails
+//! fast with its own 503; when it fails for this replica alone (its node, its network),
+//! this replica leaves the Service. A failed query on `/time` asks for a new check at
+//! once (`Health::recheck`), so that a local outage is seen within a request.
+//!
 //! Without PostgreSQL, start-up says where it looks and how long it waits, repeats the
 //! reason every ten seconds, and after `STARTUP_TIMEOUT_MS` exits with an error that
 //! names the address, `DATABASE_URL` and `STARTUP_TIMEOUT_MS`. The README's "PostgreSQL
@@ -28,7 +35,9 @@
 //! (how long start-up waits for PostgreSQL before it gives up, default 60000),
 //! `DRAIN_DELAY_MS` (how long to keep serving after SIGTERM, default 5000),
 //! `SHUTDOWN_TIMEOUT_MS` (the hard deadline of the whole shutdown, counted from SIGTERM,
-//! default 20000), `RUST_LOG` (default `info`).
+//! default 20000), `PEERS` (the fleet: `host:port` entries separated by commas, or one
+//! `name:port` that DNS resolves to every replica, such as a headless Service; unset, no
+//! fleet), `RUST_LOG` (default `info`).
 
 use std::env;
 use std::error::Error;
@@ -45,7 +54,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_postgres::NoTls;
-use tower_health::{Check, Health, Reasons, State, Status};
+use tower_health::{Check, Fleet, Health, Reasons, State, Status};
 
 #[path = "support/mod.rs"]
 mod support;
@@ -85,7 +94,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
         redis.address()
     );
 
-    let builder = Health::builder()
+    let mut builder = Health::builder()
         .check(postgres_check(&postgres))
         .check(redis_check(&redis))
         // Run the checks every second in the background too. Without it, a probe that
@@ -98,6 +107,11 @@ async fn run() -> Result<(), Box<dyn Error>> {
         .reasons(Reasons::loopback_peer(|ext| {
             ext.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())
         }));
+    if let Ok(peers) = env::var("PEERS") {
+        let fleet: Fleet = peers.parse().map_err(|e| format!("PEERS={peers:?}: {e}"))?;
+        tracing::info!("fleet: {peers} (PEERS), asked while postgres fails");
+        builder = builder.fleet(fleet);
+    }
     let health = support::shutdown_from_env(builder)?.build();
     // SIGTERM is caught from here on: a signal while start-up waits for PostgreSQL
     // drains, it never kills.
@@ -106,7 +120,10 @@ async fn run() -> Result<(), Box<dyn Error>> {
     let app = Router::new()
         .route("/", get(|| async { "Hello from postgres_redis!\n" }))
         .route("/time", get(database_time))
-        .with_state(postgres.clone())
+        .with_state(Db {
+            postgres: postgres.clone(),
+            health: health.clone(),
+        })
         .layer(health.layer());
 
     let listener = TcpListener::bind(support::addr()).await?;
@@ -206,7 +223,9 @@ fn seconds(d: Duration) -> String {
 }
 
 /// `SELECT 1` on the application's connection: critical, so readiness fails while
-/// PostgreSQL is down. Its timeout stays under the default 900 ms budget, which caps it.
+/// PostgreSQL is down, and shared by every replica, so that with a fleet (`PEERS`) an
+/// outage of the database itself holds readiness instead. Its timeout stays under the
+/// default 900 ms budget, which caps it.
 pub fn postgres_check(postgres: &Arc<Postgres>) -> Check {
     let postgres = postgres.clone();
     Check::new("postgres", move || {
@@ -214,6 +233,7 @@ pub fn postgres_check(postgres: &Arc<Postgres>) -> Check {
         async move { postgres.ping().await.map_err(|e| with_causes(&e)) }
     })
     .timeout(Duration::from_millis(800))
+    .shared()
 }
 
 /// `PING`: non-critical, so Redis being down degrades readiness to `warn` (still 200)
@@ -228,11 +248,21 @@ pub fn redis_check(redis: &Arc<Redis>) -> Check {
     .non_critical()
 }
 
+/// What `/time` needs: the connection, and the health to tell when it fails.
+#[derive(Clone)]
+struct Db {
+    postgres: Arc<Postgres>,
+    health: Health,
+}
+
 async fn database_time(
-    AppState(postgres): AppState<Arc<Postgres>>,
+    AppState(Db { postgres, health }): AppState<Db>,
 ) -> Result<String, (StatusCode, &'static str)> {
     let unavailable = |error: tokio_postgres::Error| {
         tracing::warn!(error = with_causes(&error), "GET /time");
+        // The check runs again now rather than at the next interval (at most every
+        // 250 ms however many requests fail).
+        health.recheck("postgres");
         (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n")
     };
     let client = postgres.client().await.map_err(unavailable)?;

@@ -78,6 +78,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let server = Server::builder()
         // Kubelet HTTP probes are HTTP/1.1; without this tonic would only speak HTTP/2.
         .accept_http1(true)
+        // Dead HTTP/2 peers are found and let go, rather than holding a connection.
+        .http2_keepalive_interval(Some(Duration::from_secs(20)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .layer(health.layer())
         .add_service(greeter::GreeterServer)
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown);

@@ -65,16 +65,16 @@ const DEFAULT_TTL: Duration = Duration::from_secs(1);
 /// |---|---|---|
 /// | [`check`](Builder::check) | no checks | what readiness (or another probe) depends on |
 /// | [`gate`](Builder::gate), [`switch`](Builder::switch), [`heartbeat`](Builder::heartbeat) | none | what the application tells its health itself |
-/// | [`liveness_fails_when_stuck`](Builder::liveness_fails_when_stuck) | off | liveness fails while requests wait for a response head that never comes |
+/// | [`liveness_fails_when_stuck`](Builder::liveness_fails_when_stuck), [`stuck_exempt_paths`](Builder::stuck_exempt_paths) | off, none | liveness (and readiness) fail while requests wait for a response head that never comes; routes left out |
 /// | [`paths`](Builder::paths) | `/livez`, `/readyz`, `/startupz` | where the probes answer |
-/// | [`budget`](Builder::budget) | 900 ms | the longest a probe waits on a cold cache, and every check's timeout cap |
+/// | [`budget`](Builder::budget) | 900 ms | the longest a probe waits on a cold cache; no check's timeout may exceed it |
 /// | [`cache_for`](Builder::cache_for) | 1 s | how long a result stays fresh |
 /// | [`refresh_every`](Builder::refresh_every), [`background_refresh`](Builder::background_refresh) | on, at the cache time | checks run in the background, whether probes come or not |
 /// | [`reasons`](Builder::reasons) | withheld | whether answers say why a check failed |
 /// | [`drain_delay`](Builder::drain_delay) | 5 s | how long the server keeps serving after SIGTERM |
 /// | [`shutdown_timeout`](Builder::shutdown_timeout) | 20 s | the hard deadline of the whole shutdown, drain delay included |
 /// | [`close_connections_when_draining`](Builder::close_connections_when_draining) | on | `Connection: close` on HTTP/1 responses while draining |
-/// | [`track_in_flight`](Builder::track_in_flight) | off | counting requests for [`Health::drained`](crate::Health::drained) |
+/// | [`track_in_flight`](Builder::track_in_flight) | off | counting requests for [`Health::drained`](crate::Health::drained), and for [`Health::with_deadline`](crate::Health::with_deadline) to end the shutdown once nothing is in flight |
 #[derive(Debug, Clone)]
 #[must_use = "a Builder does nothing until .build() is called"]
 pub struct Builder {
@@ -84,6 +84,9 @@ pub struct Builder {
     ttl: Duration,
     refresh_every: Option<Duration>,
     background_refresh: bool,
+    /// The other replicas, asked about shared checks.
+    #[cfg(feature = "fleet")]
+    fleet: Option<crate::fleet::Fleet>,
     /// What the shared state takes as it is.
     options: Options,
 }
@@ -100,6 +103,8 @@ impl Default for Builder {
             ttl: DEFAULT_TTL,
             refresh_every: None,
             background_refresh: true,
+            #[cfg(feature = "fleet")]
+            fleet: None,
             options: Options::default(),
         }
     }
@@ -157,17 +162,26 @@ impl Builder {
         self
     }
 
-    /// Turns on the wedge detector: liveness fails while requests that passed through
-    /// to the application are waiting for their response head and no response head has
-    /// been produced for `stuck_after`. It is how liveness sees a deadlock (every handler
-    /// stuck on one lock), which an atomic flag never can, and a restart fixes.
+    /// Turns on the wedge detector: liveness fails while requests wait for a response
+    /// head that never comes.
+    ///
+    /// It fails when requests that passed through to the application are waiting for
+    /// their response head and no response head has been produced for `stuck_after`. It
+    /// is how liveness sees a deadlock (every handler stuck on one lock), which an atomic
+    /// flag never can, and a restart fixes.
     ///
     /// - A service that is slow but answers something (one response a second while
     ///   others wait) never trips it: any response head is progress.
     /// - A streaming response (SSE, a long download) stops counting once its head is out,
     ///   however long its body runs.
-    /// - Probes that the layer answers itself are never progress: they would hide a wedge.
+    /// - Probes that the layer answers itself, and every answer of the probe listener
+    ///   ([`Health::serve_probes`](crate::Health::serve_probes)), are never progress: they
+    ///   would hide a wedge.
     /// - An idle service is never stuck.
+    /// - Routes that may rightly wait long for their head (long-polls) are left out with
+    ///   [`stuck_exempt_paths`](Builder::stuck_exempt_paths).
+    /// - While it fails, readiness fails too: a pod about to be restarted leaves the
+    ///   Service first.
     ///
     /// It shows as an entry named `requests` (kind [`Kind::Heartbeat`](crate::Kind),
     /// gating liveness), so no check may take that name. It is looked at by every probe
@@ -175,7 +189,8 @@ impl Builder {
     /// 10 ms), so a wedge fails liveness within `stuck_after` plus that. Off unless
     /// turned on; when on, a request that passes through costs the atomic operations of
     /// [`track_in_flight`](Builder::track_in_flight) (and shares them when both are on).
-    /// Choose `stuck_after` above the slowest response head you expect.
+    /// Choose `stuck_after` above the slowest response head you expect on the routes not
+    /// left out.
     ///
     /// ```
     /// use std::time::Duration;
@@ -197,9 +212,45 @@ impl Builder {
         self
     }
 
+    /// Leaves the requests under these path prefixes out of the wedge detector.
+    ///
+    /// For [`liveness_fails_when_stuck`](Builder::liveness_fails_when_stuck): long-polls,
+    /// streams whose first bytes come late, whatever may rightly wait longer than
+    /// `stuck_after` for its response head. Such a request neither waits nor counts as
+    /// progress; it is still counted in flight ([`track_in_flight`](Builder::track_in_flight)).
+    ///
+    /// A prefix matches the path itself and every path under it (`/poll` matches `/poll`
+    /// and `/poll/7`, never `/polls`), compared with the request's path as it came (no
+    /// decoding); it must start with `/` and hold only visible ASCII. Calling it again adds
+    /// prefixes. The probe listener's own answers ([`Health::serve_probes`](crate::Health::serve_probes))
+    /// are left out without it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_health::Health;
+    ///
+    /// let health = Health::builder()
+    ///     .liveness_fails_when_stuck(Duration::from_secs(10))
+    ///     .stuck_exempt_paths(["/updates/poll", "/events"])
+    ///     .build();
+    /// # drop(health);
+    /// ```
+    pub fn stuck_exempt_paths<P: Into<String>>(
+        mut self,
+        prefixes: impl IntoIterator<Item = P>,
+    ) -> Self {
+        let prefixes = prefixes.into_iter().map(|p| p.into().into_boxed_str());
+        self.options.stuck_exempt.extend(prefixes);
+        self
+    }
+
     /// The most time one refresh of the checks may take, and so the longest a probe on a
-    /// cold cache waits; every check's timeout is capped by it. 900 ms unless set, so
-    /// that even a first probe answers inside the kubelet's default 1 s `timeoutSeconds`.
+    /// cold cache waits.
+    ///
+    /// 900 ms unless set, so that even a first probe answers inside the kubelet's default
+    /// 1 s `timeoutSeconds`. No check's [timeout](Check::timeout) may exceed it: a longer
+    /// one is a [`BuildProblem::TimeoutOverBudget`] naming both, never a silent cut. Raise
+    /// it together with the probes' `timeoutSeconds`.
     /// A duration too long to end (`Duration::MAX`) is no limit; this holds for every
     /// duration the builder and [`Check`] take.
     pub fn budget(mut self, budget: Duration) -> Self {
@@ -288,11 +339,37 @@ impl Builder {
     }
 
     /// Counts requests that pass through until their response body has ended or been
-    /// dropped, for [`Health::in_flight`](crate::Health::in_flight) and
-    /// [`Health::drained`](crate::Health::drained). Off unless turned on,
-    /// because it costs two atomic operations per request.
+    /// dropped.
+    ///
+    /// For [`Health::in_flight`](crate::Health::in_flight),
+    /// [`Health::drained`](crate::Health::drained), and
+    /// [`Health::with_deadline`](crate::Health::with_deadline), which then ends the
+    /// shutdown as soon as the drain delay is over with nothing in flight and no guard
+    /// held, rather than at the deadline. Off unless turned on, because it costs two
+    /// atomic operations per request (about 370 instructions on the pass-through, by the
+    /// README's benchmark).
     pub fn track_in_flight(mut self, track: bool) -> Self {
         self.options.track_in_flight = track;
+        self
+    }
+
+    /// The other replicas of this service, asked while a [shared](Check::shared) check
+    /// fails here whether it fails for them too; see [`Fleet`](crate::Fleet).
+    ///
+    /// ```
+    /// use tower_health::{Check, Fleet, Health};
+    ///
+    /// # async fn select_1() -> Result<(), std::io::Error> { Ok(()) }
+    /// let health = Health::builder()
+    ///     .check(Check::new("postgres", select_1).shared())
+    ///     .fleet(Fleet::dns("app-peers", 8080))
+    ///     .build();
+    /// # drop(health);
+    /// ```
+    #[cfg(feature = "fleet")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "fleet")))]
+    pub fn fleet(mut self, fleet: crate::fleet::Fleet) -> Self {
+        self.fleet = Some(fleet);
         self
     }
 
@@ -338,10 +415,16 @@ impl Builder {
 
     /// Validates the configuration and makes the state every handle, layer and service
     /// will share; every problem of an unusable configuration, if it is one.
-    pub(crate) fn into_shared(self) -> Result<Arc<Shared>, BuildError> {
+    pub(crate) fn into_shared(mut self) -> Result<Arc<Shared>, BuildError> {
         if let Some(error) = BuildError::from_problems(self.problems()) {
             return Err(error);
         }
+        self.options.replica = crate::fleet::replica_id();
+        #[cfg(feature = "fleet")]
+        let fleet = (self.fleet.take())
+            .map(|fleet| fleet.into_consult(self.paths.readiness_path(), self.options.replica));
+        #[cfg(not(feature = "fleet"))]
+        let fleet = None;
         let observer = Observer::new();
         let (alive, alive_rx) = watch::channel(());
         let background = self.background_refresh.then(|| {
@@ -356,6 +439,7 @@ impl Builder {
             background,
             alive_rx,
             observer.clone(),
+            fleet,
         );
         let lifecycle = Lifecycle::new(observer.clone());
         observer.started(lifecycle.phase());
@@ -379,6 +463,13 @@ impl Builder {
                 problems.push(BuildProblem::InvalidPath { probe, path });
             }
         }
+        for prefix in &self.options.stuck_exempt {
+            let visible = prefix.bytes().all(|b| b.is_ascii_graphic());
+            if !prefix.starts_with('/') || !visible {
+                let path = prefix.to_string();
+                problems.push(BuildProblem::InvalidStuckExemptPath { path });
+            }
+        }
         for (i, first) in Probe::ALL.into_iter().enumerate() {
             for second in Probe::ALL[i + 1..].iter().copied() {
                 let path = self.paths.path(first);
@@ -397,8 +488,19 @@ impl Builder {
             // Each name's problem is told once: a bad name at its first use, a name given
             // twice at its second.
             let earlier = self.checks[..i].iter().filter(|c| c.name() == name).count();
-            if check.cell.as_ref().is_some_and(|cell| cell.has_joined()) {
+            let cell = check.cell.as_ref().or(check.switch.as_ref());
+            if cell.is_some_and(|cell| cell.has_joined()) {
                 problems.push(BuildProblem::SignalInUse { name: name.into() });
+            }
+            if let Some(timeout) = check.timeout.filter(|t| *t > self.budget) {
+                problems.push(BuildProblem::TimeoutOverBudget {
+                    name: name.into(),
+                    timeout,
+                    budget: self.budget,
+                });
+            }
+            if check.shared && !check.gates.contains(Probe::Readiness) {
+                problems.push(BuildProblem::SharedWithoutReadiness { name: name.into() });
             }
             match check.validate_name() {
                 Err(problem) if earlier == 0 => problems.push(problem),

@@ -192,18 +192,46 @@ impl Drain {
         self.holders.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// `server` run to its end, or until the deadline; then, while draining, the guards
-    /// waited for until the deadline. What the deadline cuts is said in one warning.
+    /// Resolves once, after `delay_over`, nothing is in flight and no guard is held, both
+    /// at once; never when requests are not counted (nothing says none is in flight).
+    async fn work_ended(&self, delay_over: impl Future<Output = ()>, in_flight: Option<&InFlight>) {
+        let Some(in_flight) = in_flight.filter(|c| c.count().is_some()) else {
+            return std::future::pending().await;
+        };
+        delay_over.await;
+        loop {
+            in_flight.idle().await;
+            self.released().await;
+            // A connection still open may have sent a request meanwhile.
+            if in_flight.count() == Some(0) && self.lock().is_empty() {
+                return;
+            }
+        }
+    }
+
+    /// `server` run to its end, or until the deadline, or (with requests counted) until
+    /// the drain delay is over with nothing in flight and no guard held; then, while
+    /// draining, the guards waited for until the deadline. What the deadline cuts is said
+    /// in one warning.
     pub(crate) async fn bounded<F: Future>(
         &self,
         server: F,
         draining: impl Fn() -> bool,
         in_flight: Option<&InFlight>,
+        delay_over: impl Future<Output = ()>,
     ) -> Option<F::Output> {
         let deadline = self.deadline();
         tokio::pin!(deadline);
         let output = tokio::select! {
+            biased;
             output = server => output,
+            () = self.work_ended(delay_over, in_flight) => {
+                tracing::info!(
+                    "health: drain delay over, no request in flight and no guard held; \
+                     stopping the server now, with its idle connections"
+                );
+                return None;
+            }
             () = &mut deadline => {
                 tracing::warn!(
                     timeout_ms = self.timeout_ms(),
@@ -263,8 +291,8 @@ struct InFlightCount<'a>(Option<&'a InFlight>);
 
 impl fmt::Display for InFlightCount<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(in_flight) => write!(f, "{}", in_flight.count()),
+        match self.0.and_then(InFlight::count) {
+            Some(count) => write!(f, "{count}"),
             None => f.write_str("not counted (Builder::track_in_flight)"),
         }
     }

@@ -129,6 +129,29 @@ pub enum BuildProblem {
         /// Its name.
         name: String,
     },
+    /// A path prefix given to [`Builder::stuck_exempt_paths`](crate::Builder::stuck_exempt_paths)
+    /// that does not start with `/` or holds anything but visible ASCII.
+    InvalidStuckExemptPath {
+        /// The prefix.
+        path: String,
+    },
+    /// A check whose [timeout](crate::Check::timeout) is longer than the
+    /// [budget](crate::Builder::budget), which no run may outlast: raise the budget (and
+    /// the probes' `timeoutSeconds`) or shorten the timeout.
+    TimeoutOverBudget {
+        /// The check's name.
+        name: String,
+        /// Its timeout.
+        timeout: std::time::Duration,
+        /// The budget.
+        budget: std::time::Duration,
+    },
+    /// A check or switch marked [shared](crate::Check::shared) that does not gate
+    /// readiness: the fleet is asked about what readiness shows.
+    SharedWithoutReadiness {
+        /// Its name.
+        name: String,
+    },
 }
 
 impl fmt::Display for BuildProblem {
@@ -173,6 +196,28 @@ impl fmt::Display for BuildProblem {
             BuildProblem::SignalInUse { name } => write!(
                 f,
                 "{name:?} (a gate, switch or heartbeat) already belongs to another Health"
+            ),
+            BuildProblem::InvalidStuckExemptPath { path } => write!(
+                f,
+                "the path prefix {path:?} left out of the wedge detector must start with '/' \
+                 and hold only visible ASCII"
+            ),
+            BuildProblem::TimeoutOverBudget {
+                name,
+                timeout,
+                budget,
+            } => write!(
+                f,
+                "the check {name:?} has a timeout of {} ms, over the budget of {} ms that no \
+                 run may outlast: raise the budget (Builder::budget, with the probes' \
+                 timeoutSeconds) or shorten the timeout",
+                timeout.as_millis(),
+                budget.as_millis()
+            ),
+            BuildProblem::SharedWithoutReadiness { name } => write!(
+                f,
+                "{name:?} is shared by the fleet but does not gate readiness, which is what \
+                 the fleet is asked about"
             ),
         }
     }

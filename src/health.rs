@@ -167,6 +167,34 @@ impl Health {
         self.shared.lifecycle().set_live(true)
     }
 
+    /// Runs the check called `name` again now, because the application has just seen its
+    /// dependency fail (a query returned an error); whether `name` is a check that runs.
+    ///
+    /// Without it, a failure shows at the next background run (up to the refresh interval
+    /// later). It is cheap to call on every failed request: a run under way is followed
+    /// by one more at most, and a check runs again this way at most every 250 ms, so a
+    /// storm of failing requests never becomes a storm of checks. Use it where a dependency
+    /// that fails only for this replica should take it out of the Service at once.
+    ///
+    /// ```
+    /// use tower_health::{Check, Health};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # async fn select_1() -> Result<(), std::io::Error> { Ok(()) }
+    /// let health = Health::builder().check(Check::new("postgres", select_1)).build();
+    /// // In a handler whose query just failed:
+    /// assert!(health.recheck("postgres"));
+    /// assert!(!health.recheck("no-such-check"));
+    /// # }
+    /// ```
+    pub fn recheck(&self, name: &str) -> bool {
+        let engine = self.shared.engine();
+        engine
+            .index_of(name)
+            .is_some_and(|i| engine.recheck(i, true))
+    }
+
     /// Resolves at the next change of the lifecycle state or the liveness flag, with the
     /// state after it: the lifecycle watch. Check results do not wake it; every event,
     /// check status changes included, comes through [`Health::changes`].
@@ -393,6 +421,8 @@ impl Health {
         let weak = self.weak();
         let over = self.weak();
         let delay = self.shared.options().drain_delay;
+        // Counted from the start of the drain, which may have begun before the signal.
+        let delay_over = self.shared.drain().after_start(delay);
         shutdown::sequence(
             move || {
                 if let Some(shared) = weak.upgrade() {
@@ -405,6 +435,7 @@ impl Health {
                 }
             },
             delay,
+            delay_over,
             first,
             second,
         )
@@ -469,15 +500,29 @@ impl Health {
         Arc::downgrade(&self.shared)
     }
 
-    /// Runs `server` (a server future whose graceful shutdown was handed
-    /// [`Health::shutdown_signal`]) to its end, or until the
-    /// [deadline](Builder::shutdown_timeout) counted from the first signal, when it drops
-    /// the server with whatever still holds it open (a client that never acknowledges
-    /// HTTP/2's GOAWAY PING, a half-open connection, a long-lived stream) and returns
-    /// `None`. Once the server has stopped, it waits, still no later than the deadline,
+    /// Runs `server` to its end, but never past the shutdown's deadline.
+    ///
+    /// `server` is a server future whose graceful shutdown was handed
+    /// [`Health::shutdown_signal`]. At the [deadline](Builder::shutdown_timeout), counted
+    /// from the first signal, it drops the server with whatever still holds it open (a
+    /// client that never acknowledges HTTP/2's GOAWAY PING, a half-open connection, a
+    /// long-lived stream) and returns `None`. Once the server has stopped, it waits, still no later than the deadline,
     /// for every [`DrainGuard`] to be dropped. What the deadline cut is said in one
-    /// warning: requests in flight (with [`Builder::track_in_flight`]), the guards still
-    /// held by name and count, and the server's open connections.
+    /// warning: requests in flight (or `not counted`, without
+    /// [`Builder::track_in_flight`]) and the guards still held by name and count.
+    ///
+    /// # Ending when the work ends
+    ///
+    /// With [`Builder::track_in_flight`] on, it does not wait for the deadline when
+    /// nothing is left to wait for: once the drain delay is over, no request that passed
+    /// through the layer is in flight (its response body ended or was dropped) and no
+    /// guard is held, it drops the server at once, with the idle connections whose
+    /// clients never acknowledge HTTP/2's GOAWAY (a frozen client, a NAT that forgot the
+    /// flow), says so in the log, and returns `None`. Without counting, nothing tells it
+    /// that no request is in flight (the layer writes nothing on the pass-through path),
+    /// so it waits for the server's own graceful end, the deadline being the backstop.
+    /// Counting costs an atomic increment and decrement per request that passes through
+    /// (the README's benchmark table gives the instruction counts).
     ///
     /// It takes any server future (or `IntoFuture`): `axum::serve(..).with_graceful_shutdown(..)`,
     /// tonic's `serve_with_shutdown`, or a future that runs hyper-util's
@@ -503,8 +548,29 @@ impl Health {
     /// let start = tokio::time::Instant::now();
     /// assert!(health.with_deadline(server).await.is_none(), "cut at the deadline");
     /// assert_eq!(start.elapsed(), Duration::from_secs(3));
+    ///
+    /// // The same server, with requests counted and none in flight: stopped as soon as
+    /// // the drain delay is over.
+    /// let health = Health::builder()
+    ///     .drain_delay(Duration::from_secs(1))
+    ///     .shutdown_timeout(Duration::from_secs(3))
+    ///     .track_in_flight(true)
+    ///     .build();
+    /// let shutdown = health.shutdown_on(async {});
+    /// let server = async move {
+    ///     shutdown.await;
+    ///     std::future::pending::<std::io::Result<()>>().await
+    /// };
+    /// let start = tokio::time::Instant::now();
+    /// assert!(health.with_deadline(server).await.is_none(), "stopped");
+    /// assert_eq!(start.elapsed(), Duration::from_secs(1));
     /// # }
     /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the returned future drops `server` with it, as the deadline does; nothing
+    /// else is lost (the drain and its guards live in the shared state).
     pub async fn with_deadline<F: IntoFuture>(&self, server: F) -> Option<F::Output> {
         let shared = &self.shared;
         shared
@@ -513,6 +579,7 @@ impl Health {
                 server.into_future(),
                 || shared.lifecycle().is_draining(),
                 shared.in_flight().map(|c| &**c),
+                shared.drain_delay_over(),
             )
             .await
     }
@@ -555,14 +622,18 @@ impl Health {
     }
 
     /// Resolves once the drain delay is over and the server stops accepting (at once if it
-    /// is): the moment for long-lived responses (server-sent events, streaming bodies,
+    /// is).
+    ///
+    /// It is the moment for long-lived responses (server-sent events, streaming bodies,
     /// websockets) to end, as gRPC Watch streams do, so that the server's graceful
     /// shutdown is not held up by them. Ending them sooner, at [`Health::drain_started`],
     /// would send their clients back while this replica may still be in the load
     /// balancer's list.
     ///
-    /// With [`Health::shutdown_signal`] it resolves with it; after a drain started some
-    /// other way, one drain delay after the drain started. Never before the drain.
+    /// It resolves one drain delay after the drain started (or sooner, when a second
+    /// signal cut the delay short): the one instant at which the shutdown timeline stops
+    /// the listener and gRPC Watch streams end, however late each saw the drain. Never
+    /// before the drain.
     ///
     /// An SSE stream that ends at the drain, with `futures_util::StreamExt::take_until`:
     ///
@@ -582,18 +653,13 @@ impl Health {
     /// }
     /// # let _ = ticks;
     /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping the future misses nothing, and a new one resolves at once once
+    /// the delay is over.
     pub fn drain_delay_over(&self) -> impl Future<Output = ()> + Send + 'static {
-        let over = self.shared.drain_over().wait();
-        let delay = self
-            .shared
-            .drain()
-            .after_start(self.shared.options().drain_delay);
-        async move {
-            tokio::select! {
-                () = over => {}
-                () = delay => {}
-            }
-        }
+        self.shared.drain_delay_over()
     }
 
     /// A guard that holds the shutdown open under `name` until it is dropped: for
@@ -614,12 +680,17 @@ impl Health {
     /// has not ended or been dropped). `None` unless
     /// [`Builder::track_in_flight`] was turned on.
     pub fn in_flight(&self) -> Option<usize> {
-        let in_flight = self.shared.in_flight();
-        in_flight.filter(|c| c.is_counted()).map(|c| c.count())
+        self.shared.in_flight().and_then(|c| c.count())
     }
 
     /// Resolves once the application is draining and no request is in flight. Without
-    /// [`Builder::track_in_flight`] it resolves as soon as the application drains.
+    /// [`Builder::track_in_flight`] nothing is known to be in flight (the wedge detector
+    /// follows requests only until their response head), so it resolves as soon as the
+    /// application drains.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only watches, and a new future sees what the dropped one would have.
     pub fn drained(&self) -> impl Future<Output = ()> + Send + 'static {
         let health = self.clone();
         async move {

@@ -12,11 +12,23 @@ use crate::shared::SharedRef;
 #[derive(Clone)]
 pub struct HealthLayer {
     shared: SharedRef,
+    exempt: bool,
 }
 
 impl HealthLayer {
     pub(crate) fn new(shared: SharedRef) -> Self {
-        HealthLayer { shared }
+        HealthLayer {
+            shared,
+            exempt: false,
+        }
+    }
+
+    /// The same layer, whose services' pass-through requests the wedge detector leaves
+    /// out: for the probe listener, whose other answers are the library's own.
+    #[cfg(feature = "server")]
+    pub(crate) fn exempt(mut self) -> Self {
+        self.exempt = true;
+        self
     }
 }
 
@@ -24,7 +36,7 @@ impl<S> Layer<S> for HealthLayer {
     type Service = HealthService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        HealthService::new(inner, self.shared.clone())
+        HealthService::new(inner, self.shared.clone(), self.exempt)
     }
 }
 

@@ -19,7 +19,7 @@
 //! #[tokio::main]
 //! async fn main() -> std::io::Result<()> {
 //!     let health = Health::builder()
-//!         .check(Check::new("database", ping_database).timeout(Duration::from_secs(2)))
+//!         .check(Check::new("database", ping_database).timeout(Duration::from_millis(800)))
 //!         .check(Check::new("cache", ping_cache).non_critical())
 //!         .build();
 //!     // SIGTERM and Ctrl-C are caught from here on, start-up included.
@@ -93,9 +93,14 @@
 //! | [`State::Starting`] | 200 | 503 `starting` | 503 |
 //! | [`State::Ready`], all critical checks pass | 200 | 200 | 200 |
 //! | [`State::Ready`], a critical check fails | 200 | 503, names the check | 200 |
+//! | [`State::Ready`], a [shared](Check::shared) check fails on most of the fleet | 200 | 200 with status `warn` | 200 |
 //! | [`State::Ready`], only non-critical checks fail | 200 | 200 with status `warn` | 200 |
 //! | [`State::Draining`] | 200 | 503 `draining` | 200 |
 //! | liveness marked failed ([`Health::fail_liveness`]) | 503 | 503 | unchanged |
+//! | a critical liveness entry fails (a wedge, a late heartbeat, a liveness check) | 503 | 503, `liveness` names it | unchanged |
+//!
+//! Readiness fails with liveness so that a pod about to be restarted leaves the Service
+//! first. A liveness check with no result yet fails liveness alone.
 //!
 //! - Paths default to `/livez`, `/readyz`, `/startupz` ([`Paths`] changes them; see
 //!   [which requests are probes](#which-requests-are-probes)).
@@ -105,7 +110,7 @@
 //!   server's text (`ok`) when the client asks for `text/plain`, or a page for people when
 //!   a browser asks (see [Observability](#observability)). `?verbose` lists what the
 //!   answer was made of; `?exclude=NAME` leaves a check out; `/readyz/NAME` answers for
-//!   one check alone.
+//!   one check alone, with its own status, critical or not (as gRPC `Check(NAME)` does).
 //! - A failure names the check and withholds the reason unless [`Reasons`] allows it.
 //! - Answers carry `Cache-Control: no-store` and `X-Content-Type-Options: nosniff`.
 //!
@@ -144,6 +149,15 @@
 //! at most the budget. See [`Check`] for when to make a check non-critical, when (almost
 //! never) to put one on liveness, and when to raise the budget.
 //!
+//! # A dependency every replica shares (feature `fleet`)
+//!
+//! Mark a check [shared](Check::shared) and give the builder the [fleet](Builder::fleet):
+//! while it fails here, the replica asks its peers for that check's own result, and when
+//! most of the fleet fails too, readiness holds (the check shows `warn`) instead of
+//! taking every replica out of the Service. A failure of this replica alone still fails
+//! readiness. The table of outages is on `Fleet`; [`Health::recheck`] runs a check at
+//! once when the application has seen its dependency fail.
+//!
 //! # Telling health what you know
 //!
 //! What the application knows itself it says through a handle, and the very next probe
@@ -151,7 +165,7 @@
 //! pass once [`Health::ready`] was called and every gate is open), a [`Switch`] (a status
 //! set and set again, with a reason withheld like any reason), a [`Heartbeat`] for a
 //! background loop (liveness fails when no [`beat`](Heartbeat::beat) came in time, or the
-//! handle was dropped), and [`Builder::liveness_fails_when_stuck`], which fails liveness
+//! handle was dropped before the drain), and [`Builder::liveness_fails_when_stuck`], which fails liveness
 //! while requests wait for a response head that never comes (a deadlock). Each shows
 //! wherever a check shows.
 //!
@@ -315,6 +329,7 @@ mod check;
 pub mod checks;
 mod drain;
 mod error;
+mod fleet;
 mod future;
 #[cfg(feature = "grpc")]
 mod grpc;
@@ -341,9 +356,12 @@ mod vocabulary;
 pub use crate::body::HealthBody;
 pub use crate::builder::Builder;
 pub use crate::changes::Changes;
-pub use crate::check::{Check, HealthCheck, Outcome};
+pub use crate::check::{Check, CheckError, HealthCheck, Outcome};
 pub use crate::drain::DrainGuard;
 pub use crate::error::{BuildError, BuildProblem};
+#[cfg(feature = "fleet")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fleet")))]
+pub use crate::fleet::Fleet;
 pub use crate::future::ResponseFuture;
 pub use crate::health::Health;
 pub use crate::layer::HealthLayer;

@@ -6,24 +6,34 @@
 //! The lifecycle and the engine hold an [`Observer`] and call it; it knows nothing of
 //! them, only the shared words of [`crate::vocabulary`].
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::changes::{Changes, Publisher};
-use crate::vocabulary::{Change, CheckChange, Phase, Probe, RunOutcome, Status};
+use crate::vocabulary::{Change, CheckChange, Phase, Probe, RunOutcome, State, Status};
 
 /// Turns what happened into logs, metrics and change events. Cheap to clone: every clone
 /// publishes to the same change stream.
 #[derive(Debug, Clone)]
 pub(crate) struct Observer {
     changes: Publisher,
+    /// Set once a transition to `Draining` has been seen (shared by every clone).
+    draining: Arc<AtomicBool>,
 }
 
 impl Observer {
     pub(crate) fn new() -> Observer {
         Observer {
             changes: Publisher::new(),
+            draining: Arc::default(),
         }
+    }
+
+    /// Whether the lifecycle has started draining: what ends then (a heartbeat's loop)
+    /// has ended on purpose.
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
     }
 
     /// A new subscription to the change stream.
@@ -54,6 +64,9 @@ impl Observer {
     /// liveness flag, or both).
     pub(crate) fn transition(&self, before: Phase, after: Phase) {
         let at = SystemTime::now();
+        if after.state() == State::Draining {
+            self.draining.store(true, Ordering::Release);
+        }
         if before.state() != after.state() {
             tracing::info!(
                 from = before.state().as_str(),
@@ -91,6 +104,26 @@ impl Observer {
     /// changes).
     pub(crate) fn run_failed(&self, name: &str, reason: &str) {
         tracing::debug!(check = name, reason, "health: check failed");
+    }
+
+    /// A shared check's failure started (`held`) or stopped being held because the fleet
+    /// shares it: readiness keeps passing while it is.
+    pub(crate) fn shared_failure(&self, name: &str, held: bool, reason: &str) {
+        if held {
+            tracing::warn!(
+                check = name,
+                reason,
+                "health: shared dependency failing across the fleet, readiness held"
+            );
+        } else {
+            tracing::info!(check = name, "health: shared failure no longer held");
+        }
+    }
+
+    /// The fleet could not be listed to weigh a shared check's failure: it counts as
+    /// this replica's own.
+    pub(crate) fn fleet_unlisted(&self, name: &str, why: &str) {
+        tracing::warn!(check = name, why, "health: peers could not be listed");
     }
 
     /// A check's status changed (after damping).

@@ -137,6 +137,17 @@ pub(crate) fn lifecycle_blocker(phase: Phase, probe: Probe) -> Option<Blocker> {
     }
 }
 
+/// Whether `check`, a liveness entry that does not gate `probe`, fails `probe` anyway:
+/// readiness fails while a critical liveness entry fails (a wedge, a late heartbeat, a
+/// liveness check), so that a pod about to be restarted leaves the Service first. An entry
+/// with no result yet (`unknown`) does not: that is liveness's own business.
+pub(crate) fn fails_liveness(check: &CheckReport, probe: Probe) -> bool {
+    probe == Probe::Readiness
+        && check.gates(Probe::Liveness)
+        && check.is_critical()
+        && check.status() == Status::Fail
+}
+
 /// A probe's aggregate answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Verdict {
@@ -144,8 +155,8 @@ pub(crate) struct Verdict {
     pub(crate) blocker: Option<Blocker>,
 }
 
-/// Aggregates the lifecycle and the checks that gate `probe` (the caller has already left
-/// out excluded checks).
+/// Aggregates the lifecycle and the checks that count for `probe` (the caller has already
+/// left out excluded checks; this picks those that count).
 pub(crate) fn verdict<'a>(
     phase: Phase,
     probe: Probe,
@@ -153,8 +164,13 @@ pub(crate) fn verdict<'a>(
 ) -> Verdict {
     let blocker = lifecycle_blocker(phase, probe);
     let checks = checks
-        .filter(|c| c.gates(probe))
-        .map(CheckReport::gating_status)
+        .filter_map(|c| {
+            if c.gates(probe) {
+                Some(c.gating_status())
+            } else {
+                fails_liveness(c, probe).then_some(Status::Fail)
+            }
+        })
         .max()
         .unwrap_or(Status::Pass);
     let status = if blocker.is_some() {
@@ -234,5 +250,44 @@ mod tests {
         assert_eq!(status(ready, true, r, &[warn]), Status::Warn);
         // Readiness checks never touch liveness or startup.
         assert_eq!(status(ready, true, Probe::Liveness, &[soft]), Status::Pass);
+    }
+
+    fn liveness_entry(name: &str, status: Status, critical: bool) -> CheckReport {
+        CheckReport {
+            gates: Gates::LIVENESS,
+            ..check(name, status, critical)
+        }
+    }
+
+    #[test]
+    fn a_failing_critical_liveness_entry_fails_readiness_too_and_nothing_else_does() {
+        use Probe::*;
+        let ready = State::Ready;
+        let failing = liveness_entry("requests", Status::Fail, true);
+        assert_eq!(
+            status(ready, true, Liveness, std::slice::from_ref(&failing)),
+            Status::Fail
+        );
+        assert_eq!(
+            status(ready, true, Readiness, std::slice::from_ref(&failing)),
+            Status::Fail
+        );
+        assert_eq!(
+            status(ready, true, Startup, std::slice::from_ref(&failing)),
+            Status::Pass
+        );
+        // No result yet, non-critical, or passing: readiness does not follow.
+        for entry in [
+            liveness_entry("cold", Status::Unknown, true),
+            liveness_entry("soft", Status::Fail, false),
+            liveness_entry("fine", Status::Pass, true),
+        ] {
+            let name = entry.name.clone();
+            assert_eq!(
+                status(ready, true, Readiness, &[entry]),
+                Status::Pass,
+                "{name}"
+            );
+        }
     }
 }

@@ -47,6 +47,9 @@ pub(crate) struct Query<'q> {
     /// Seconds between reloads of the page: `refresh=N` with N from 1 to 3600, or
     /// [`DEFAULT_REFRESH`] for a bare `refresh`; `None` for `refresh=0` or none.
     pub(crate) refresh: Option<u16>,
+    /// A peer's question about one check: `fleet=MS`, how old a result it takes, in
+    /// milliseconds (a bare or unreadable value takes any age).
+    pub(crate) fleet: Option<u64>,
 }
 
 impl<'q> Query<'q> {
@@ -57,6 +60,9 @@ impl<'q> Query<'q> {
                 "verbose" => query.verbose = !matches!(&*value, "0" | "false" | "no" | "off"),
                 "exclude" if !value.is_empty() => {
                     query.excludes.insert(value);
+                }
+                crate::fleet::QUERY => {
+                    query.fleet = Some(value.parse().unwrap_or(u64::MAX));
                 }
                 "refresh" => {
                     query.refresh = match value.parse::<u32>() {

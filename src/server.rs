@@ -6,13 +6,14 @@
 //! [`Health::serve_probes`](crate::Health::serve_probes) binds it and returns a
 //! [`ProbeServer`]; see there.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::{Future, IntoFuture};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,14 +21,16 @@ use http::{Request, Response, StatusCode};
 use http_body_util::Empty;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
+use pin_project_lite::pin_project;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
+use tokio::sync::watch;
+use tokio::task::{AbortHandle, JoinSet};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::body::HealthBody;
 use crate::check::timers;
 use crate::layer::HealthLayer;
 use crate::service::HealthService;
@@ -37,6 +40,18 @@ use crate::service::HealthService;
 /// one write and gives up after its probe timeout (1 s unless configured), so anything
 /// slower is not a probe worth waiting for.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How many connections the probe listener keeps open at most, by default.
+const MAX_CONNECTIONS: usize = 256;
+
+/// How often an HTTP/2 connection with a request in flight (a gRPC Watch) is pinged, so
+/// that a peer that has gone away is found; it must answer within the header read
+/// timeout.
+const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The largest header block a client may send: the kubelet's probes and gRPC health
+/// calls are a few hundred bytes.
+const MAX_HEADER_LIST_SIZE: u32 = 16 * 1024;
 
 /// How long the accept loop waits after a failed accept (out of file descriptors and the
 /// like) before trying again, rather than spinning.
@@ -53,9 +68,22 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 ///
 /// It answers what the [layer](crate::HealthLayer) answers (the probes, `/readyz/NAME`,
 /// the page, `405` for other methods on a probe path, and gRPC health over HTTP/2) and
-/// `404` with an empty body to every other request. A client that has not sent a
-/// request's header within the [header read timeout](ProbeServer::header_read_timeout)
-/// is disconnected.
+/// `404` with an empty body to every other request.
+///
+/// # No client can exhaust it
+///
+/// - A connection with no request in flight is closed once it has been idle for the
+///   [header read timeout](ProbeServer::header_read_timeout), over HTTP/1.1 and HTTP/2
+///   alike: a client that sends half a header, only HTTP/2's preface, or a `HEADERS`
+///   frame that never ends is disconnected (HTTP/2 with `GOAWAY`, and dropped if it does
+///   not close within the same time again).
+/// - An HTTP/2 connection with a request in flight (a gRPC Watch) is pinged every 10 s
+///   and closed when a ping is not answered within the header read timeout.
+/// - It keeps at most [`max_connections`](ProbeServer::max_connections) open (256 by
+///   default). A connection accepted at the cap makes room by closing the oldest one with
+///   no request in flight (or the oldest of all, when every one has), so that the new
+///   one, which is how the kubelet probes, is answered.
+/// - A request's header block is at most 16 KiB.
 ///
 /// HTTP/1.1 and HTTP/2 (cleartext, with prior knowledge, as gRPC clients and the
 /// kubelet's gRPC probes speak it) are told apart on each connection.
@@ -67,11 +95,14 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// application drains (readiness fails at once), the listener keeps answering for the
 /// drain delay, then it stops accepting, tells each open connection to finish (HTTP/1
 /// after its request in flight, HTTP/2 with GOAWAY; gRPC `Watch` streams end at the
-/// drain), waits for them and for every [`DrainGuard`](crate::DrainGuard), and the future
-/// resolves. All of it within the [shutdown deadline](crate::Builder::shutdown_timeout),
-/// as [`Health::with_deadline`](crate::Health::with_deadline) keeps it: at the deadline
-/// whatever still holds it (a client that never acknowledges HTTP/2's GOAWAY, a guard
-/// still held) is dropped, one warning says what, and the future resolves with `Ok`.
+/// drain), waits for them (a connection with nothing in flight that has not closed within
+/// the header read timeout is dropped) and for every [`DrainGuard`](crate::DrainGuard),
+/// and the future resolves. All of it within the
+/// [shutdown deadline](crate::Builder::shutdown_timeout), as
+/// [`Health::with_deadline`](crate::Health::with_deadline) keeps it (and, when requests
+/// are counted, ends it as soon as nothing is left to wait for): at the deadline whatever
+/// still holds it (a request that never ends, a guard still held) is dropped, one warning
+/// says what, and the future resolves with `Ok`.
 /// [`ProbeServer::with_graceful_shutdown`] replaces the signal.
 ///
 /// # Example
@@ -155,6 +186,7 @@ pub struct ProbeServer {
     local_addr: SocketAddr,
     layer: HealthLayer,
     header_read_timeout: Duration,
+    max_connections: usize,
     shutdown: Pin<Box<dyn Future<Output = ()> + Send>>,
     within: Within,
 }
@@ -183,6 +215,7 @@ impl ProbeServer {
             local_addr,
             layer,
             header_read_timeout: HEADER_READ_TIMEOUT,
+            max_connections: MAX_CONNECTIONS,
             shutdown: Box::pin(shutdown),
             within,
         })
@@ -195,14 +228,28 @@ impl ProbeServer {
     }
 
     /// How long a client may take to send a request's header before it is disconnected
-    /// (default 2 s). It also bounds how long a keep-alive HTTP/1 connection may sit idle
-    /// between requests, and how long a new connection may take to send its first bytes.
+    /// (default 2 s).
+    ///
+    /// It also bounds how long a connection, HTTP/1.1 or HTTP/2, may sit
+    /// with no request in flight, how long a new connection may take to send its first
+    /// bytes, how long an HTTP/2 client has to answer a keep-alive ping, and how long a
+    /// connection told to close may take to do so.
     ///
     /// The kubelet sends each probe in one write, so a short time turns away clients that
     /// would hold connections open by sending a header slowly, and nothing else. Keep it
     /// above a few hundred milliseconds: a zero timeout disconnects every client.
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
         self.header_read_timeout = timeout;
+        self
+    }
+
+    /// The most connections it keeps open (default 256; at least 1).
+    ///
+    /// A connection accepted at the cap closes the oldest one with no request in flight, or the oldest
+    /// of all when every one has a request in flight: new connections, the kubelet's
+    /// probes among them, are always served.
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max.max(1);
         self
     }
 
@@ -234,6 +281,7 @@ impl ProbeServer {
             local_addr,
             layer,
             header_read_timeout,
+            max_connections,
             shutdown,
             within,
         } = self;
@@ -242,6 +290,7 @@ impl ProbeServer {
             local_addr,
             layer,
             header_read_timeout,
+            max_connections,
             shutdown,
         };
         ProbeServerFuture(within(Box::pin(serve(accepting))))
@@ -262,6 +311,7 @@ impl std::fmt::Debug for ProbeServer {
         f.debug_struct("ProbeServer")
             .field("local_addr", &self.local_addr)
             .field("header_read_timeout", &self.header_read_timeout)
+            .field("max_connections", &self.max_connections)
             .finish_non_exhaustive()
     }
 }
@@ -298,7 +348,14 @@ struct Accepting {
     local_addr: SocketAddr,
     layer: HealthLayer,
     header_read_timeout: Duration,
+    max_connections: usize,
     shutdown: Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+/// One open connection, as the accept loop keeps it: to close it when room is needed.
+struct Open {
+    task: AbortHandle,
+    activity: Arc<Activity>,
 }
 
 async fn serve(accepting: Accepting) -> io::Result<()> {
@@ -307,18 +364,28 @@ async fn serve(accepting: Accepting) -> io::Result<()> {
         local_addr,
         layer,
         header_read_timeout,
+        max_connections,
         mut shutdown,
     } = accepting;
-    let service = layer.layer(NotFound);
+    // Its `404`s are the library's answers, not the application's progress.
+    let service = layer.exempt().layer(NotFound);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(KEEP_ALIVE_INTERVAL)
+        .keep_alive_timeout(header_read_timeout)
+        .max_header_list_size(MAX_HEADER_LIST_SIZE);
     let builder = Arc::new(builder);
-    let graceful = GracefulShutdown::new();
+    let (closing, closed) = watch::channel(false);
     // Owned here, so that dropping this future ends every connection with it.
     let mut connections = JoinSet::new();
+    // In the order they were accepted.
+    let mut open: VecDeque<Open> = VecDeque::new();
 
     loop {
         tokio::select! {
@@ -327,19 +394,27 @@ async fn serve(accepting: Accepting) -> io::Result<()> {
             // Reaped before accepting, so that a flood of connections cannot pile them up.
             Some(ended) = connections.join_next() => {
                 if let Err(error) = ended {
-                    tracing::warn!(%error, "health: a probe connection's task failed");
+                    if !error.is_cancelled() {
+                        tracing::warn!(%error, "health: a probe connection's task failed");
+                    }
                 }
             }
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    connections.spawn(connection(
+                    open.retain(|o| !o.task.is_finished());
+                    if open.len() >= max_connections {
+                        make_room(&mut open, peer);
+                    }
+                    let activity = Arc::new(Activity::default());
+                    let task = connections.spawn(connection(
                         stream,
                         peer,
                         builder.clone(),
-                        service.clone(),
-                        graceful.watcher(),
+                        Active { inner: service.clone(), activity: activity.clone() },
+                        closed.clone(),
                         header_read_timeout,
                     ));
+                    open.push_back(Open { task, activity });
                 }
                 Err(error) => {
                     tracing::warn!(%error, addr = %local_addr, "health: the probe listener failed to accept a connection");
@@ -355,20 +430,38 @@ async fn serve(accepting: Accepting) -> io::Result<()> {
         connections = connections.len(),
         "health: probe listener closed; ending its connections"
     );
-    graceful.shutdown().await;
-    // Whatever is left never got as far as a request.
-    connections.shutdown().await;
+    // Each connection finishes its request in flight and closes; one that does not close
+    // within the header read timeout once idle is dropped.
+    let _ = closing.send(true);
+    while let Some(ended) = connections.join_next().await {
+        if let Err(error) = ended {
+            if !error.is_cancelled() {
+                tracing::warn!(%error, "health: a probe connection's task failed");
+            }
+        }
+    }
     Ok(())
 }
 
+/// Closes one connection to make room for a new one: the oldest with no request in
+/// flight, or else the oldest.
+fn make_room(open: &mut VecDeque<Open>, peer: SocketAddr) {
+    let at = (open.iter().position(|o| o.activity.is_idle())).unwrap_or(0);
+    if let Some(oldest) = open.remove(at) {
+        oldest.task.abort();
+        tracing::debug!(%peer, "health: probe listener at its connection cap; closed the oldest idle connection");
+    }
+}
+
 /// Serves one connection: the bytes that say which HTTP the client speaks, then HTTP/1.1
-/// or HTTP/2 until either side closes it or the shutdown ends it.
+/// or HTTP/2 until either side closes it, it has been idle for the header read timeout,
+/// or the shutdown ends it.
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     builder: Arc<Connections>,
-    service: HealthService<NotFound>,
-    watcher: Watcher,
+    service: Active,
+    mut closing: watch::Receiver<bool>,
     header_read_timeout: Duration,
 ) {
     // hyper-util's auto builder waits for these bytes with no timeout of its own, and
@@ -384,10 +477,171 @@ async fn connection(
             return;
         }
     };
+    let activity = service.activity.clone();
     let connection =
         builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-    if let Err(error) = watcher.watch(connection).await {
-        tracing::debug!(%peer, %error, "health: probe connection ended with an error");
+    tokio::pin!(connection);
+    // hyper has no idle timeout for HTTP/2, nor a read timeout for a frame that never
+    // ends: a connection with no request in flight for the timeout is told to close.
+    let why = tokio::select! {
+        ended = connection.as_mut() => {
+            if let Err(error) = ended {
+                tracing::debug!(%peer, %error, "health: probe connection ended with an error");
+            }
+            return;
+        }
+        _ = closing.wait_for(|closing| *closing) => "the listener is closing",
+        () = activity.idle_for(header_read_timeout) => "idle",
+    };
+    tracing::debug!(%peer, why, "health: closing a probe connection");
+    connection.as_mut().graceful_shutdown();
+    // HTTP/2's graceful close waits for the client to answer a PING, which a client that
+    // does not read never does: once nothing is in flight, it has the timeout to close.
+    tokio::select! {
+        ended = connection.as_mut() => {
+            if let Err(error) = ended {
+                tracing::debug!(%peer, %error, "health: probe connection ended with an error");
+            }
+        }
+        () = activity.idle_for(header_read_timeout) => {
+            tracing::debug!(%peer, "health: probe connection dropped: it did not close in time");
+        }
+    }
+}
+
+// === impl Activity ===
+
+/// How many requests of one connection are in flight (until their response body is
+/// dropped), watched for the connection's idle timeout.
+#[derive(Debug)]
+struct Activity(watch::Sender<usize>);
+
+impl Default for Activity {
+    fn default() -> Self {
+        Activity(watch::Sender::new(0))
+    }
+}
+
+impl Activity {
+    fn is_idle(&self) -> bool {
+        *self.0.borrow() == 0
+    }
+
+    fn enter(self: &Arc<Self>) -> InRequest {
+        self.0.send_modify(|n| *n += 1);
+        InRequest(self.clone())
+    }
+
+    /// Resolves once no request has been in flight for `timeout`.
+    async fn idle_for(&self, timeout: Duration) {
+        let mut active = self.0.subscribe();
+        loop {
+            if *active.borrow_and_update() == 0 {
+                tokio::select! {
+                    () = tokio::time::sleep(timeout) => return,
+                    _ = active.changed() => {}
+                }
+            } else {
+                // The sender is `self`, alive as long as this future.
+                let _ = active.changed().await;
+            }
+        }
+    }
+}
+
+/// A request in flight on a probe connection; dropped with its response body.
+#[derive(Debug)]
+struct InRequest(Arc<Activity>);
+
+impl Drop for InRequest {
+    fn drop(&mut self) {
+        self.0 .0.send_modify(|n| *n -= 1);
+    }
+}
+
+// === impl Active ===
+
+/// The probe listener's service, marking each request in flight on its connection.
+#[derive(Clone)]
+struct Active {
+    inner: HealthService<NotFound>,
+    activity: Arc<Activity>,
+}
+
+impl<B> Service<Request<B>> for Active
+where
+    HealthService<NotFound>:
+        Service<Request<B>, Response = Response<HealthBody<Empty<Bytes>>>, Error = Infallible>,
+{
+    type Response = Response<ActiveBody>;
+    type Error = Infallible;
+    type Future = ActiveFuture<<HealthService<NotFound> as Service<Request<B>>>::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        ActiveFuture {
+            in_request: Some(self.activity.enter()),
+            answer: self.inner.call(req),
+        }
+    }
+}
+
+pin_project! {
+    /// The answer to a request on a probe connection, which hands its place in flight
+    /// to the response body.
+    struct ActiveFuture<F> {
+        #[pin]
+        answer: F,
+        in_request: Option<InRequest>,
+    }
+}
+
+impl<F> Future for ActiveFuture<F>
+where
+    F: Future<Output = Result<Response<HealthBody<Empty<Bytes>>>, Infallible>>,
+{
+    type Output = Result<Response<ActiveBody>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = ready!(this.answer.poll(cx))?;
+        let in_request = this.in_request.take().expect("polled after completion");
+        Poll::Ready(Ok(response.map(|body| ActiveBody {
+            body,
+            _in_request: in_request,
+        })))
+    }
+}
+
+pin_project! {
+    /// A response body that keeps its request in flight until it is dropped.
+    struct ActiveBody {
+        #[pin]
+        body: HealthBody<Empty<Bytes>>,
+        _in_request: InRequest,
+    }
+}
+
+impl http_body::Body for ActiveBody {
+    type Data = Bytes;
+    type Error = <HealthBody<Empty<Bytes>> as http_body::Body>::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        self.project().body.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }
 

@@ -47,6 +47,9 @@ pub struct HealthService<S> {
     shared: SharedRef,
     /// Whether the inner service said it was ready, and has not been called since.
     ready: bool,
+    /// Whether the requests it passes through are left out of the wedge detector (the
+    /// probe listener's own `404`s: the library's answers are never progress).
+    exempt: bool,
 }
 
 impl<S: Clone> Clone for HealthService<S> {
@@ -57,16 +60,18 @@ impl<S: Clone> Clone for HealthService<S> {
             inner: self.inner.clone(),
             shared: self.shared.clone(),
             ready: false,
+            exempt: self.exempt,
         }
     }
 }
 
 impl<S> HealthService<S> {
-    pub(crate) fn new(inner: S, shared: SharedRef) -> Self {
+    pub(crate) fn new(inner: S, shared: SharedRef, exempt: bool) -> Self {
         HealthService {
             inner,
             shared,
             ready: false,
+            exempt,
         }
     }
 
@@ -191,7 +196,7 @@ impl<S> HealthService<S> {
         if !self.ready {
             return ResponseFuture::waiting(self.wait(req));
         }
-        let (close, guard) = track(&self.shared, &req);
+        let (close, guard) = track(&self.shared, &req, self.exempt);
         self.ready = false;
         ResponseFuture::tracked(self.inner.call(req), close, guard)
     }
@@ -225,11 +230,12 @@ fn route<B>(shared: &SharedRef, req: &Request<B>) -> Route {
 /// How a request that passes through is tracked: whether it is answered with
 /// `Connection: close` (HTTP/1 while draining), and its place in the in-flight count.
 #[inline(never)]
-fn track<B>(shared: &Shared, req: &Request<B>) -> (bool, Option<RequestGuard>) {
+fn track<B>(shared: &Shared, req: &Request<B>, exempt: bool) -> (bool, Option<RequestGuard>) {
     let close = shared.options().close_when_draining
         && req.version() <= Version::HTTP_11
         && shared.lifecycle().is_draining();
-    (close, shared.in_flight().map(|c| c.enter()))
+    let in_flight = shared.in_flight_for(req, exempt);
+    (close, in_flight.map(|c| c.enter()))
 }
 
 impl<S: Clone> HealthService<S> {
@@ -240,7 +246,7 @@ impl<S: Clone> HealthService<S> {
     #[inline(never)]
     fn wait<ReqBody>(&mut self, req: Request<ReqBody>) -> Box<Waiting<S, ReqBody>> {
         let (close, guard) = if self.shared.tracks_pass_through() {
-            track(&self.shared, &req)
+            track(&self.shared, &req, self.exempt)
         } else {
             (false, None)
         };

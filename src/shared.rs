@@ -47,9 +47,26 @@ pub(crate) struct Options {
     pub(crate) track_in_flight: bool,
     /// The wedge detector's counter, when it is on.
     pub(crate) progress: Option<Arc<crate::progress::Progress>>,
+    /// Path prefixes whose requests the wedge detector leaves out.
+    pub(crate) stuck_exempt: Vec<Box<str>>,
     /// The application's gRPC services and the probe each one is mapped to.
     #[cfg(feature = "grpc")]
     pub(crate) grpc_services: Services,
+    /// Who this replica is, in its answers to peers.
+    pub(crate) replica: u64,
+}
+
+impl Options {
+    /// Whether the wedge detector leaves out a request for `path`: a prefix matches the
+    /// path itself and what lies under it (`/events` matches `/events` and `/events/7`,
+    /// never `/eventsource`). No allocation.
+    pub(crate) fn is_stuck_exempt(&self, path: &str) -> bool {
+        self.stuck_exempt.iter().any(|prefix| {
+            path.strip_prefix(&**prefix).is_some_and(|rest| {
+                rest.is_empty() || rest.starts_with('/') || prefix.ends_with('/')
+            })
+        })
+    }
 }
 
 /// How long the server keeps serving after the first signal, by default.
@@ -64,8 +81,10 @@ impl Default for Options {
             close_when_draining: true,
             track_in_flight: false,
             progress: None,
+            stuck_exempt: Vec::new(),
             #[cfg(feature = "grpc")]
             grpc_services: Services::default(),
+            replica: 0,
         }
     }
 }
@@ -77,6 +96,8 @@ pub(crate) struct Shared {
     matcher: Matcher,
     /// Counted requests, when in-flight tracking is on.
     in_flight: Option<Arc<InFlight>>,
+    /// The same for requests the wedge detector leaves out (`None`: nothing to do then).
+    in_flight_exempt: Option<Arc<InFlight>>,
     drain_over: DrainOver,
     /// Set once `shutdown_signal()` has started the signal timeline on a runtime.
     signal_timeline: AtomicBool,
@@ -112,21 +133,27 @@ impl Shared {
     /// of `alive` and the same `observer`.
     pub(crate) fn new(
         lifecycle: Lifecycle,
-        engine: Engine,
+        engine: Arc<Engine>,
         matcher: Matcher,
         observer: Observer,
         alive: watch::Sender<()>,
         options: Options,
     ) -> Shared {
+        let in_flight = (options.track_in_flight || options.progress.is_some()).then(|| {
+            let progress = options.progress.clone();
+            Arc::new(InFlight::new(options.track_in_flight, progress))
+        });
+        let in_flight_exempt = match (&in_flight, &options.progress) {
+            (Some(in_flight), Some(_)) => in_flight.exempt().map(Arc::new),
+            (in_flight, _) => in_flight.clone(),
+        };
         Shared {
             answers: AnswerCache::new(engine.len()),
             lifecycle,
-            engine: Arc::new(engine),
+            engine,
             matcher,
-            in_flight: (options.track_in_flight || options.progress.is_some()).then(|| {
-                let progress = options.progress.clone();
-                Arc::new(InFlight::new(options.track_in_flight, progress))
-            }),
+            in_flight,
+            in_flight_exempt,
             drain_over: DrainOver::default(),
             signal_timeline: AtomicBool::new(false),
             drain: Arc::new(Drain::new(options.shutdown_timeout)),
@@ -168,9 +195,42 @@ impl Shared {
         self.in_flight.as_ref()
     }
 
+    /// Where a request that passes through is counted: with the wedge detector, unless
+    /// `exempt` (the probe listener's own answers) or its path is left out of it.
+    #[inline]
+    pub(crate) fn in_flight_for<B>(
+        &self,
+        req: &Request<B>,
+        exempt: bool,
+    ) -> Option<&Arc<InFlight>> {
+        // The path is looked at only when some are left out.
+        let listed = || {
+            !self.options.stuck_exempt.is_empty() && self.options.is_stuck_exempt(req.uri().path())
+        };
+        if exempt || listed() {
+            self.in_flight_exempt.as_ref()
+        } else {
+            self.in_flight.as_ref()
+        }
+    }
+
     /// Set when the drain delay is over.
     pub(crate) fn drain_over(&self) -> &DrainOver {
         &self.drain_over
+    }
+
+    /// Resolves once the drain delay is over: one delay after the drain started, or
+    /// sooner when the timeline ended it (a second signal). The one instant the timeline,
+    /// [`Health::drain_delay_over`](crate::Health::drain_delay_over) and gRPC Watch share.
+    pub(crate) fn drain_delay_over(&self) -> impl Future<Output = ()> + Send + 'static {
+        let over = self.drain_over.wait();
+        let delay = self.drain.after_start(self.options.drain_delay);
+        async move {
+            tokio::select! {
+                () = over => {}
+                () = delay => {}
+            }
+        }
     }
 
     /// Whether this call is the first to start the signal timeline (then it must).
@@ -331,6 +391,18 @@ impl SharedRef {
                 .and_then(|q| q.refresh)
                 .filter(|_| format == Format::Html),
         };
+        if let (Some(index), Some(max_age)) = (only, query.and_then(|q| q.fleet)) {
+            if probe == Probe::Readiness {
+                // A peer asks about one check: its own result, never the fleet's verdict.
+                let shared = self.clone();
+                let head = ask.head;
+                return Answer::Pending(Box::pin(async move {
+                    let max_age = Duration::from_millis(max_age);
+                    let status = shared.engine.peer_answer(index, max_age).await;
+                    Reply::peer(status, shared.options.replica, head)
+                }));
+            }
+        }
         if self.engine.is_empty() {
             return Answer::Reply(self.respond(&ask));
         }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
 
-use crate::check::{deadline_from, timers};
+use crate::check::timers;
 use crate::progress::Progress;
 
 // === impl InFlight ===
@@ -18,32 +18,43 @@ use crate::progress::Progress;
 /// there when turned on.
 #[derive(Debug)]
 pub(crate) struct InFlight {
-    count: AtomicUsize,
-    idle: Notify,
-    /// Whether requests are counted in `count` (`track_in_flight`).
+    /// Shared with the requests left out of the wedge detector, which are counted alike.
+    counter: Arc<Counter>,
+    /// Whether requests are counted in `counter` (`track_in_flight`).
     counted: bool,
     progress: Option<Arc<Progress>>,
+}
+
+/// The count of requests in flight, and the bell for its reaching zero.
+#[derive(Debug, Default)]
+struct Counter {
+    count: AtomicUsize,
+    idle: Notify,
 }
 
 impl InFlight {
     pub(crate) fn new(counted: bool, progress: Option<Arc<Progress>>) -> InFlight {
         InFlight {
-            count: AtomicUsize::new(0),
-            idle: Notify::new(),
+            counter: Arc::default(),
             counted,
             progress,
         }
     }
 
-    /// Whether requests are counted, for [`Health::in_flight`](crate::Health::in_flight).
-    pub(crate) fn is_counted(&self) -> bool {
-        self.counted
+    /// The same count for the requests that the wedge detector leaves out: `None` when
+    /// such a request would have nothing to do (requests are not counted).
+    pub(crate) fn exempt(&self) -> Option<InFlight> {
+        self.counted.then(|| InFlight {
+            counter: self.counter.clone(),
+            counted: true,
+            progress: None,
+        })
     }
 
     #[inline]
     pub(crate) fn enter(self: &Arc<Self>) -> RequestGuard {
         if self.counted {
-            self.count.fetch_add(1, Ordering::AcqRel);
+            self.counter.count.fetch_add(1, Ordering::AcqRel);
         }
         if let Some(progress) = &self.progress {
             progress.enter();
@@ -52,22 +63,25 @@ impl InFlight {
     }
 
     fn leave(&self) {
-        if self.count.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.idle.notify_waiters();
+        if self.counter.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.counter.idle.notify_waiters();
         }
     }
 
-    pub(crate) fn count(&self) -> usize {
-        self.count.load(Ordering::Acquire)
+    /// The requests in flight, when they are counted (`track_in_flight`).
+    pub(crate) fn count(&self) -> Option<usize> {
+        self.counted
+            .then(|| self.counter.count.load(Ordering::Acquire))
     }
 
-    /// Resolves once the count is zero (at once if it already is).
+    /// Resolves once the count is zero (at once if it already is, or if requests are not
+    /// counted: nothing is known to be in flight).
     pub(crate) async fn idle(&self) {
         loop {
-            let notified = self.idle.notified();
+            let notified = self.counter.idle.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if self.count() == 0 {
+            if self.count().unwrap_or(0) == 0 {
                 return;
             }
             notified.await;
@@ -90,7 +104,13 @@ impl RequestGuard {
         if let Some(progress) = &in_flight.progress {
             progress.head();
         }
-        in_flight.counted.then_some(InFlightGuard(in_flight))
+        // Not `then_some`: that would build the guard, and its drop would count a
+        // request out that was never counted in.
+        if in_flight.counted {
+            Some(InFlightGuard(in_flight))
+        } else {
+            None
+        }
     }
 }
 
@@ -260,9 +280,10 @@ pub(crate) async fn os_signal() {
 
 // === the drain timeline ===
 
-/// The timeline: wait for `first`, drain at once, keep serving for `delay` unless `second`
-/// (made from what `first` gave) arrives sooner, then call `over` and resolve so that the
-/// server stops accepting.
+/// The timeline: wait for `first`, drain at once, keep serving until `delay_over` (one
+/// drain delay after the drain started, the instant every part of the shutdown shares)
+/// unless `second` (made from what `first` gave) arrives sooner, then call `over` and
+/// resolve so that the server stops accepting. `delay` is the delay's length, for the log.
 ///
 /// On a runtime without a timer the delay cannot be waited for: it is skipped, with an
 /// error in the log, so that the shutdown still ends (the engine answers the same way:
@@ -272,6 +293,7 @@ pub(crate) async fn sequence<S, Second>(
     drain: impl FnOnce(),
     over: impl FnOnce(),
     delay: Duration,
+    delay_over: impl Future<Output = ()>,
     first: impl Future<Output = S>,
     second: impl FnOnce(S) -> Second,
 ) where
@@ -291,16 +313,8 @@ pub(crate) async fn sequence<S, Second>(
         delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
         "health: draining; readiness now fails, traffic is still served until the delay ends"
     );
-    // Checked: a delay past what a clock can hold means no end but `second`.
-    let ends = deadline_from(tokio::time::Instant::now(), delay);
-    let wait = async move {
-        match ends {
-            Some(at) => tokio::time::sleep_until(at).await,
-            None => std::future::pending().await,
-        }
-    };
     tokio::select! {
-        () = wait => {
+        () = delay_over => {
             tracing::info!("health: drain delay over; stopping the listener");
         }
         () = second(signalled) => {
@@ -308,6 +322,15 @@ pub(crate) async fn sequence<S, Second>(
         }
     }
     over();
+}
+
+/// Resolves `delay` after `start` (never when that is past what a clock can hold).
+#[cfg(test)]
+async fn after(start: tokio::time::Instant, delay: Duration) {
+    match crate::check::deadline_from(start, delay) {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 #[cfg(test)]
@@ -333,6 +356,7 @@ mod tests {
             },
             move || setting.set(),
             Duration::from_secs(30),
+            after(tokio::time::Instant::now(), Duration::from_secs(30)),
             async move {
                 let _ = first.await;
             },
@@ -364,6 +388,7 @@ mod tests {
             || {},
             move || setting.set(),
             Duration::from_secs(5),
+            after(start, Duration::from_secs(5)),
             async {},
             |()| std::future::pending(),
         ));
@@ -497,6 +522,7 @@ mod tests {
                 },
                 || {},
                 Duration::MAX,
+                after(tokio::time::Instant::now(), Duration::MAX),
                 async {},
                 move |()| async move {
                     let _ = second.await;

@@ -198,6 +198,7 @@ pub struct Switch {
     cell: Arc<Cell>,
     gates: Gates,
     critical: bool,
+    shared: bool,
 }
 
 impl Switch {
@@ -207,6 +208,7 @@ impl Switch {
             cell: Cell::switch(Arc::from(name.into().as_ref())),
             gates: Gates::READINESS,
             critical: true,
+            shared: false,
         }
     }
 
@@ -218,6 +220,21 @@ impl Switch {
     /// ```
     pub fn non_critical(mut self) -> Self {
         self.critical = false;
+        self
+    }
+
+    /// Marks a dependency every replica shares, as [`Check::shared`](crate::Check::shared)
+    /// does for a check.
+    ///
+    /// With a fleet configured, its failure is weighed against the fleet's before it
+    /// shows, so a set reaches the answers once the peers have answered, not at once.
+    ///
+    /// ```
+    /// let database = tower_health::Switch::new("database").shared();
+    /// # drop(database);
+    /// ```
+    pub fn shared(mut self) -> Self {
+        self.shared = true;
         self
     }
 
@@ -304,7 +321,11 @@ impl Switch {
     }
 
     pub(crate) fn entry(&self) -> Check {
-        Check::settable(self.cell.clone(), self.gates, self.critical)
+        if self.shared {
+            Check::shared_switch(self.cell.clone(), self.gates, self.critical)
+        } else {
+            Check::settable(self.cell.clone(), self.gates, self.critical)
+        }
     }
 }
 
@@ -315,6 +336,7 @@ impl fmt::Debug for Switch {
             .field("status", &self.status())
             .field("critical", &self.critical)
             .field("gates", &self.gates)
+            .field("shared", &self.shared)
             .finish()
     }
 }
@@ -337,6 +359,9 @@ impl fmt::Debug for Switch {
 /// probe. A recovery (the first beat after a failure) shows in the next probe at once,
 /// and is pushed to watchers within a second (or the maximum age, if shorter).
 ///
+/// Dropping the handle fails it for good, unless the application is draining: a loop that
+/// ends with the shutdown has done what it should, and the heartbeat passes from then on.
+///
 /// # Example
 ///
 /// ```
@@ -358,6 +383,13 @@ impl fmt::Debug for Switch {
 /// });
 /// worker.await.unwrap();
 /// assert_eq!(health.report().status(Probe::Liveness), Status::Fail);
+///
+/// // A loop that ends because the application drains is no failure.
+/// let consumer = Heartbeat::new("consumer", Duration::from_secs(5));
+/// let health = Health::builder().heartbeat(&consumer).build();
+/// health.drain();
+/// drop(consumer);
+/// assert_eq!(health.report().status(Probe::Liveness), Status::Pass);
 /// # }
 /// ```
 #[must_use = "a Heartbeat does nothing until it is added with Builder::heartbeat"]

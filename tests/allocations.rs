@@ -260,9 +260,12 @@ const PIECE: &str = {
 };
 
 /// An error whose text is `kib` KiB, written a KiB at a time.
+#[derive(Debug)]
 struct Huge {
     kib: usize,
 }
+
+impl std::error::Error for Huge {}
 
 impl std::fmt::Display for Huge {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

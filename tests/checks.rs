@@ -43,14 +43,51 @@ async fn a_hanging_check_fails_after_its_timeout_within_the_budget() {
     );
 }
 
+#[test]
+fn a_check_timeout_over_the_budget_is_a_build_problem_naming_both_never_a_silent_cut() {
+    let builder = Health::builder().budget(Duration::from_millis(900)).check(
+        Check::new("slow", std::future::pending::<Result<(), String>>)
+            .timeout(Duration::from_millis(1500)),
+    );
+    let error = builder.clone().try_build().unwrap_err();
+    assert_eq!(
+        error.problems(),
+        [tower_health::BuildProblem::TimeoutOverBudget {
+            name: "slow".into(),
+            timeout: Duration::from_millis(1500),
+            budget: Duration::from_millis(900),
+        }]
+    );
+    let text = error.to_string();
+    assert!(
+        text.contains("1500 ms") && text.contains("900 ms"),
+        "{text}"
+    );
+    let panic =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| builder.build())).unwrap_err();
+    let message = panic.downcast_ref::<String>().unwrap();
+    assert!(
+        message.contains("\"slow\" has a timeout of 1500 ms"),
+        "{message}"
+    );
+    // Equal to the budget is fine, and so is a budget raised to fit.
+    Health::builder()
+        .budget(Duration::from_millis(1500))
+        .check(
+            Check::new("slow", || async { Ok::<(), String>(()) })
+                .timeout(Duration::from_millis(1500)),
+        )
+        .build();
+}
+
 #[tokio::test(start_paused = true)]
-async fn the_budget_caps_every_check_timeout() {
+async fn the_budget_bounds_a_probe_on_a_cold_cache() {
     let health = Health::builder()
         .budget(Duration::from_millis(300))
-        .check(
-            Check::new("slow", std::future::pending::<Result<(), String>>)
-                .timeout(Duration::from_secs(5)),
-        )
+        .check(Check::new(
+            "slow",
+            std::future::pending::<Result<(), String>>,
+        ))
         .reasons(Reasons::always())
         .build();
     health.ready();
@@ -63,7 +100,7 @@ async fn the_budget_caps_every_check_timeout() {
         "{:?}",
         start.elapsed()
     );
-    // The probe's wait and the run end together; either way the check never passes.
+    // The check's timeout defaults to the budget.
     let report = health.refresh().await;
     assert_eq!(
         report.check("slow").unwrap().output(),
@@ -500,10 +537,11 @@ async fn checks_can_gate_liveness_and_startup_when_asked() {
     health.ready();
     assert_eq!(get(&svc, "/startupz").await.0, StatusCode::OK);
     assert_eq!(get(&svc, "/startupz/model").await.0, StatusCode::OK);
+    let (code, body) = get(&svc, "/readyz?verbose").await;
     assert_eq!(
-        get(&svc, "/readyz").await.0,
-        StatusCode::OK,
-        "worker gates liveness only"
+        code,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "worker gates liveness, whose failure fails readiness too: {body}"
     );
     assert_eq!(
         get(&svc, "/readyz/worker").await,
@@ -619,4 +657,89 @@ async fn a_probe_racing_the_background_refresh_for_the_first_result_waits_for_it
         }
         assert_eq!(runs.load(Ordering::SeqCst), 1, "storm {storm}");
     }
+}
+
+/// An error whose text is `text`, caused by `source`.
+#[derive(Debug)]
+struct Layered {
+    text: &'static str,
+    source: Option<Box<Layered>>,
+}
+
+impl std::fmt::Display for Layered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.text)
+    }
+}
+
+impl std::error::Error for Layered {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as _)
+    }
+}
+
+fn layered(texts: &[&'static str]) -> Layered {
+    let (first, rest) = texts.split_first().unwrap();
+    Layered {
+        text: first,
+        source: (!rest.is_empty()).then(|| Box::new(layered(rest))),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reason_carries_the_error_chain_of_causes_once_each() {
+    let health = Health::builder()
+        .check(Check::with_state(
+            "upstream",
+            [
+                "error sending request",
+                "client error (Connect)",
+                "connection refused",
+            ],
+            |texts| async move { Err(layered(&texts).into()) },
+        ))
+        // An error that prints its source itself: the source is not said twice.
+        .check(Check::new("db", || async {
+            Err(layered(&["db error: timed out", "timed out"]))
+        }))
+        .build();
+    let report = health.refresh().await;
+    assert_eq!(
+        report.check("upstream").unwrap().output(),
+        Some("error sending request: client error (Connect): connection refused")
+    );
+    assert_eq!(
+        report.check("db").unwrap().output(),
+        Some("db error: timed out")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_state_hands_each_run_the_state_and_question_mark_needs_no_annotation() {
+    let pool = Arc::new(AtomicUsize::new(0));
+    let health = Health::builder()
+        .check(Check::with_state("pool", pool.clone(), |pool| async move {
+            let runs = pool.fetch_add(1, Ordering::SeqCst) + 1;
+            if runs > 1 {
+                "not a number".parse::<u32>()?;
+            }
+            Ok(())
+        }))
+        .background_refresh(false)
+        .build();
+    assert_eq!(
+        health.refresh().await.check("pool").unwrap().status(),
+        Status::Pass
+    );
+    let report = health.refresh().await;
+    assert_eq!(report.check("pool").unwrap().status(), Status::Fail);
+    assert_eq!(
+        report.check("pool").unwrap().output(),
+        Some("invalid digit found in string")
+    );
+    assert_eq!(
+        pool.load(Ordering::SeqCst),
+        2,
+        "the application's own state, run twice"
+    );
 }

@@ -122,6 +122,116 @@ fn a_server_that_never_finishes_is_cut_at_the_deadline_counted_from_the_signal()
     assert!(warning.contains("holders=none"), "{warning}");
 }
 
+#[test]
+fn the_deadline_warning_says_requests_are_not_counted_when_they_are_not() {
+    let ((), log) = logged(|| async {
+        // The wedge detector alone: requests pass its counter, and are not counted.
+        let health = Health::builder()
+            .drain_delay(DELAY)
+            .shutdown_timeout(DEADLINE)
+            .liveness_fails_when_stuck(Duration::from_secs(60))
+            .build();
+        health.ready();
+        let answered = tower::service_fn(|_req: Request<String>| async {
+            Ok::<_, Infallible>(http::Response::new(String::new()))
+        });
+        let svc = tower::Layer::layer(&health.layer(), answered);
+        for _ in 0..10 {
+            let req = Request::get("/work").body(String::new()).unwrap();
+            let response = svc.clone().oneshot(req).await.unwrap();
+            response.into_body().collect().await.unwrap();
+        }
+        // One request that is still in flight when the deadline comes.
+        let slow = tower::service_fn(|_req: Request<String>| async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok::<_, Infallible>(http::Response::new(String::new()))
+        });
+        let slow = tower::Layer::layer(&health.layer(), slow);
+        let req = Request::get("/slow").body(String::new()).unwrap();
+        let in_flight = tokio::spawn(slow.oneshot(req));
+        let (trigger, shutdown) = shutdown(&health);
+        let server = async move {
+            shutdown.await;
+            std::future::pending::<()>().await
+        };
+        trigger.send(()).unwrap();
+        assert_eq!(health.with_deadline(server).await, None, "cut");
+        in_flight.abort();
+    });
+    let warning = log
+        .lines()
+        .find(|line| line.contains("shutdown deadline reached"))
+        .unwrap_or_else(|| panic!("no warning in the log:\n{log}"));
+    assert!(warning.contains("in_flight=not counted"), "{warning}");
+}
+
+#[test]
+fn with_requests_counted_the_shutdown_ends_when_the_delay_is_over_and_the_work_is_done() {
+    let (ends, log) = logged(|| async {
+        let health = Health::builder()
+            .drain_delay(DELAY)
+            .shutdown_timeout(Duration::from_secs(3600))
+            .track_in_flight(true)
+            .build();
+        health.ready();
+        let inner = tower::service_fn(|_req: Request<String>| async {
+            Ok::<_, Infallible>(http::Response::new(String::from("body")))
+        });
+        let svc = tower::Layer::layer(&health.layer(), inner);
+        // A response whose body the client has not read yet: in flight.
+        let req = Request::get("/download").body(String::new()).unwrap();
+        let response = svc.oneshot(req).await.unwrap();
+        let guard = health.drain_guard("batch");
+        let (trigger, shutdown) = shutdown(&health);
+        // A graceful shutdown that never ends by itself: an HTTP/2 client that never
+        // acknowledges GOAWAY, idle.
+        let server = async move {
+            shutdown.await;
+            std::future::pending::<()>().await
+        };
+        let start = Instant::now();
+        trigger.send(()).unwrap();
+        let stopped = tokio::spawn({
+            let health = health.clone();
+            async move {
+                assert_eq!(health.with_deadline(server).await, None);
+                start.elapsed()
+            }
+        });
+        tokio::time::sleep(DELAY * 3).await;
+        assert!(!stopped.is_finished(), "a body in flight holds it");
+        drop(response);
+        tokio::time::sleep(DELAY).await;
+        assert!(!stopped.is_finished(), "a guard holds it");
+        drop(guard);
+        (stopped.await.unwrap(), DELAY * 4)
+    });
+    assert_eq!(ends.0, ends.1, "at once when the last of the work ended");
+    assert!(
+        log.contains("no request in flight and no guard held"),
+        "{log}"
+    );
+    assert!(!log.contains("deadline reached"), "{log}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_counting_the_shutdown_still_waits_for_the_server_or_the_deadline() {
+    let health = health();
+    let (trigger, shutdown) = shutdown(&health);
+    let server = async move {
+        shutdown.await;
+        std::future::pending::<()>().await
+    };
+    let start = Instant::now();
+    trigger.send(()).unwrap();
+    assert_eq!(health.with_deadline(server).await, None);
+    assert_eq!(
+        start.elapsed(),
+        DEADLINE,
+        "nothing says no request is in flight"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_drain_guard_delays_the_end_until_it_is_dropped() {
     let health = health();

@@ -202,6 +202,31 @@ async fn drained_without_tracking_resolves_on_drain() {
     drained.await.unwrap();
 }
 
+/// The wedge detector on and counting off: requests pass through the detector's counter
+/// alone, and answering them must leave the (uncounted) in-flight count untouched.
+#[tokio::test(start_paused = true)]
+async fn drained_resolves_after_answered_requests_with_the_wedge_detector_and_counting_off() {
+    let health = Health::builder()
+        .liveness_fails_when_stuck(Duration::from_secs(2))
+        .build();
+    health.ready();
+    let inner = tower::service_fn(|_req: Request<Full<Bytes>>| async {
+        Ok::<_, Infallible>(Response::new(Full::<Bytes>::default()))
+    });
+    let svc = health.layer().layer(inner);
+    for _ in 0..10 {
+        let req = Request::get("/work").body(Full::default()).unwrap();
+        let response = svc.clone().oneshot(req).await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.into_body().collect().await.unwrap();
+    }
+    assert_eq!(health.in_flight(), None, "not counted");
+    health.drain();
+    tokio::time::timeout(Duration::from_secs(60), health.drained())
+        .await
+        .expect("drained() resolves once draining when requests are not counted");
+}
+
 async fn connection_header(health: &Health, version: Version) -> Option<String> {
     let inner = tower::service_fn(|_req: Request<Full<Bytes>>| async {
         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"hi"))))

@@ -253,3 +253,54 @@ async fn probes_are_intercepted_with_axums_default_fallback_and_over_the_apps_ow
     let _ = stop.send(());
     server.stopped().await;
 }
+
+/// The rolling restart that took every replica to its deadline: an HTTP/2 client that made
+/// a request and then never reads again (a NAT that dropped the flow looks the same), so
+/// it never acknowledges the PING after the server's GOAWAY. With requests counted, the
+/// server stops once the drain delay is over and nothing is in flight.
+#[tokio::test]
+async fn with_deadline_stops_within_the_drain_delay_despite_an_http2_client_that_never_reads() {
+    use tokio::io::AsyncWriteExt as _;
+
+    const DELAY: Duration = Duration::from_millis(500);
+    // Far past any margin below: reaching it is the failure.
+    const DEADLINE: Duration = Duration::from_secs(60);
+    let health = Health::builder()
+        .drain_delay(DELAY)
+        .shutdown_timeout(DEADLINE)
+        .track_in_flight(true)
+        .build();
+    health.ready();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = stop_switch();
+    let shutdown = health.shutdown_on(stopped);
+    let server = axum::serve(listener, layered(&health)).with_graceful_shutdown(shutdown);
+    let serving = tokio::spawn({
+        let health = health.clone();
+        async move { health.with_deadline(server).await }
+    });
+
+    // HTTP/2 with prior knowledge: the preface, SETTINGS, and one GET / (HEADERS with
+    // END_STREAM and END_HEADERS), then nothing is ever read.
+    let mut frozen = tokio::net::TcpStream::connect(addr).await.unwrap();
+    frozen
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0\0\0\x03\x01\x05\0\0\0\x01\x82\x86\x84")
+        .await
+        .unwrap();
+    // Its answer is small enough to be written whole whether or not it is read, so the
+    // request ends by itself, whenever the server gets to it.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let signalled = std::time::Instant::now();
+    let _ = stop.send(());
+    let served = common::bounded("the server stopping", serving)
+        .await
+        .unwrap();
+    let took = signalled.elapsed();
+    assert!(served.is_none(), "dropped, not finished by itself");
+    assert!(took >= DELAY, "served through the drain delay: {took:?}");
+    // A generous margin for a loaded machine, far below the deadline it used to wait for.
+    assert!(took < DELAY + Duration::from_secs(10), "{took:?}");
+    drop(frozen);
+}

@@ -260,7 +260,10 @@ async fn a_huge_failure_message_is_capped_in_every_answer() {
 }
 
 /// An error whose text is 100 MiB, written a KiB at a time; it counts the writes made.
+#[derive(Debug)]
 struct Huge(Arc<AtomicUsize>);
+
+impl std::error::Error for Huge {}
 
 impl std::fmt::Display for Huge {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

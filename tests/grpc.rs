@@ -194,7 +194,8 @@ async fn http_status(service: &Layered, path: &str) -> StatusCode {
 // === Check ===
 
 #[tokio::test]
-async fn check_answers_each_name_from_the_same_state_as_the_http_probes() {
+async fn check_answers_each_name_from_the_same_state_as_the_http_probes_and_a_check_as_its_own_path(
+) {
     let (db_check, db) = Switch::check("db");
     let (cache_check, cache) = Switch::check("cache");
     let health = Health::builder()
@@ -252,7 +253,15 @@ async fn check_answers_each_name_from_the_same_state_as_the_http_probes() {
         // "" is exactly the HTTP readiness verdict, and each probe name its probe's, but
         // while draining, when every gRPC name fails at once.
         if step != "draining" {
-            for (path, index) in [("/readyz", 0), ("/livez", 1), ("/startupz", 3)] {
+            // And a check's name answers as its own path does: its own status, critical or
+            // not (a failing non-critical check is NOT_SERVING and 503 alike).
+            for (path, index) in [
+                ("/readyz", 0),
+                ("/livez", 1),
+                ("/startupz", 3),
+                ("/readyz/db", 4),
+                ("/readyz/cache", 5),
+            ] {
                 let http = http_status(&app, path).await;
                 assert_eq!(
                     http == StatusCode::OK,
@@ -553,14 +562,14 @@ async fn huge_durations_build_and_answer_over_http_and_grpc_watch_without_a_pani
         .refresh_every(Duration::MAX)
         .drain_delay(Duration::MAX)
         .check(db.timeout(Duration::MAX))
-        .check(Check::new("cache", ok).cache_for(Duration::MAX))
+        .check(Check::new("cache", ok).every(Duration::MAX))
         .check(
             Check::new("slow", || async {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
                 Ok::<(), Infallible>(())
             })
             .timeout(Duration::MAX)
-            .cache_for(Duration::MAX),
+            .every(Duration::MAX),
         )
         .build();
     health.ready();
@@ -650,6 +659,40 @@ async fn after_a_drain_without_the_shutdown_signal_watch_ends_one_drain_delay_la
     assert_eq!(next_status(&mut body).await, Some(NOT_SERVING));
     assert_eq!(next_status(&mut body).await, None);
     assert_eq!(start.elapsed(), delay);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_drain_delay_ends_at_one_instant_for_the_timeline_drain_delay_over_and_a_late_watch() {
+    let delay = Duration::from_secs(5);
+    let health = Health::builder().drain_delay(delay).build();
+    health.ready();
+    let app = app(&health);
+    let start = tokio::time::Instant::now();
+    // The application drains by itself; the signal comes 2 s later, a watcher 3 s later.
+    health.drain();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let timeline = tokio::spawn({
+        let shutdown = health.shutdown_on(async {});
+        async move {
+            shutdown.await;
+            tokio::time::Instant::now()
+        }
+    });
+    let over = tokio::spawn({
+        let over = health.drain_delay_over();
+        async move {
+            over.await;
+            tokio::time::Instant::now()
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut body = watch(&app, "").await;
+    assert_eq!(next_status(&mut body).await, Some(NOT_SERVING));
+    assert_eq!(next_status(&mut body).await, None);
+    let ends = start + delay;
+    assert_eq!(tokio::time::Instant::now(), ends, "the watch");
+    assert_eq!(over.await.unwrap(), ends, "drain_delay_over");
+    assert_eq!(timeline.await.unwrap(), ends, "the timeline");
 }
 
 // === what is not a gRPC health call, and malformed calls ===

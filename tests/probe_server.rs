@@ -332,6 +332,143 @@ async fn a_client_that_sends_half_a_header_is_dropped_after_the_header_read_time
     listener.stopped().await;
 }
 
+/// HTTP/2's preface, and an empty SETTINGS frame.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const H2_SETTINGS: &[u8] = b"\0\0\0\x04\0\0\0\0\0";
+
+#[tokio::test]
+async fn http2_connections_that_never_complete_a_request_are_closed_after_the_header_read_timeout()
+{
+    const TIMEOUT: Duration = Duration::from_millis(300);
+    let health = quick().build();
+    let mut listener = Listener::start_with(&health, |s| s.header_read_timeout(TIMEOUT)).await;
+    let addr = listener.addr;
+    // A HEADERS frame for stream 1 (GET / over http) without END_HEADERS: the rest of the
+    // header block, which never comes, would be in CONTINUATION frames.
+    let half_headers = b"\0\0\x03\x01\x01\0\0\0\x01\x82\x86\x84";
+    let stalls: [(&str, Vec<u8>); 4] = [
+        ("half of the preface", H2_PREFACE[..16].to_vec()),
+        ("the preface alone", H2_PREFACE.to_vec()),
+        (
+            "the preface and SETTINGS",
+            [H2_PREFACE, H2_SETTINGS].concat(),
+        ),
+        (
+            "HEADERS without END_HEADERS",
+            [H2_PREFACE, H2_SETTINGS, half_headers].concat(),
+        ),
+    ];
+    // All at once, so that the test waits for the timeout once.
+    let closing = stalls.map(|(what, sent)| {
+        tokio::spawn(async move { (what, send_and_wait_for_close(addr, &sent).await) })
+    });
+    for closed in closing {
+        let (what, (_, after)) = closed.await.unwrap();
+        // Closed (`send_and_wait_for_close` fails the test otherwise), and not before its
+        // time.
+        assert!(after >= TIMEOUT / 2, "{what}: closed after {after:?}");
+    }
+    // Clients that ask are still answered, over both.
+    let client = http2_client();
+    assert_eq!(get(&client, addr, LIVEZ).await.status, StatusCode::OK);
+    assert_eq!(
+        get(&http1_client(), addr, LIVEZ).await.status,
+        StatusCode::OK
+    );
+    listener.shut_down();
+    listener.stopped().await;
+}
+
+#[tokio::test]
+async fn at_its_connection_cap_the_listener_closes_the_oldest_idle_connection_and_answers() {
+    const CAP: usize = 4;
+    let health = quick().build();
+    let mut listener = Listener::start_with(&health, |s| {
+        s.max_connections(CAP)
+            .header_read_timeout(Duration::from_secs(3600))
+    })
+    .await;
+    let addr = listener.addr;
+    let mut idle = Vec::new();
+    for _ in 0..CAP {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(&[H2_PREFACE, H2_SETTINGS].concat())
+            .await
+            .unwrap();
+        idle.push(stream);
+        // Accepted in this order.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A probe at the cap is answered, and the oldest idle connection made room for it.
+    let reply = bounded("a probe at the cap", get(&http1_client(), addr, LIVEZ)).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let mut oldest = idle.remove(0);
+    let mut rest = Vec::new();
+    let _ = bounded(
+        "the oldest connection closing",
+        oldest.read_to_end(&mut rest),
+    )
+    .await;
+    listener.shut_down();
+    drop(idle);
+    listener.stopped().await;
+}
+
+// === the wedge detector ===
+
+#[tokio::test]
+async fn a_404_on_the_probe_listener_does_not_hide_a_wedge() {
+    const STUCK: Duration = Duration::from_millis(300);
+    let health = quick().liveness_fails_when_stuck(STUCK).build();
+    health.ready();
+    let mut listener = Listener::start(&health).await;
+    let client = http1_client();
+    // One request parked on the application (served by the layer, in process).
+    let parked = tower::Layer::layer(
+        &health.layer(),
+        tower::service_fn(
+            |_req: http::Request<http_body_util::Full<bytes::Bytes>>| async {
+                std::future::pending::<
+                    Result<
+                        http::Response<http_body_util::Full<bytes::Bytes>>,
+                        std::convert::Infallible,
+                    >,
+                >()
+                .await
+            },
+        ),
+    );
+    let parked = tokio::spawn(tower::ServiceExt::oneshot(
+        parked,
+        empty(http::Request::get("/work")),
+    ));
+    // A scraper asking the probe listener for what it does not serve, faster than `STUCK`:
+    // its 404s are the library's answers, never the application's progress.
+    let start = Instant::now();
+    let mut failed_after = None;
+    while failed_after.is_none() && start.elapsed() < LIMIT {
+        let scraped = get(&client, listener.addr, "/metrics").await;
+        assert_eq!(scraped.status, StatusCode::NOT_FOUND);
+        if get(&client, listener.addr, LIVEZ).await.status == StatusCode::SERVICE_UNAVAILABLE {
+            failed_after = Some(start.elapsed());
+        }
+        tokio::time::sleep(STUCK / 6).await;
+    }
+    let failed_after = failed_after.expect("liveness never failed: the 404s hid the wedge");
+    assert!(
+        failed_after >= STUCK,
+        "not before its time: {failed_after:?}"
+    );
+    assert_eq!(
+        get(&client, listener.addr, READYZ).await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    parked.abort();
+    listener.shut_down();
+    listener.stopped().await;
+}
+
 // === gRPC health ===
 
 #[tokio::test]
@@ -512,6 +649,8 @@ fn a_runtime_without_a_timer_gets_an_error_not_a_panic() {
 
 const ROLE: &str = "PROBE_SERVER_PROCESS";
 const PROCESS_DRAIN_DELAY: Duration = Duration::from_millis(1_500);
+/// The connection cap of the process's listener, when set.
+const CAP: &str = "PROBE_SERVER_CAP";
 
 /// The process: a `Health` and its probe listener on the default shutdown, the signal.
 #[test]
@@ -522,7 +661,13 @@ fn process_serving_probes() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let health = Health::builder().drain_delay(PROCESS_DRAIN_DELAY).build();
-        let probes = health.serve_probes("127.0.0.1:0").await.unwrap();
+        let mut probes = health.serve_probes("127.0.0.1:0").await.unwrap();
+        // Idle connections are then held open by nothing but the cap.
+        if let Some(cap) = std::env::var(CAP).ok().and_then(|cap| cap.parse().ok()) {
+            probes = probes
+                .max_connections(cap)
+                .header_read_timeout(Duration::from_secs(3600));
+        }
         println!("listening on http://{}", probes.local_addr());
         health.ready();
         probes.await.unwrap();
@@ -538,7 +683,23 @@ struct Process {
 
 impl Process {
     fn start() -> Process {
-        let mut child = Command::new(std::env::current_exe().unwrap())
+        Process::start_with(Command::new(std::env::current_exe().unwrap()))
+    }
+
+    /// The process under `prlimit`, with at most `files` open files, and its listener's
+    /// connections capped at `cap`.
+    fn start_limited(files: usize, cap: usize) -> Process {
+        let mut command = Command::new("prlimit");
+        command
+            .arg(format!("--nofile={files}:{files}"))
+            .arg("--")
+            .arg(std::env::current_exe().unwrap())
+            .env(CAP, cap.to_string());
+        Process::start_with(command)
+    }
+
+    fn start_with(mut command: Command) -> Process {
+        let mut child = command
             .args([
                 "--exact",
                 "process_serving_probes",
@@ -597,6 +758,33 @@ impl Drop for Process {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The flood that took the probes down: more idle HTTP/2 connections than the process may
+/// open files. With the cap below the limit, the probes still answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_idle_http2_connections_past_the_file_limit_leaves_probes_answering() {
+    const FILES: usize = 128;
+    let process = Process::start_limited(FILES, 32);
+    let addr = process.addr;
+    let mut flood = Vec::new();
+    for _ in 0..FILES + 50 {
+        let mut stream = bounded("a connection", TcpStream::connect(addr))
+            .await
+            .unwrap();
+        stream
+            .write_all(&[H2_PREFACE, H2_SETTINGS].concat())
+            .await
+            .unwrap();
+        flood.push(stream);
+    }
+    let client = http1_client();
+    for _ in 0..3 {
+        let reply = bounded("a probe during the flood", get(&client, addr, LIVEZ)).await;
+        assert_eq!(reply.status, StatusCode::OK);
+    }
+    drop(flood);
+    drop(process);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::FutureExt as _;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use tokio::time::Instant;
@@ -411,6 +412,30 @@ async fn a_dropped_heartbeat_fails_and_stays_failed() {
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_heartbeat_dropped_during_the_drain_is_no_failure() {
+    let consumer = Heartbeat::new("consumer", Duration::from_secs(5));
+    let health = Health::builder().heartbeat(&consumer).build();
+    health.ready();
+    let app = plain_app(&health);
+    let mut changes = health.changes();
+    // The worker's loop ends at the drain and drops its handle, as a clean exit does.
+    health.drain();
+    drop(consumer);
+    let (code, body) = get(&app, "/livez?verbose").await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(
+        health.report().check("consumer").unwrap().status(),
+        Status::Pass
+    );
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(status(&app, "/livez").await, StatusCode::OK);
+    // The change stream saw the drain and nothing of the heartbeat.
+    while let Some(change) = changes.next().now_or_never().flatten() {
+        assert!(!matches!(change, Change::Check(_)), "{change:?}");
+    }
+}
+
 #[test]
 fn beat_from_many_threads_at_once() {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -492,18 +517,87 @@ async fn requests_held_on_a_lock_fail_liveness_after_the_configured_time() {
     );
     let (_, body) = get(&app, "/livez?verbose").await;
     assert!(body.contains("[-]requests failed"), "{body}");
-    assert_eq!(
-        status(&app, "/readyz").await,
-        StatusCode::OK,
-        "readiness untouched"
-    );
+    // A pod about to be restarted leaves the Service first: readiness fails with it.
+    let (code, body) = get(&app, "/readyz?verbose").await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body.contains("[-]liveness failed"), "{body}");
+    // Left out of this answer, the entry fails nothing in it.
+    let (code, body) = get(&app, "/readyz?verbose&exclude=requests").await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert!(body.contains("[+]liveness ok"), "{body}");
 
-    // The lock freed: the heads come, and liveness passes again.
+    // The lock freed: the heads come, and liveness and readiness pass again.
     drop(held);
     for task in waiting {
         task.await.unwrap();
     }
     assert_eq!(status(&app, "/livez").await, StatusCode::OK);
+    assert_eq!(status(&app, "/readyz").await, StatusCode::OK);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_left_out_route_holds_no_liveness_down() {
+    let health = Health::builder()
+        .liveness_fails_when_stuck(STUCK)
+        .stuck_exempt_paths(["/poll"])
+        .build();
+    health.ready();
+    let lock = Arc::new(tokio::sync::Mutex::new(()));
+    let app = app(&health, lock.clone());
+    let held = lock.lock().await;
+    // Long-polls that wait far longer than `STUCK` for their head.
+    let polls = [
+        send_waiting(&app, "/poll", 2),
+        send_waiting(&app, "/poll/7", 2),
+    ];
+    let start = Instant::now();
+    while start.elapsed() < STUCK * 6 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(
+            status(&app, "/livez").await,
+            StatusCode::OK,
+            "{:?}",
+            start.elapsed()
+        );
+        assert_eq!(
+            status(&app, "/readyz").await,
+            StatusCode::OK,
+            "{:?}",
+            start.elapsed()
+        );
+    }
+    // A prefix is a path and what is under it, not any path that starts alike.
+    let waiting = send_waiting(&app, "/polls", 1);
+    let start = Instant::now();
+    let mut failed = false;
+    while !failed && start.elapsed() <= STUCK + Duration::from_secs(1) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        failed = status(&app, "/livez").await == StatusCode::SERVICE_UNAVAILABLE;
+    }
+    assert!(failed, "a route that is not left out still trips it");
+    drop(held);
+    for task in waiting.into_iter().chain(polls.into_iter().flatten()) {
+        task.await.unwrap();
+    }
+}
+
+#[test]
+fn a_left_out_path_must_start_with_a_slash() {
+    let error = Health::builder()
+        .stuck_exempt_paths(["/ok", "poll", "/sp ace"])
+        .try_build()
+        .unwrap_err();
+    assert_eq!(
+        error.problems(),
+        [
+            BuildProblem::InvalidStuckExemptPath {
+                path: "poll".into()
+            },
+            BuildProblem::InvalidStuckExemptPath {
+                path: "/sp ace".into()
+            },
+        ]
+    );
 }
 
 #[tokio::test(start_paused = true)]

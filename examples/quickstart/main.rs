@@ -34,9 +34,14 @@ async fn main() -> Result<(), Box<dyn Error>> {
     // A demo check that needs no external service: a synchronous write, so it runs on
     // Tokio's blocking pool. A real service checks its database, cache, upstream API...
     let scratch = env::temp_dir().join("tower-health-quickstart");
-    let builder = Health::builder().check(Check::blocking("tmp-writable", move || {
-        std::fs::write(&scratch, b"ok")
-    }));
+    let builder = Health::builder()
+        .check(Check::blocking("tmp-writable", move || {
+            std::fs::write(&scratch, b"ok")
+        }))
+        // Counting requests lets the shutdown end as soon as the drain delay is over and
+        // nothing is in flight, rather than at the deadline when a client never
+        // acknowledges HTTP/2's GOAWAY.
+        .track_in_flight(true);
     let health = support::shutdown_from_env(builder)?.build();
     // SIGTERM and Ctrl-C are caught from here on: one that comes during start-up starts
     // the drain, and the server, once it runs, stops after the drain delay (exit 0).
@@ -59,8 +64,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
     });
 
     let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);
-    // Returns when the server has finished, or at the shutdown deadline, whatever its
-    // clients do (one that never acknowledges HTTP/2's GOAWAY would hold it for ever).
+    // Returns when the server has finished, when the drain delay is over and nothing is
+    // in flight, or at the shutdown deadline, whatever its clients do (one that never
+    // acknowledges HTTP/2's GOAWAY would hold it for ever).
     health.with_deadline(server).await.unwrap_or(Ok(()))?;
     tracing::info!("server stopped");
     Ok(())

@@ -56,6 +56,18 @@ pub(crate) struct Cell {
     changes: AtomicU64,
     /// Set once, when the entry is built into a `Health`.
     bell: OnceLock<Arc<Bell>>,
+    /// Set for a switch shared by the fleet: its status is a run's outcome, so a change
+    /// asks for a run instead of ringing the bell.
+    nudge: OnceLock<Nudge>,
+}
+
+/// What a change of a switch shared by the fleet calls: a run of its entry.
+struct Nudge(Box<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for Nudge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Nudge")
+    }
 }
 
 /// Where a cell's status comes from.
@@ -75,6 +87,8 @@ pub(crate) struct Beat {
     last: AtomicU64,
     max_age: Duration,
     dropped: AtomicBool,
+    /// Dropped once the drain had started: the loop ended with the shutdown, no failure.
+    retired: AtomicBool,
     /// The reason given when no beat came in time (fixed, so that it changes nothing when
     /// told again).
     late: Arc<str>,
@@ -113,6 +127,7 @@ impl Cell {
             }),
             changes: AtomicU64::new(0),
             bell: OnceLock::new(),
+            nudge: OnceLock::new(),
         })
     }
 
@@ -132,6 +147,7 @@ impl Cell {
             last: AtomicU64::new(0),
             max_age,
             dropped: AtomicBool::new(false),
+            retired: AtomicBool::new(false),
             late: Arc::from(format!("no beat within {} ms", max_age.as_millis())),
         };
         Cell::new(name, Source::Heartbeat(beat), Status::Pass, None)
@@ -171,6 +187,12 @@ impl Cell {
     /// Joins the `Health` whose answers ring `bell`; `false` if it already has joined one.
     pub(crate) fn join(&self, bell: Arc<Bell>) -> bool {
         self.bell.set(bell).is_ok()
+    }
+
+    /// Makes a change call `nudge` instead of ringing the bell: for a switch whose status
+    /// is read by runs of its entry (a switch shared by the fleet).
+    pub(crate) fn nudge_with(&self, nudge: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.nudge.set(Nudge(nudge));
     }
 
     /// The wedge detector's counter, if this is its cell.
@@ -231,6 +253,10 @@ impl Cell {
         // The change is in before the generations move: an answer keyed by the new
         // generation shows it. Bumped under the lock, so that changes publish in order.
         self.changes.fetch_add(1, Ordering::AcqRel);
+        if let Some(nudge) = self.nudge.get() {
+            (nudge.0)();
+            return;
+        }
         let Some(bell) = self.bell.get() else {
             return;
         };
@@ -277,10 +303,21 @@ impl Cell {
         }
     }
 
-    /// The handle is gone: no beat will come.
+    /// The handle is gone: no beat will come. While draining that is the loop ending with
+    /// the shutdown, and the heartbeat passes from then on; before, it fails.
     pub(crate) fn drop_heartbeat(&self) {
         if let Source::Heartbeat(beat) = &self.source {
+            let draining = (self.bell.get()).is_some_and(|bell| bell.observer.is_draining());
+            beat.retired.store(draining, Ordering::Release);
             beat.dropped.store(true, Ordering::Release);
+            self.say_dropped(beat);
+        }
+    }
+
+    fn say_dropped(&self, beat: &Beat) {
+        if beat.retired.load(Ordering::Acquire) {
+            self.say(Status::Pass, None);
+        } else {
             self.say(Status::Fail, Some(DROPPED));
         }
     }
@@ -291,7 +328,7 @@ impl Cell {
         match &self.source {
             Source::Heartbeat(beat) => {
                 if beat.dropped.load(Ordering::Acquire) {
-                    self.say(Status::Fail, Some(DROPPED));
+                    self.say_dropped(beat);
                     return None;
                 }
                 let last = Duration::from_nanos(beat.last.load(Ordering::Relaxed));

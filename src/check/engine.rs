@@ -9,7 +9,7 @@
 use std::any::Any;
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
@@ -20,6 +20,7 @@ use tracing::Instrument as _;
 
 use super::{Bell, Cell, Check, ClaimFlag, Hold, Outcome};
 use crate::cache::lock;
+use crate::fleet::{Consult, Verdict};
 use crate::observer::Observer;
 use crate::vocabulary::{CheckChange, CheckReport, Kind, Probe, RunOutcome, Status};
 
@@ -60,6 +61,10 @@ pub(crate) struct Engine {
     /// Closes when the last handle, layer and service are gone: runs and the background
     /// task end with it.
     alive: watch::Receiver<()>,
+    /// The other replicas, asked while a shared check fails here.
+    fleet: Option<Arc<dyn Consult>>,
+    /// Notified when any check's run has its own outcome (before the fleet is asked).
+    local_seen: Notify,
 }
 
 struct Entry {
@@ -73,6 +78,14 @@ struct Entry {
     runs: AtomicU64,
     /// When the result goes stale, as nanoseconds since the origin; 0 before any result.
     fresh_until: AtomicU64,
+    /// When the last run started, as nanoseconds since the origin.
+    last_start: AtomicU64,
+    /// Set when a run was asked for while one was under way: one more follows it.
+    rerun: AtomicBool,
+    /// The last run's own status, before damping and the fleet: what peers are told.
+    local_status: AtomicU8,
+    /// When that status was taken, as nanoseconds since the origin; 0 before any run.
+    local_at: AtomicU64,
     state: Mutex<EntryState>,
 }
 
@@ -80,6 +93,11 @@ struct EntryState {
     report: CheckReport,
     /// Consecutive runs that disagree with the reported status, for damping.
     streak: u32,
+    /// Whether the status is a failure the fleet shares, shown as `warn`.
+    held: bool,
+    /// The fleet's last verdict on this check and when it came (nanoseconds since the
+    /// origin): reused for a cache time, so that the fleet is asked at most that often.
+    consulted: Option<(u64, Verdict)>,
 }
 
 /// A claim on a check's run. The claim ends when the last of the engine's copy and any
@@ -124,7 +142,8 @@ impl Engine {
         background: Option<Duration>,
         alive: watch::Receiver<()>,
         observer: Observer,
-    ) -> Engine {
+        fleet: Option<Arc<dyn Consult>>,
+    ) -> Arc<Engine> {
         let bell = Arc::new(Bell::new(observer));
         let mut missing = [0; 3];
         let mut timed = Vec::new();
@@ -154,9 +173,13 @@ impl Engine {
                     in_run: AtomicBool::new(false),
                     runs: AtomicU64::new(0),
                     fresh_until: AtomicU64::new(fresh_until),
+                    last_start: AtomicU64::new(0),
+                    rerun: AtomicBool::new(false),
+                    local_status: AtomicU8::new(status_bits(Status::Unknown)),
+                    local_at: AtomicU64::new(0),
                     state: Mutex::new(EntryState {
                         report: CheckReport {
-                            kind: Kind::Check,
+                            kind: check.switch.as_ref().map_or(Kind::Check, |s| s.kind()),
                             name: check.name.clone(),
                             status: Status::Unknown,
                             critical: check.critical,
@@ -167,6 +190,8 @@ impl Engine {
                             output: None,
                         },
                         streak: 0,
+                        held: false,
+                        consulted: None,
                     }),
                     check,
                 }
@@ -177,24 +202,58 @@ impl Engine {
             .enumerate()
             .map(|(i, e)| (e.check.name.clone(), i))
             .collect();
-        Engine {
-            runnable: entries.iter().filter(|e| e.check.cell.is_none()).count(),
-            timed: timed.into(),
-            watch_running: Arc::new(AtomicBool::new(false)),
-            entries,
-            by_name,
-            budget,
-            background,
-            background_running: Arc::new(AtomicBool::new(false)),
-            origin: Instant::now(),
-            bell,
-            missing: missing.map(AtomicUsize::new),
-            complete: Default::default(),
-            first_result: Notify::new(),
-            finished: Notify::new(),
-            next_stale: Default::default(),
-            alive,
+        let engine = Arc::new_cyclic(|engine: &Weak<Engine>| {
+            // A switch shared by the fleet: a change of it asks for a run of its entry.
+            for (i, entry) in entries.iter().enumerate() {
+                if let Some(switch) = &entry.check.switch {
+                    let engine = engine.clone();
+                    switch.nudge_with(Box::new(move || {
+                        if let Some(engine) = engine.upgrade() {
+                            engine.recheck(i, false);
+                        }
+                    }));
+                    switch.join(bell.clone());
+                }
+            }
+            Engine {
+                runnable: entries.iter().filter(|e| e.check.cell.is_none()).count(),
+                timed: timed.into(),
+                watch_running: Arc::new(AtomicBool::new(false)),
+                entries,
+                by_name,
+                budget,
+                background,
+                background_running: Arc::new(AtomicBool::new(false)),
+                origin: Instant::now(),
+                bell,
+                missing: missing.map(AtomicUsize::new),
+                complete: Default::default(),
+                first_result: Notify::new(),
+                finished: Notify::new(),
+                next_stale: Default::default(),
+                alive,
+                fleet,
+                local_seen: Notify::new(),
+            }
+        });
+        // A switch shared by the fleet starts with what it says, unless that is a failure,
+        // which its first run weighs against the fleet's.
+        for (i, entry) in engine.entries.iter().enumerate() {
+            let Some(switch) = &entry.check.switch else {
+                continue;
+            };
+            let said = switch.said();
+            if said.status != Status::Fail {
+                let outcome = Outcome {
+                    status: said.status,
+                    output: said.reason,
+                    observed: None,
+                };
+                engine.keep_local(i, outcome.status);
+                engine.record(i, outcome, Duration::ZERO, false);
+            }
         }
+        engine
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -321,6 +380,9 @@ impl Engine {
             return false;
         };
         self.entries[i].in_run.store(true, Ordering::Release);
+        self.entries[i]
+            .last_start
+            .store(self.now(), Ordering::Release);
         let guard = RunGuard {
             engine: self.clone(),
             index: i,
@@ -335,7 +397,14 @@ impl Engine {
                 _ = alive.changed() => {}
                 () = guard.engine.run(guard.index, &guard.claim) => {}
             }
+            let engine = guard.engine.clone();
             drop(guard);
+            // A run asked for while this one was under way follows it, once.
+            if engine.entries[i].rerun.swap(false, Ordering::AcqRel) {
+                if let Some(claim) = engine.try_claim(i, u64::MAX) {
+                    engine.spawn(i, claim);
+                }
+            }
         });
         true
     }
@@ -343,7 +412,7 @@ impl Engine {
     /// Runs check `i` once under its timeout and records the result.
     async fn run(&self, i: usize, claim: &Claim) {
         let entry = &self.entries[i];
-        let timeout = entry.check.timeout.unwrap_or(self.budget).min(self.budget);
+        let timeout = self.timeout_of(i);
         // One span per run, so that a tracing pipeline sees each check's latency; the
         // check's own events nest inside it.
         let span = tracing::info_span!(
@@ -397,10 +466,89 @@ impl Engine {
         self.bell
             .observer
             .run_ended(&entry.check.name, ended, elapsed);
-        self.record(i, outcome, elapsed);
+        let (outcome, held) = self.against_fleet(i, outcome, started, timeout).await;
+        self.record(i, outcome, elapsed, held);
     }
 
-    fn record(&self, i: usize, outcome: Outcome, elapsed: Duration) {
+    /// Keeps the run's own outcome for the peers, then, for a shared check that is about
+    /// to fail, weighs the failure against the fleet's: a shared failure becomes a `warn`
+    /// that holds readiness (`true`), a local one stays a failure. The status shown does
+    /// not move until the fleet has answered, so that readiness never flaps on the way.
+    async fn against_fleet(
+        &self,
+        i: usize,
+        outcome: Outcome,
+        started: Instant,
+        timeout: Duration,
+    ) -> (Outcome, bool) {
+        let entry = &self.entries[i];
+        self.keep_local(i, outcome.status);
+        let Some(fleet) = self.fleet.as_ref().filter(|_| entry.check.shared) else {
+            return (outcome, false);
+        };
+        if outcome.status != Status::Fail {
+            // An outage that ended: the next one is weighed afresh.
+            lock(&entry.state).consulted = None;
+            return (outcome, false);
+        }
+        if !self.would_fail(i) {
+            return (outcome, false);
+        }
+        let now = self.now();
+        let recent = lock(&entry.state)
+            .consulted
+            .filter(|(at, _)| now.saturating_sub(*at) < nanos(entry.ttl))
+            .map(|(_, verdict)| verdict);
+        let verdict = match recent {
+            Some(verdict) => verdict,
+            None => {
+                let tally = fleet
+                    .ask(&entry.check.name, started.elapsed(), timeout)
+                    .await;
+                if let Some(why) = &tally.unlisted {
+                    self.bell.observer.fleet_unlisted(&entry.check.name, why);
+                }
+                let verdict = tally.verdict();
+                lock(&entry.state).consulted = Some((self.now(), verdict));
+                verdict
+            }
+        };
+        let reason = verdict.reason(outcome.output.as_deref());
+        let weighed = if verdict.shared {
+            Outcome::warn(reason)
+        } else {
+            Outcome::fail(reason)
+        };
+        let weighed = Outcome {
+            observed: outcome.observed,
+            ..weighed
+        };
+        (weighed, verdict.shared)
+    }
+
+    /// Keeps `status`, a run's own, as what peers asking about check `i` are told.
+    fn keep_local(&self, i: usize, status: Status) {
+        let entry = &self.entries[i];
+        entry
+            .local_status
+            .store(status_bits(status), Ordering::Release);
+        entry.local_at.store(self.now(), Ordering::Release);
+        self.local_seen.notify_waiters();
+    }
+
+    /// Whether a failed run of check `i` would show as a failure (damping allowing), or
+    /// the check already fails or is held: then the fleet is worth asking.
+    fn would_fail(&self, i: usize) -> bool {
+        let entry = &self.entries[i];
+        let state = lock(&entry.state);
+        match state.report.status {
+            Status::Unknown | Status::Fail => true,
+            _ if state.held => true,
+            _ => state.streak + 1 >= entry.check.fail_after,
+        }
+    }
+
+    fn record(&self, i: usize, outcome: Outcome, elapsed: Duration, held: bool) {
         let entry = &self.entries[i];
         let name = &*entry.check.name;
         // Capped when the outcome was made.
@@ -438,7 +586,12 @@ impl Engine {
         report.duration = Some(elapsed);
         report.observed = outcome.observed;
         report.output = output.clone();
+        let held = held && status == Status::Warn;
+        let was_held = std::mem::replace(&mut state.held, held);
         drop(state);
+        if held != was_held {
+            self.bell.observer.shared_failure(name, held, reason);
+        }
 
         // Below `u64::MAX`, which `try_claim` reads as "stale before anything": a cache
         // time too long to count is fresh until a refresh runs the check again.
@@ -613,6 +766,82 @@ impl Engine {
         }
     }
 
+    // === the fleet's questions and the application's ===
+
+    /// Check `i`'s own status for a peer that asks: from the last run when that is no
+    /// older than `max_age`, or is a failure no older than the check's cache time (an
+    /// outage is not over until a run says so); otherwise after a run started for it
+    /// (single flight), waiting at most the check's timeout. Never the fleet's verdict,
+    /// so that nothing feeds back.
+    pub(crate) async fn peer_answer(self: &Arc<Self>, i: usize, max_age: Duration) -> Status {
+        let entry = &self.entries[i];
+        if let Some(cell) = &entry.check.cell {
+            return cell.said().status;
+        }
+        let limit = timers::enabled()
+            .then(|| deadline(self.timeout_of(i)))
+            .flatten();
+        let mut asked_at = None;
+        loop {
+            let notified = self.local_seen.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let at = entry.local_at.load(Ordering::Acquire);
+            let status = status_from_bits(entry.local_status.load(Ordering::Acquire));
+            if at != 0 {
+                let age = self.now().saturating_sub(at);
+                let fresh = age < nanos(max_age)
+                    || (status == Status::Fail && age <= nanos(entry.ttl))
+                    || asked_at.is_some_and(|asked| at > asked);
+                if fresh {
+                    return status;
+                }
+            }
+            if asked_at.is_none() {
+                asked_at = Some(at);
+                if let Some(claim) = self.try_claim(i, u64::MAX) {
+                    self.spawn(i, claim);
+                }
+            }
+            if !wait(limit, notified).await {
+                return status;
+            }
+        }
+    }
+
+    /// Runs check `i` again now, because the application has seen its dependency fail:
+    /// at once if no run is under way, else once right after the one that is. With
+    /// `gap`, not when a run started less than [`RECHECK_GAP`] ago (its result is as
+    /// new). Whether `i` is a check that runs.
+    pub(crate) fn recheck(self: &Arc<Self>, i: usize, gap: bool) -> bool {
+        let entry = &self.entries[i];
+        if entry.check.cell.is_some() {
+            return false;
+        }
+        let last = entry.last_start.load(Ordering::Acquire);
+        if gap && last != 0 && self.now().saturating_sub(last) < nanos(RECHECK_GAP) {
+            return true;
+        }
+        match self.try_claim(i, u64::MAX) {
+            Some(claim) => {
+                self.spawn(i, claim);
+            }
+            None => entry.rerun.store(true, Ordering::Release),
+        }
+        true
+    }
+
+    /// The index of the check called `name`, whatever it gates.
+    pub(crate) fn index_of(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).copied()
+    }
+
+    /// How long one run of check `i` may take.
+    fn timeout_of(&self, i: usize) -> Duration {
+        let check = &self.entries[i].check;
+        check.timeout.unwrap_or(self.budget).min(self.budget)
+    }
+
     // === the background refresh ===
 
     /// Starts the background refresh, if it is on, not running, and a runtime with a
@@ -707,6 +936,23 @@ pub(crate) fn deadline_from(from: Instant, after: Duration) -> Option<Instant> {
     // Tokio's timer rounds a deadline up to its next millisecond by adding to it: leave
     // it room, so that no deadline given to it overflows there.
     at.checked_add(Duration::from_secs(1)).map(|_| at)
+}
+
+/// The shortest time between two runs of a check that [`Engine::recheck`] starts with its
+/// gap: a storm of failing requests runs the check at most this often.
+pub(crate) const RECHECK_GAP: Duration = Duration::from_millis(250);
+
+fn status_bits(status: Status) -> u8 {
+    status as u8
+}
+
+fn status_from_bits(bits: u8) -> Status {
+    match bits {
+        0 => Status::Pass,
+        1 => Status::Warn,
+        2 => Status::Fail,
+        _ => Status::Unknown,
+    }
 }
 
 /// A duration in nanoseconds, saturated at `u64::MAX` (some 584 years).

@@ -22,8 +22,6 @@ use crate::error::BuildProblem;
 use crate::vocabulary::{Gates, Observed, ObservedValue, Probe, Status, RESERVED_NAMES};
 
 pub(crate) use cell::{Bell, Cell};
-#[cfg(feature = "grpc")]
-pub(crate) use engine::deadline;
 pub(crate) use engine::{deadline_from, timers, Engine, Need};
 
 type BoxFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
@@ -135,12 +133,51 @@ pub(crate) fn capped(output: &dyn fmt::Display) -> Arc<str> {
     Arc::from(Capped::format(output, OUTPUT_CAP, CUT_MARK))
 }
 
-impl<E: fmt::Display> From<Result<(), E>> for Outcome {
+impl<E: Into<CheckError>> From<Result<(), E>> for Outcome {
+    /// `Ok` passes; `Err` fails with the error and its chain of causes as the reason.
     fn from(result: Result<(), E>) -> Self {
         match result {
             Ok(()) => Outcome::pass(),
-            Err(error) => Outcome::fail(error),
+            Err(error) => Outcome::fail(Causes(&*error.into())),
         }
+    }
+}
+
+/// The error a check returns: any error (`std::io::Error`, a driver's, `anyhow`'s), a
+/// `String` or a `&str`, boxed.
+///
+/// A check made with [`Check::with_state`] returns `Result<(), CheckError>`, so that `?`
+/// works on any error without a type annotation. Its reason is the error's text followed
+/// by each of its causes (`error sending request: connection refused`).
+pub type CheckError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The most causes an error's reason lists after its own text.
+const MAX_CAUSES: usize = 8;
+
+/// An error and its chain of causes, `: `-separated; a cause whose text the level above
+/// already ends with (some errors print their source themselves) is left out.
+struct Causes<'a>(&'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Causes<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.source().is_none() {
+            return fmt::Display::fmt(self.0, f);
+        }
+        let mut above = Capped::format(&self.0, OUTPUT_CAP, "");
+        f.write_str(&above)?;
+        let mut source = self.0.source();
+        for _ in 0..MAX_CAUSES {
+            let Some(error) = source else {
+                break;
+            };
+            let text = Capped::format(&error, OUTPUT_CAP, "");
+            if !text.is_empty() && !above.ends_with(text.as_str()) {
+                write!(f, ": {text}")?;
+            }
+            above = text;
+            source = error.source();
+        }
+        Ok(())
     }
 }
 
@@ -231,13 +268,14 @@ pub trait HealthCheck: Send + Sync + 'static {
 ///   model or a cache that must be loaded before anything else makes sense).
 /// - **Timeouts and the budget.** A probe on a cold cache waits for results at most the
 ///   [budget](crate::Builder::budget) (900 ms by default, inside the kubelet's default
-///   1 s probe timeout); every check's timeout is capped by it. Raise the budget only
-///   together with the probe's `timeoutSeconds`. With the background refresh (on by
+///   1 s probe timeout), and no check's timeout may exceed it (the build says so). For a
+///   dependency that may take 2 s, raise the budget to 2 s together with the probe's
+///   `timeoutSeconds`. With the background refresh (on by
 ///   default, every [`refresh_every`](crate::Builder::refresh_every)) only the first
 ///   probes after start-up can find no result.
-/// - **Cache time.** A result is fresh for [`cache_for`](Check::cache_for) (the
-///   builder's, 1 s, unless set): raise it for a check that is expensive to run, so that
-///   it runs less often than the others.
+/// - **Interval.** A check runs [`every`](Check::every) interval (the builder's, 1 s,
+///   unless set): lengthen it for a check that is expensive or paid for, so that it runs
+///   less often than the others.
 /// - **Damping.** [`fail_after`](Check::fail_after) and [`pass_after`](Check::pass_after)
 ///   keep one lost packet from flapping readiness; the kubelet's own
 ///   `failureThreshold` does the same per probe, so use damping for checks shared by
@@ -257,21 +295,73 @@ pub struct Check {
     pub(crate) pass_after: u32,
     /// Set for an entry whose status the application sets: it never runs.
     pub(crate) cell: Option<Arc<Cell>>,
+    /// A dependency every replica shares: while it fails, the fleet is asked.
+    pub(crate) shared: bool,
+    /// For a switch shared by the fleet: the switch whose status each run reads.
+    pub(crate) switch: Option<Arc<Cell>>,
 }
 
 impl Check {
     /// A check from an async function or closure that returns `Result<(), E>`; an `Err`
-    /// fails the check with the error's text as the reason.
+    /// fails the check with the error and its causes as the reason.
+    ///
+    /// `E` is any error, a `String` or a `&str`. For a check over the application's own
+    /// pool or client, [`Check::with_state`] hands it to each run and lets `?` work
+    /// without a type annotation.
     pub fn new<F, Fut, E>(name: impl Into<Cow<'static, str>>, check: F) -> Self
     where
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), E>> + Send + 'static,
-        E: fmt::Display + 'static,
+        E: Into<CheckError> + 'static,
     {
         Check::with_runner(
             name,
             Arc::new(move |_| {
                 let run = check();
+                Box::pin(async move { Outcome::from(run.await) }) as BoxFuture
+            }),
+        )
+    }
+
+    /// A check over the application's state (a pool, a client), which each run gets a
+    /// clone of.
+    ///
+    /// The state is cloned once per run (a pool or a client is a shared handle, so that
+    /// is cheap), and the check returns `Result<(), CheckError>`, so `?` works on any
+    /// error with no type annotation. The reason of a failure is the error with its causes.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tower_health::{Check, Health, Status};
+    ///
+    /// # struct Pool;
+    /// # impl Pool { async fn ping(&self) -> std::io::Result<()> { Err(std::io::Error::other("connection refused")) } }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let pool = Arc::new(Pool); // the application's own, shared with its handlers
+    /// let health = Health::builder()
+    ///     .check(Check::with_state("database", pool.clone(), |pool| async move {
+    ///         pool.ping().await?;
+    ///         Ok(())
+    ///     }))
+    ///     .build();
+    /// let report = health.refresh().await;
+    /// assert_eq!(report.check("database").unwrap().status(), Status::Fail);
+    /// assert_eq!(report.check("database").unwrap().output(), Some("connection refused"));
+    /// # }
+    /// ```
+    pub fn with_state<S, F, Fut>(name: impl Into<Cow<'static, str>>, state: S, check: F) -> Self
+    where
+        S: Clone + Send + Sync + 'static,
+        F: Fn(S) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), CheckError>> + Send + 'static,
+    {
+        Check::with_runner(
+            name,
+            Arc::new(move |_| {
+                let run = check(state.clone());
                 Box::pin(async move { Outcome::from(run.await) }) as BoxFuture
             }),
         )
@@ -306,13 +396,13 @@ impl Check {
     ///     TcpStream::connect_timeout(&"127.0.0.1:5432".parse().unwrap(), Duration::from_millis(500))
     ///         .map(drop)
     /// })
-    /// .timeout(Duration::from_secs(1));
+    /// .timeout(Duration::from_millis(800));
     /// # drop(check);
     /// ```
     pub fn blocking<F, E>(name: impl Into<Cow<'static, str>>, check: F) -> Self
     where
         F: Fn() -> Result<(), E> + Send + Sync + 'static,
-        E: fmt::Display + 'static,
+        E: Into<CheckError> + 'static,
     {
         let check = Arc::new(check);
         Check::with_runner(
@@ -348,6 +438,8 @@ impl Check {
             fail_after: 1,
             pass_after: 1,
             cell: None,
+            shared: false,
+            switch: None,
         }
     }
 
@@ -364,14 +456,41 @@ impl Check {
         check
     }
 
+    /// The entry of a switch shared by the fleet: a check whose runs read the switch, so
+    /// that its failure can be weighed against the fleet's before it shows.
+    pub(crate) fn shared_switch(cell: Arc<Cell>, gates: Gates, critical: bool) -> Self {
+        let read = cell.clone();
+        let mut check = Check::with_runner(
+            cell.name.to_string(),
+            Arc::new(move |_| {
+                let said = read.said();
+                let outcome = Outcome {
+                    status: said.status,
+                    output: said.reason,
+                    observed: None,
+                };
+                Box::pin(async move { outcome }) as BoxFuture
+            }),
+        );
+        check.name = cell.name.clone();
+        check.gates = gates;
+        check.critical = critical;
+        check.shared = true;
+        check.switch = Some(cell);
+        check
+    }
+
     /// The check's name.
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// How long one run may take before it counts as failed ("timed out after N ms") and
-    /// is dropped. Capped by the [budget](crate::Builder::budget), which is also the
-    /// default.
+    /// is dropped; the [budget](crate::Builder::budget) unless set.
+    ///
+    /// It may not exceed the budget: a longer timeout is a
+    /// [`BuildProblem::TimeoutOverBudget`](crate::BuildProblem::TimeoutOverBudget), never
+    /// a silent cut.
     ///
     /// # Example
     ///
@@ -436,8 +555,12 @@ impl Check {
         self
     }
 
-    /// How long a result stays fresh; after that the next probe is answered from it and
-    /// starts one refresh. Defaults to the builder's [`cache_for`](crate::Builder::cache_for).
+    /// How often this check runs: the background refresh runs it once its result is this
+    /// old, and a result stays fresh this long; the builder's
+    /// [`cache_for`](crate::Builder::cache_for) (1 s) unless set.
+    ///
+    /// For a dependency that is costly or paid for per request (a search index, an
+    /// external API), so that it is asked once a minute rather than once a second.
     ///
     /// # Example
     ///
@@ -449,14 +572,20 @@ impl Check {
     /// # async fn main() {
     /// // A search index that is costly to ask: once every 30 s is enough.
     /// let index = Check::new("search-index", || async { Ok::<(), std::io::Error>(()) })
-    ///     .cache_for(Duration::from_secs(30));
+    ///     .every(Duration::from_secs(30));
     /// let health = Health::builder().check(index).build();
     /// # drop(health);
     /// # }
     /// ```
-    pub fn cache_for(mut self, ttl: Duration) -> Self {
-        self.ttl = Some(ttl);
+    pub fn every(mut self, interval: Duration) -> Self {
+        self.ttl = Some(interval);
         self
+    }
+
+    /// The old name of [`Check::every`].
+    #[deprecated(since = "0.2.0", note = "renamed `every`: how often the check runs")]
+    pub fn cache_for(self, ttl: Duration) -> Self {
+        self.every(ttl)
     }
 
     /// Reports failure only after `n` consecutive failed runs (at least 1, the default).
@@ -520,6 +649,35 @@ impl Check {
         self
     }
 
+    /// Marks a dependency that every replica shares (the database, the queue, an
+    /// upstream API), so that its outage never takes the whole fleet out of the Service.
+    ///
+    /// With a [fleet](crate::Builder::fleet) configured, a failure of this check asks the
+    /// other replicas for their own result of it: when a strict majority of the fleet,
+    /// this replica included, fails too, the outage is shared and readiness is held (the
+    /// check shows `warn`, "failing on 3 of 3 replicas: readiness held"); otherwise it is
+    /// this replica's own and fails readiness as usual. Without a fleet it changes
+    /// nothing. The check must gate readiness (it does by default). The table of outages
+    /// is on `Fleet`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_health::Check;
+    ///
+    /// # async fn select_1() -> Result<(), std::io::Error> { Ok(()) }
+    /// let postgres = Check::new("postgres", select_1).shared();
+    /// # drop(postgres);
+    /// ```
+    ///
+    /// Mark a dependency shared when every replica reaches the same one and a replica
+    /// without it still answers something useful (other routes, cached data, a clear
+    /// error). Leave unmarked what only this replica can lose (a local disk, a sidecar).
+    pub fn shared(mut self) -> Self {
+        self.shared = true;
+        self
+    }
+
     /// Why this check's name cannot be used, if it cannot.
     pub(crate) fn validate_name(&self) -> Result<(), BuildProblem> {
         let name = &*self.name;
@@ -547,6 +705,7 @@ impl fmt::Debug for Check {
             .field("ttl", &self.ttl)
             .field("fail_after", &self.fail_after)
             .field("pass_after", &self.pass_after)
+            .field("shared", &self.shared)
             .finish_non_exhaustive()
     }
 }

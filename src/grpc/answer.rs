@@ -7,7 +7,6 @@ use bytes::Bytes;
 use http::{Method as HttpMethod, Request, Version};
 use http_body::Body;
 use http_body_util::BodyExt as _;
-use tokio::time::Instant;
 
 use super::body::{Call, GrpcReply};
 use super::messages::{
@@ -18,7 +17,7 @@ pub(crate) use super::wire::ContentType;
 use super::wire::{self, CallError, Code, Encoding, Unary};
 pub(crate) use super::Method;
 use crate::changes::Changes;
-use crate::check::{deadline, Need};
+use crate::check::Need;
 use crate::shared::SharedRef;
 use crate::vocabulary::Probe;
 
@@ -217,7 +216,6 @@ fn watch(shared: SharedRef, message: &[u8]) -> Result<GrpcReply, CallError> {
         shared,
         target,
         last: None,
-        ends_at: None,
     };
     let messages = futures_util::stream::unfold(watcher, Watcher::next);
     Ok(GrpcReply::stream(Box::pin(messages)))
@@ -229,8 +227,6 @@ struct Watcher {
     target: Target,
     changes: Changes,
     last: Option<ServingStatus>,
-    /// When the stream ends, once draining has been seen (`Some(None)`: never).
-    ends_at: Option<Option<Instant>>,
 }
 
 impl Watcher {
@@ -249,26 +245,15 @@ impl Watcher {
                 self.last = Some(status);
                 return Some((status_frame(status), self));
             }
-            if self.ends_at.is_none() && self.shared.lifecycle().is_draining() {
-                // The shutdown signal ends the drain delay for everyone; without it (a
-                // drain started by `Health::drain`), the delay counts from here. A delay
-                // too long to be an instant never ends.
-                self.ends_at = Some(deadline(self.shared.options().drain_delay));
-            }
-            let ends_at = self.ends_at.flatten();
-            let delay_over = async move {
-                match ends_at {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
+            // The drain delay's one end, shared with the timeline: one delay after the
+            // drain started, however late this watcher saw it.
+            let delay_over = self.shared.drain_delay_over();
             tokio::select! {
                 // Any change, or word that some were missed: read the status again. The
                 // changes only end with the state, which this call holds.
                 change = self.changes.next() => {
                     change?;
                 }
-                () = self.shared.drain_over().wait() => return None,
                 () = delay_over => return None,
             }
         }

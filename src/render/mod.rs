@@ -13,7 +13,7 @@ use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_LENGTH};
 use http::{HeaderMap, StatusCode};
 
 use crate::cache::{lock, Keyed, KeyedCache};
-use crate::report::{lifecycle_blocker, verdict, Blocker, Report, Verdict};
+use crate::report::{fails_liveness, lifecycle_blocker, verdict, Blocker, Report, Verdict};
 use crate::vocabulary::{CheckReport, Phase, Probe, Status, LIFECYCLE};
 
 mod format;
@@ -228,22 +228,38 @@ fn entries<'a>(report: &'a Report, probe: Probe, scope: Scope<'a>) -> (Verdict, 
     let mut out = Vec::new();
     match scope {
         Scope::Check(i) => {
+            // A check's own answer is its own status, critical or not: the same verdict
+            // as gRPC `Check` for its name gives.
             let check = &report.checks[i];
             out.push(check_entry(check, false));
+            let status = match check.status {
+                Status::Unknown => Status::Fail,
+                status => status,
+            };
             let verdict = Verdict {
-                status: check.gating_status(),
+                status,
                 blocker: None,
             };
             (verdict, out)
         }
         Scope::Probe { excluded } => {
             let phase = report.phase;
+            let is_excluded = |i: usize| excluded.get(i).copied().unwrap_or(false);
             if matches!(probe, Probe::Liveness | Probe::Readiness) {
-                let live = phase.is_live();
+                // In readiness, the liveness line also fails with a failing liveness entry
+                // not left out (which fails readiness too), and names it.
+                let failing = (report.checks.iter().enumerate())
+                    .find(|(i, c)| !is_excluded(*i) && fails_liveness(c, probe))
+                    .map(|(_, c)| c.name());
+                let live = phase.is_live() && failing.is_none();
                 out.push(Entry {
                     name: Probe::Liveness.name(),
                     status: if live { Status::Pass } else { Status::Fail },
-                    public: (!live).then_some("marked failed"),
+                    public: if phase.is_live() {
+                        failing
+                    } else {
+                        Some("marked failed")
+                    },
                     check: None,
                     excluded: false,
                 });
@@ -271,12 +287,13 @@ fn entries<'a>(report: &'a Report, probe: Probe, scope: Scope<'a>) -> (Verdict, 
                     });
                 }
             }
-            let is_excluded = |i: usize| excluded.get(i).copied().unwrap_or(false);
             let gating = (report.checks.iter().enumerate()).filter(|(_, c)| c.gates(probe));
-            for (i, check) in gating.clone() {
+            for (i, check) in gating {
                 out.push(check_entry(check, is_excluded(i)));
             }
-            let counted = gating.filter(|(i, _)| !is_excluded(*i)).map(|(_, c)| c);
+            let counted = (report.checks.iter().enumerate())
+                .filter(|(i, _)| !is_excluded(*i))
+                .map(|(_, c)| c);
             let verdict = verdict(phase, probe, counted);
             (verdict, out)
         }
@@ -340,9 +357,11 @@ pub(crate) fn summary(verdict: &Verdict, entries: &[Entry<'_>]) -> Option<String
     let culprits: Vec<&str> = entries
         .iter()
         .filter(|e| !e.excluded)
-        .filter_map(|e| e.check)
-        .filter(|c| c.gating_status() == wanted)
-        .map(CheckReport::name)
+        .filter_map(|e| match e.check {
+            Some(c) => (c.gating_status() == wanted).then(|| c.name()),
+            // Readiness's liveness line, failing with a liveness entry.
+            None => (wanted == Status::Fail && e.status == Status::Fail).then_some(e.name),
+        })
         .collect();
     Some(format!("{word}: {}", culprits.join(", ")))
 }
@@ -400,6 +419,21 @@ impl Reply {
             status: StatusCode::METHOD_NOT_ALLOWED,
             headers,
             body: None,
+        }))
+    }
+
+    /// The answer to a peer that asked about one check: its own `status` and who this
+    /// replica is, in `application/health+json`, with no reason.
+    pub(crate) fn peer(status: Status, replica: u64, head: bool) -> Reply {
+        let body = Bytes::from(crate::fleet::peer_body(status, replica));
+        Reply::Made(Box::new(Made {
+            status: if status.is_passing() {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            },
+            headers: probe_headers(Format::Json, body.len()),
+            body: (!head).then_some(body),
         }))
     }
 
