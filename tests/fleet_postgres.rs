@@ -16,7 +16,6 @@
 #[path = "support/needs.rs"]
 mod needs;
 #[path = "support/servers.rs"]
-#[allow(dead_code)]
 mod servers;
 
 use std::net::SocketAddr;
