@@ -455,6 +455,7 @@ pub struct RabbitMq {
     dir: TempDir,
     port: u16,
     dist_port: u16,
+    epmd_port: u16,
     child: Option<Child>,
     starts: usize,
 }
@@ -471,6 +472,7 @@ impl RabbitMq {
             dir: TempDir::new("tower-health-rabbitmq"),
             port: free_port(),
             dist_port: free_port(),
+            epmd_port: free_port(),
             child: None,
             starts: 0,
         };
@@ -499,6 +501,9 @@ impl RabbitMq {
             .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
             .env("RABBITMQ_NODE_PORT", self.port.to_string())
             .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
+            // A port mapper of the node's own, stopped with it (see `Drop`), rather than
+            // one on the shared default port that would outlive the test.
+            .env("ERL_EPMD_PORT", self.epmd_port.to_string())
             .env("RABBITMQ_MNESIA_BASE", dir.join("mnesia"))
             .env("RABBITMQ_LOG_BASE", dir.join("log"))
             .env("RABBITMQ_CONFIG_FILE", dir.join("rabbitmq"))
@@ -536,6 +541,12 @@ impl Drop for RabbitMq {
         if let Some(child) = self.child.take() {
             stop_group(child, "KILL");
         }
+        // The Erlang VM started a port mapper daemon on the node's own port: stop it.
+        let _ = Command::new("epmd")
+            .args(["-port", &self.epmd_port.to_string(), "-kill"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
