@@ -258,9 +258,11 @@ impl Builder {
         self
     }
 
-    /// How long a check's result stays fresh unless the check sets its own
-    /// ([`Check::cache_for`](crate::Check::cache_for)); 1 s unless set. It is also the
-    /// interval of the background refresh unless [`Builder::refresh_every`] sets another.
+    /// How long a check's result stays fresh, 1 s unless set.
+    ///
+    /// A check may set its own ([`Check::cache_for`](crate::Check::cache_for)). It is also
+    /// the interval of the background refresh unless [`Builder::refresh_every`] sets
+    /// another.
     pub fn cache_for(mut self, ttl: Duration) -> Self {
         self.ttl = ttl;
         self
@@ -281,10 +283,12 @@ impl Builder {
         self
     }
 
-    /// Whether checks are refreshed in the background (on unless turned off). Turned off,
-    /// checks run only behind probes: a probe that finds a stale result is answered from
-    /// it at once and starts one run, so an answer shows the run that the previous probe
-    /// started (with the kubelet probing every 10 s, a result up to 10 s old).
+    /// Whether checks are refreshed in the background (on unless turned off).
+    ///
+    /// Turned off, checks run only behind probes: a probe that finds a stale result is
+    /// answered from it at once and starts one run, so an answer shows the run that the
+    /// previous probe started (with the kubelet probing every 10 s, a result up to 10 s
+    /// old).
     pub fn background_refresh(mut self, on: bool) -> Self {
         self.background_refresh = on;
         self
@@ -303,22 +307,26 @@ impl Builder {
         self
     }
 
-    /// How long [`Health::shutdown_signal`](crate::Health::shutdown_signal) keeps serving after the signal, with readiness
-    /// failing, before it resolves and the server stops accepting connections. It is the
-    /// time the orchestrator needs to take the replica out of every load balancer; 5 s
-    /// unless set. Keep the pod's `terminationGracePeriodSeconds` above this delay plus
-    /// the longest request.
+    /// How long the server keeps serving after the signal, with readiness failing, before
+    /// it stops accepting connections; 5 s unless set.
+    ///
+    /// [`Health::shutdown_signal`](crate::Health::shutdown_signal) resolves when it is
+    /// over. It is the time the orchestrator needs to take the replica out of every load
+    /// balancer. Keep the pod's `terminationGracePeriodSeconds` above this delay plus the
+    /// longest request.
     pub fn drain_delay(mut self, delay: Duration) -> Self {
         self.options.drain_delay = delay;
         self
     }
 
-    /// The hard deadline of the whole shutdown, counted from the first signal (or whatever
-    /// started the drain), drain delay included; 20 s unless set. At the deadline
-    /// [`Health::with_deadline`](crate::Health::with_deadline) drops the server and
-    /// whatever still holds the shutdown open (a client that never acknowledges HTTP/2's
-    /// GOAWAY, a long-lived stream, a [`DrainGuard`](crate::DrainGuard) still held), says
-    /// in one warning what it cut, and returns, so that the process exits by itself.
+    /// The hard deadline of the whole shutdown, drain delay included; 20 s unless set.
+    ///
+    /// It is counted from the first signal (or whatever started the drain). At the
+    /// deadline [`Health::with_deadline`](crate::Health::with_deadline) drops the server
+    /// and whatever still holds the shutdown open (a client that never acknowledges
+    /// HTTP/2's GOAWAY, a long-lived stream, a [`DrainGuard`](crate::DrainGuard) still
+    /// held), says in one warning what it cut, and returns, so that the process exits by
+    /// itself.
     ///
     /// The default leaves 10 s of Kubernetes' default `terminationGracePeriodSeconds` of
     /// 30 s for what the grace period also covers: a `preStop` hook, which runs before

@@ -99,7 +99,9 @@ impl<S> HealthService<S> {
 }
 
 /// The request bodies a [`HealthService`] takes: any body, unless the `grpc` feature is
-/// on. The layer then reads the body of a gRPC health call itself, so a request body must
+/// on.
+///
+/// The layer then reads the body of a gRPC health call itself, so a request body must
 /// be a `Send + 'static` [`http_body::Body`] whose data is `Send`, as every server's is.
 ///
 /// It is implemented for every type that fits, and cannot be implemented otherwise.
@@ -115,7 +117,9 @@ where
 }
 
 /// The request bodies a [`HealthService`] takes: any body, unless the `grpc` feature is
-/// on. The layer then reads the body of a gRPC health call itself, so a request body must
+/// on.
+///
+/// The layer then reads the body of a gRPC health call itself, so a request body must
 /// be a `Send + 'static` [`http_body::Body`] whose data is `Send`, as every server's is.
 ///
 /// It is implemented for every type, and cannot be implemented otherwise.
