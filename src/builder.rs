@@ -19,7 +19,9 @@ use crate::vocabulary::{Gates, Probe};
 const DEFAULT_BUDGET: Duration = Duration::from_millis(900);
 const DEFAULT_TTL: Duration = Duration::from_secs(1);
 
-/// Configures a [`Health`](crate::Health). Made by [`Health::builder`](crate::Health::builder).
+/// Configures a [`Health`](crate::Health).
+///
+/// Made by [`Health::builder`](crate::Health::builder).
 ///
 /// Every setting has a default that suits a Kubernetes service, so a builder with nothing
 /// but its checks is a good start; [`build`](Builder::build) checks the whole
@@ -111,8 +113,9 @@ impl Default for Builder {
 }
 
 impl Builder {
-    /// Adds a dependency check. It gates readiness unless it says otherwise
-    /// ([`Check::probes`]).
+    /// Adds a dependency check.
+    ///
+    /// It gates readiness unless it says otherwise ([`Check::probes`]).
     pub fn check(mut self, check: Check) -> Self {
         self.checks.push(check);
         self
@@ -269,8 +272,9 @@ impl Builder {
     }
 
     /// The interval of the background refresh: every check whose result would go stale
-    /// before the next tick is run on each tick. Unless set, the cache time
-    /// ([`Builder::cache_for`], 1 s).
+    /// before the next tick is run on each tick.
+    ///
+    /// Unless set, the cache time ([`Builder::cache_for`], 1 s).
     ///
     /// With the background refresh (on by default), results are warm before the first
     /// probe, no answer is older than the interval however rarely probes come, a probe
@@ -339,8 +343,9 @@ impl Builder {
     }
 
     /// Whether HTTP/1 responses carry `Connection: close` while draining, so that
-    /// keep-alive clients reconnect to another replica before the listener closes. On
-    /// unless turned off.
+    /// keep-alive clients reconnect to another replica before the listener closes.
+    ///
+    /// On unless turned off.
     pub fn close_connections_when_draining(mut self, close: bool) -> Self {
         self.options.close_when_draining = close;
         self

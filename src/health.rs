@@ -136,14 +136,18 @@ impl Health {
     }
 
     /// Marks start-up as done: `Starting → Ready`, so readiness and startup probes pass
-    /// (given passing checks). Returns whether this call made the change; it makes none
-    /// when already ready or draining.
+    /// (given passing checks).
+    ///
+    /// Returns whether this call made the change; it makes none when already ready or
+    /// draining.
     pub fn ready(&self) -> bool {
         self.shared.lifecycle().ready()
     }
 
     /// Starts draining: readiness fails from now on while liveness and startup keep
-    /// passing. One-way. Returns whether this call made the change.
+    /// passing.
+    ///
+    /// One-way. Returns whether this call made the change.
     ///
     /// [`Health::shutdown_signal`] calls this on SIGTERM; call it yourself when shutdown
     /// starts some other way.
@@ -157,8 +161,9 @@ impl Health {
     }
 
     /// Marks the process broken beyond repair, so that the orchestrator restarts it:
-    /// liveness and readiness fail until [`Health::recover_liveness`]. Returns whether
-    /// this call made the change.
+    /// liveness and readiness fail until [`Health::recover_liveness`].
+    ///
+    /// Returns whether this call made the change.
     ///
     /// Use it for states only a restart fixes (a deadlock detected, a poisoned cache),
     /// never for a dependency being down: that is what readiness checks are for.
@@ -166,7 +171,9 @@ impl Health {
         self.shared.lifecycle().set_live(false)
     }
 
-    /// Undoes [`Health::fail_liveness`]. Returns whether this call made the change.
+    /// Undoes [`Health::fail_liveness`].
+    ///
+    /// Returns whether this call made the change.
     pub fn recover_liveness(&self) -> bool {
         self.shared.lifecycle().set_live(true)
     }
@@ -749,8 +756,9 @@ impl Health {
     }
 
     /// How many requests that passed through have a response still in flight (their body
-    /// has not ended or been dropped). `None` unless
-    /// [`Builder::track_in_flight`] was turned on.
+    /// has not ended or been dropped).
+    ///
+    /// `None` unless [`Builder::track_in_flight`] was turned on.
     pub fn in_flight(&self) -> Option<usize> {
         self.shared.in_flight().and_then(|c| c.count())
     }

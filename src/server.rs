@@ -63,8 +63,9 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 // === impl ProbeServer ===
 
 /// A probe listener, bound and not yet serving; made by
-/// [`Health::serve_probes`](crate::Health::serve_probes). Await it (or spawn
-/// [`ProbeServer::into_future`]) to serve until the shutdown.
+/// [`Health::serve_probes`](crate::Health::serve_probes).
+///
+/// Await it (or spawn [`ProbeServer::into_future`]) to serve until the shutdown.
 ///
 /// It answers what the [layer](crate::HealthLayer) answers (the probes, `/readyz/NAME`,
 /// the page, `405` for other methods on a probe path, and gRPC health over HTTP/2) and
@@ -180,6 +181,11 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// on a port of its own can pass while the main port is dead (its listener closed, its
 /// accept loop stuck). Use this listener when there is no main port, or when the kubelet
 /// cannot speak to it.
+///
+/// # Cancel safety
+///
+/// Awaiting it polls a [`ProbeServerFuture`]; dropping that future closes the listener and
+/// every connection at once: see [its cancel safety](ProbeServerFuture#cancel-safety).
 #[must_use = "a probe server does nothing until it is awaited or spawned"]
 pub struct ProbeServer {
     listener: TcpListener,

@@ -15,7 +15,9 @@ use crate::shared::{Answer, Shared, SharedRef};
 use crate::shutdown::RequestGuard;
 
 /// A service that answers liveness, readiness and startup probes and passes every other
-/// request to the service it wraps. Made by [`HealthLayer`](crate::HealthLayer).
+/// request to the service it wraps.
+///
+/// Made by [`HealthLayer`](crate::HealthLayer).
 ///
 /// # Readiness and backpressure
 ///

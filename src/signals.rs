@@ -109,7 +109,9 @@ impl Gate {
         }
     }
 
-    /// Opens the gate, for good. Opening an open gate does nothing.
+    /// Opens the gate, for good.
+    ///
+    /// Opening an open gate does nothing.
     ///
     /// ```
     /// use tower_health::{Gate, Health, Probe, Status};
@@ -284,8 +286,10 @@ impl Switch {
         self.set(Status::Warn, reason);
     }
 
-    /// Sets it failing, and why. The reason (at most 1 KiB, like a check's) goes to the
-    /// log and the change stream, and into answers only where the detail policy allows.
+    /// Sets it failing, and why.
+    ///
+    /// The reason (at most 1 KiB, like a check's) goes to the log and the change stream,
+    /// and into answers only where the detail policy allows.
     ///
     /// ```
     /// use tower_health::{Status, Switch};
@@ -415,8 +419,10 @@ impl Heartbeat {
         }
     }
 
-    /// The loop is alive. One atomic store: no allocation, no lock, nothing to wake;
-    /// call it as often as the loop turns.
+    /// The loop is alive.
+    ///
+    /// One atomic store: no allocation, no lock, nothing to wake; call it as often as the
+    /// loop turns.
     ///
     /// ```
     /// use std::time::Duration;

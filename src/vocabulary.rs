@@ -362,8 +362,9 @@ impl Observed {
     }
 }
 
-/// The value of an [`Observed`]: what `observedValue` holds in a JSON answer. Made with
-/// `From` from any integer, float, `bool`, `&str` or `String`.
+/// The value of an [`Observed`]: what `observedValue` holds in a JSON answer.
+///
+/// Made with `From` from any integer, float, `bool`, `&str` or `String`.
 ///
 /// ```
 /// use tower_health::ObservedValue;
@@ -703,7 +704,9 @@ impl CheckChange {
     }
 
     /// Why it failed or warned: the application may read it even where probe answers
-    /// withhold it. Capped like every check output.
+    /// withhold it.
+    ///
+    /// Capped like every check output.
     pub fn reason(&self) -> Option<&str> {
         self.reason.as_deref()
     }

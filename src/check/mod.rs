@@ -89,8 +89,10 @@ impl Outcome {
         }
     }
 
-    /// The dependency works but is degraded; probes it gates still answer 200, with
-    /// status `warn`. The reason is kept as [`Outcome::fail`] keeps it.
+    /// The dependency works but is degraded; probes it gates still answer 200, with status
+    /// `warn`.
+    ///
+    /// The reason is kept as [`Outcome::fail`] keeps it.
     pub fn warn(output: impl fmt::Display) -> Self {
         Outcome {
             status: Status::Warn,
@@ -540,8 +542,10 @@ impl Check {
         self
     }
 
-    /// The probes this check gates, instead of readiness alone. See
-    /// [choosing the options](Check#choosing-the-options) before putting one on liveness.
+    /// The probes this check gates, instead of readiness alone.
+    ///
+    /// See [choosing the options](Check#choosing-the-options) before putting one on
+    /// liveness.
     ///
     /// # Example
     ///
@@ -603,6 +607,7 @@ impl Check {
     }
 
     /// Reports failure only after `n` consecutive failed runs (at least 1, the default).
+    ///
     /// The first result a check ever has is taken as it is.
     ///
     /// # Example
