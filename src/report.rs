@@ -6,7 +6,9 @@ use crate::vocabulary::Gates;
 use crate::vocabulary::{CheckReport, Phase, Probe, State, Status};
 
 /// An owned snapshot of the application's health: the lifecycle and every check's last
-/// result. Taken with [`Health::report`](crate::Health::report) (the cached results, at
+/// result.
+///
+/// Taken with [`Health::report`](crate::Health::report) (the cached results, at
 /// once) or [`Health::refresh`](crate::Health::refresh) (after running every check). It
 /// holds the reasons that probe answers may withhold, for the application's own use: a
 /// status page, a log line, a metric.
@@ -84,8 +86,10 @@ impl Report {
         &self.checks
     }
 
-    /// While draining, who still holds the shutdown open: each name given to
-    /// [`Health::drain_guard`](crate::Health::drain_guard) with how many guards it holds,
+    /// While draining, who still holds the shutdown open: each drain guard's name with the
+    /// number of guards taken under it.
+    ///
+    /// The names are those given to [`Health::drain_guard`](crate::Health::drain_guard),
     /// in the order they were first taken. Empty unless draining.
     pub fn drain_holders(&self) -> impl Iterator<Item = (&str, usize)> + '_ {
         self.drain_holders

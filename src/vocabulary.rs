@@ -25,7 +25,9 @@ pub(crate) const LIFECYCLE: &str = "lifecycle";
 
 // === probes ===
 
-/// One of the three Kubernetes probes. Used to say which probes a check gates
+/// One of the three Kubernetes probes.
+///
+/// Used to say which probes a check gates
 /// ([`Check::probes`](crate::Check::probes)), to ask a [`Report`](crate::Report) what a
 /// probe answers, and to name a probe's path ([`Paths::path`](crate::Paths::path)).
 ///
@@ -303,8 +305,9 @@ impl Gates {
     }
 }
 
-/// A value a check observed, reported as `observedValue` and `observedUnit`. A
-/// [`HealthCheck`](crate::HealthCheck) gives one with
+/// A value a check observed, reported as `observedValue` and `observedUnit`.
+///
+/// A [`HealthCheck`](crate::HealthCheck) gives one with
 /// [`Outcome::observed`](crate::Outcome::observed); otherwise a check reports the
 /// duration of its run in milliseconds.
 ///
@@ -359,8 +362,9 @@ impl Observed {
     }
 }
 
-/// The value of an [`Observed`]: what `observedValue` holds in a JSON answer. Made with
-/// `From` from any integer, float, `bool`, `&str` or `String`.
+/// The value of an [`Observed`]: what `observedValue` holds in a JSON answer.
+///
+/// Made with `From` from any integer, float, `bool`, `&str` or `String`.
 ///
 /// ```
 /// use tower_health::ObservedValue;
@@ -537,9 +541,11 @@ impl CheckReport {
         self.observed.as_ref()
     }
 
-    /// Why the last run failed or warned: the error's text (at most 1 KiB, marked
-    /// ` [cut]` where it was cut), "timed out after N ms" or `panicked: <message>`. Probe
-    /// answers show it only where the detail policy allows.
+    /// Why the last run failed or warned.
+    ///
+    /// It is the error's text (at most 1 KiB, marked ` [cut]` where it was cut), "timed
+    /// out after N ms" or `panicked: <message>`. Probe answers show it only where the
+    /// detail policy allows.
     pub fn output(&self) -> Option<&str> {
         self.output.as_deref()
     }
@@ -585,8 +591,9 @@ pub enum Kind {
     Gate,
     /// A [`Switch`](crate::Switch): a status the application sets and may set again.
     Switch,
-    /// A [`Heartbeat`](crate::Heartbeat): fails when its loop stops beating; also the
-    /// wedge detector's line, whose beats are response heads
+    /// A [`Heartbeat`](crate::Heartbeat): fails when its loop stops beating.
+    ///
+    /// It is also the kind of the wedge detector's line, whose beats are response heads
     /// ([`Builder::liveness_fails_when_stuck`](crate::Builder::liveness_fails_when_stuck)).
     Heartbeat,
 }
@@ -697,7 +704,9 @@ impl CheckChange {
     }
 
     /// Why it failed or warned: the application may read it even where probe answers
-    /// withhold it. Capped like every check output.
+    /// withhold it.
+    ///
+    /// Capped like every check output.
     pub fn reason(&self) -> Option<&str> {
         self.reason.as_deref()
     }
