@@ -53,6 +53,7 @@ impl Builder {
     /// letters, digits, `-`, `_` and `.`, or is `liveness`, `readiness`, `startup` or
     /// `lifecycle`; two checks with one name; with the `grpc` feature, a gRPC service
     /// name that `Builder::grpc_service` refuses.
+    #[track_caller]
     pub fn build(self) -> Health {
         match self.try_build() {
             Ok(health) => health,
@@ -92,6 +93,7 @@ impl Default for Health {
 
 impl Health {
     /// A `Health` with the default configuration and no checks.
+    #[track_caller]
     pub fn new() -> Self {
         Builder::default().build()
     }
@@ -480,6 +482,7 @@ impl Health {
         S: Send + 'static,
         Second: Future<Output = ()> + Send + 'static,
     {
+        self.shared.shutdown_future_made();
         let weak = self.weak();
         let over = self.weak();
         let delay = self.shared.options().drain_delay;
@@ -642,6 +645,13 @@ impl Health {
     /// else is lost (the drain and its guards live in the shared state).
     pub async fn with_deadline<F: IntoFuture>(&self, server: F) -> Option<F::Output> {
         let shared = &self.shared;
+        if !shared.has_shutdown_future() {
+            tracing::warn!(
+                "health: with_deadline() runs without shutdown_signal() (or shutdown_on()): \
+                 SIGTERM is not caught, so it ends the process at once instead of draining; \
+                 ask for the shutdown future before start-up"
+            );
+        }
         shared
             .drain()
             .bounded(

@@ -247,6 +247,8 @@ impl Phase {
 /// assert_eq!(readiness, Status::Warn); // a non-critical check failed
 /// assert!(readiness.is_passing()); // so the probe still answers 200
 /// assert_eq!(readiness.as_str(), "warn"); // as its JSON body says
+/// assert_eq!(readiness.to_string(), "warn");
+/// assert_eq!(Status::Unknown.to_string(), "unknown"); // no run yet; JSON writes `fail`
 /// # }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -275,6 +277,17 @@ impl Status {
     /// Whether a probe with this status answers 2xx.
     pub fn is_passing(self) -> bool {
         matches!(self, Status::Pass | Status::Warn)
+    }
+}
+
+impl fmt::Display for Status {
+    /// `pass`, `warn`, `fail` or `unknown` (unlike [`Status::as_str`], which writes
+    /// [`Status::Unknown`] as `fail`, as the JSON format has it).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Status::Unknown => "unknown",
+            status => status.as_str(),
+        })
     }
 }
 
