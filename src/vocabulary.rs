@@ -512,6 +512,50 @@ pub struct CheckReport {
     pub(crate) output: Option<Arc<str>>,
 }
 
+impl serde::Serialize for CheckReport {
+    /// An object: `name`, `kind`, `status` (`unknown` before a first result), `critical`,
+    /// `probes` (the names of those it gates), and, when known, `time` (RFC 3339),
+    /// `durationMs`, `observedValue`, `observedUnit` and `output` (the reason, which the
+    /// application may read even where probes withhold it).
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("name", &*self.name)?;
+        map.serialize_entry("kind", self.kind.as_str())?;
+        map.serialize_entry("status", &self.status.to_string())?;
+        map.serialize_entry("critical", &self.critical)?;
+        let probes: Vec<&str> = Probe::ALL
+            .into_iter()
+            .filter(|p| self.gates.contains(*p))
+            .map(Probe::name)
+            .collect();
+        map.serialize_entry("probes", &probes)?;
+        if let Some(time) = self.time {
+            let time = humantime::format_rfc3339_millis(time).to_string();
+            map.serialize_entry("time", &time)?;
+        }
+        if let Some(duration) = self.duration {
+            map.serialize_entry("durationMs", &(duration.as_secs_f64() * 1000.0))?;
+        }
+        if let Some(observed) = &self.observed {
+            match &observed.value {
+                ObservedValue::Integer(n) => map.serialize_entry("observedValue", n)?,
+                ObservedValue::Unsigned(n) => map.serialize_entry("observedValue", n)?,
+                ObservedValue::Float(x) => map.serialize_entry("observedValue", x)?,
+                ObservedValue::Bool(b) => map.serialize_entry("observedValue", b)?,
+                ObservedValue::Text(t) => map.serialize_entry("observedValue", &**t)?,
+            }
+            if let Some(unit) = &observed.unit {
+                map.serialize_entry("observedUnit", &**unit)?;
+            }
+        }
+        if let Some(output) = &self.output {
+            map.serialize_entry("output", &**output)?;
+        }
+        map.end()
+    }
+}
+
 impl CheckReport {
     /// The check's name.
     pub fn name(&self) -> &str {
