@@ -47,6 +47,20 @@
 //! }
 //! ```
 //!
+//! # Tokio and Rust versions
+//!
+//! tower-health turns on the tokio features it uses itself (`rt`, `time`, `sync`,
+//! `signal`, `macros`). Your application adds its runtime and I/O: `rt-multi-thread` and
+//! `macros` for `#[tokio::main]` (or neither, with a runtime you build yourself), and `net`
+//! for `TcpListener`.
+//!
+//! The library needs Rust 1.82 or later (its `rust-version`). Some of its dependencies'
+//! newest releases need more (tokio 1.54 and prost 0.14.4 need 1.85): with cargo 1.84 or
+//! later, `resolver = "3"` in your workspace (the default with edition 2024) picks
+//! releases that your compiler supports; with Rust 1.82 or 1.83, pin them once with
+//! `cargo update -p tokio --precise 1.53.3` (with `grpc`, also
+//! `cargo update -p prost --precise 0.14.3` and `-p prost-derive --precise 0.14.3`).
+//!
 //! # Where to put the layer
 //!
 //! Outermost: the layer must see a probe before anything that could refuse, delay or
