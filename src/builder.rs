@@ -360,7 +360,7 @@ impl Builder {
     /// shutdown as soon as the drain delay is over with nothing in flight and no guard
     /// held, rather than at the deadline. Off unless turned on, because it costs two
     /// atomic operations per request (about 370 instructions on the pass-through, by the
-    /// README's benchmark).
+    /// pass-through bench in the repository's `benches/`).
     pub fn track_in_flight(mut self, track: bool) -> Self {
         self.options.track_in_flight = track;
         self

@@ -594,7 +594,7 @@ impl Health {
     /// that no request is in flight (the layer writes nothing on the pass-through path),
     /// so it waits for the server's own graceful end, the deadline being the backstop.
     /// Counting costs an atomic increment and decrement per request that passes through
-    /// (the README's benchmark table gives the instruction counts).
+    /// (the pass-through bench in the repository's `benches/` gives the instruction counts).
     ///
     /// It takes any server future (or `IntoFuture`): `axum::serve(..).with_graceful_shutdown(..)`,
     /// tonic's `serve_with_shutdown`, or a future that runs hyper-util's
