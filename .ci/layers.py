@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The library's modules import only from their own layer or the layers below it, in the
-order DESIGN section 7 gives, and in no circle. Each module of src/ is listed here with its
+order CONTRIBUTING.md gives, and in no circle. Each module of src/ is listed here with its
 layer; a module that is not listed fails the check, so a new file gets a place on purpose.
 
 Usage: python3 .ci/layers.py [SRC_DIR]

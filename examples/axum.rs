@@ -13,7 +13,7 @@
 //! listener of their own (feature `server`), and `ADDR` serves the router alone: there
 //! `/readyz` gets the token check's 401 like any path. It prints a second line,
 //! `probes on http://ADMIN_ADDR`. Prefer the same port (the default) unless the kubelet
-//! cannot reach it: see the README's "Probes without an HTTP server".
+//! cannot reach it: see "Probes without an HTTP server" in the crate docs.
 //!
 //! ```text
 //! ADMIN_ADDR=127.0.0.1:9090 cargo run -p examples --example axum

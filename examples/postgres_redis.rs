@@ -26,8 +26,23 @@
 //!
 //! Without PostgreSQL, start-up says where it looks and how long it waits, repeats the
 //! reason every ten seconds, and after `STARTUP_TIMEOUT_MS` exits with an error that
-//! names the address, `DATABASE_URL` and `STARTUP_TIMEOUT_MS`. The README's "PostgreSQL
-//! and Redis on a laptop" gives one command for each server.
+//! names the address, `DATABASE_URL` and `STARTUP_TIMEOUT_MS`.
+//!
+//! PostgreSQL and Redis on a laptop: with Docker or Podman, one command each
+//! (`docker stop postgres redis` removes them):
+//!
+//! ```text
+//! docker run --rm -d --name postgres -p 5432:5432 -e POSTGRES_HOST_AUTH_METHOD=trust postgres:17
+//! docker run --rm -d --name redis -p 6379:6379 redis:7
+//! ```
+//!
+//! Without containers: on Debian or Ubuntu, `sudo apt-get install postgresql redis-server`
+//! starts both; PostgreSQL there asks for a password over TCP, so give it one
+//! (`sudo -u postgres psql -c "ALTER USER postgres PASSWORD 'postgres'"`) and set
+//! `DATABASE_URL='host=127.0.0.1 port=5432 user=postgres password=postgres'`. On macOS,
+//! `brew install postgresql@17 redis`, `brew services start postgresql@17`,
+//! `brew services start redis`, and
+//! `DATABASE_URL="host=127.0.0.1 port=5432 user=$USER dbname=postgres"`.
 //!
 //! Environment: `DATABASE_URL` (a libpq key/value string or a `postgresql://` URL, default
 //! `host=127.0.0.1 port=5432 user=postgres`), `REDIS_URL` (default
@@ -189,9 +204,9 @@ pub async fn start_up(
         let waited = started.elapsed();
         if waited >= timeout {
             return Err(format!(
-                "PostgreSQL at {} did not answer within {} ({why}). Start it (the README's \
-                 \"PostgreSQL and Redis on a laptop\" gives one command), point DATABASE_URL \
-                 at the one you have, or wait longer with STARTUP_TIMEOUT_MS (in \
+                "PostgreSQL at {} did not answer within {} ({why}). Start it (the first lines of \
+                 examples/postgres_redis.rs give one command), point DATABASE_URL at the one \
+                 you have, or wait longer with STARTUP_TIMEOUT_MS (in \
                  milliseconds, now {}).",
                 postgres.address(),
                 seconds(timeout),

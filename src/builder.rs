@@ -19,7 +19,9 @@ use crate::vocabulary::{Gates, Probe};
 const DEFAULT_BUDGET: Duration = Duration::from_millis(900);
 const DEFAULT_TTL: Duration = Duration::from_secs(1);
 
-/// Configures a [`Health`](crate::Health). Made by [`Health::builder`](crate::Health::builder).
+/// Configures a [`Health`](crate::Health).
+///
+/// Made by [`Health::builder`](crate::Health::builder).
 ///
 /// Every setting has a default that suits a Kubernetes service, so a builder with nothing
 /// but its checks is a good start; [`build`](Builder::build) checks the whole
@@ -111,8 +113,9 @@ impl Default for Builder {
 }
 
 impl Builder {
-    /// Adds a dependency check. It gates readiness unless it says otherwise
-    /// ([`Check::probes`]).
+    /// Adds a dependency check.
+    ///
+    /// It gates readiness unless it says otherwise ([`Check::probes`]).
     pub fn check(mut self, check: Check) -> Self {
         self.checks.push(check);
         self
@@ -258,17 +261,20 @@ impl Builder {
         self
     }
 
-    /// How long a check's result stays fresh unless the check sets its own
-    /// ([`Check::cache_for`](crate::Check::cache_for)); 1 s unless set. It is also the
-    /// interval of the background refresh unless [`Builder::refresh_every`] sets another.
+    /// How long a check's result stays fresh, 1 s unless set.
+    ///
+    /// A check may set its own ([`Check::cache_for`](crate::Check::cache_for)). It is also
+    /// the interval of the background refresh unless [`Builder::refresh_every`] sets
+    /// another.
     pub fn cache_for(mut self, ttl: Duration) -> Self {
         self.ttl = ttl;
         self
     }
 
     /// The interval of the background refresh: every check whose result would go stale
-    /// before the next tick is run on each tick. Unless set, the cache time
-    /// ([`Builder::cache_for`], 1 s).
+    /// before the next tick is run on each tick.
+    ///
+    /// Unless set, the cache time ([`Builder::cache_for`], 1 s).
     ///
     /// With the background refresh (on by default), results are warm before the first
     /// probe, no answer is older than the interval however rarely probes come, a probe
@@ -281,10 +287,12 @@ impl Builder {
         self
     }
 
-    /// Whether checks are refreshed in the background (on unless turned off). Turned off,
-    /// checks run only behind probes: a probe that finds a stale result is answered from
-    /// it at once and starts one run, so an answer shows the run that the previous probe
-    /// started (with the kubelet probing every 10 s, a result up to 10 s old).
+    /// Whether checks are refreshed in the background (on unless turned off).
+    ///
+    /// Turned off, checks run only behind probes: a probe that finds a stale result is
+    /// answered from it at once and starts one run, so an answer shows the run that the
+    /// previous probe started (with the kubelet probing every 10 s, a result up to 10 s
+    /// old).
     pub fn background_refresh(mut self, on: bool) -> Self {
         self.background_refresh = on;
         self
@@ -303,22 +311,26 @@ impl Builder {
         self
     }
 
-    /// How long [`Health::shutdown_signal`](crate::Health::shutdown_signal) keeps serving after the signal, with readiness
-    /// failing, before it resolves and the server stops accepting connections. It is the
-    /// time the orchestrator needs to take the replica out of every load balancer; 5 s
-    /// unless set. Keep the pod's `terminationGracePeriodSeconds` above this delay plus
-    /// the longest request.
+    /// How long the server keeps serving after the signal, with readiness failing, before
+    /// it stops accepting connections; 5 s unless set.
+    ///
+    /// [`Health::shutdown_signal`](crate::Health::shutdown_signal) resolves when it is
+    /// over. It is the time the orchestrator needs to take the replica out of every load
+    /// balancer. Keep the pod's `terminationGracePeriodSeconds` above this delay plus the
+    /// longest request.
     pub fn drain_delay(mut self, delay: Duration) -> Self {
         self.options.drain_delay = delay;
         self
     }
 
-    /// The hard deadline of the whole shutdown, counted from the first signal (or whatever
-    /// started the drain), drain delay included; 20 s unless set. At the deadline
-    /// [`Health::with_deadline`](crate::Health::with_deadline) drops the server and
-    /// whatever still holds the shutdown open (a client that never acknowledges HTTP/2's
-    /// GOAWAY, a long-lived stream, a [`DrainGuard`](crate::DrainGuard) still held), says
-    /// in one warning what it cut, and returns, so that the process exits by itself.
+    /// The hard deadline of the whole shutdown, drain delay included; 20 s unless set.
+    ///
+    /// It is counted from the first signal (or whatever started the drain). At the
+    /// deadline [`Health::with_deadline`](crate::Health::with_deadline) drops the server
+    /// and whatever still holds the shutdown open (a client that never acknowledges
+    /// HTTP/2's GOAWAY, a long-lived stream, a [`DrainGuard`](crate::DrainGuard) still
+    /// held), says in one warning what it cut, and returns, so that the process exits by
+    /// itself.
     ///
     /// The default leaves 10 s of Kubernetes' default `terminationGracePeriodSeconds` of
     /// 30 s for what the grace period also covers: a `preStop` hook, which runs before
@@ -331,8 +343,9 @@ impl Builder {
     }
 
     /// Whether HTTP/1 responses carry `Connection: close` while draining, so that
-    /// keep-alive clients reconnect to another replica before the listener closes. On
-    /// unless turned off.
+    /// keep-alive clients reconnect to another replica before the listener closes.
+    ///
+    /// On unless turned off.
     pub fn close_connections_when_draining(mut self, close: bool) -> Self {
         self.options.close_when_draining = close;
         self
@@ -347,7 +360,7 @@ impl Builder {
     /// shutdown as soon as the drain delay is over with nothing in flight and no guard
     /// held, rather than at the deadline. Off unless turned on, because it costs two
     /// atomic operations per request (about 370 instructions on the pass-through, by the
-    /// README's benchmark).
+    /// pass-through bench in the repository's `benches/`).
     pub fn track_in_flight(mut self, track: bool) -> Self {
         self.options.track_in_flight = track;
         self

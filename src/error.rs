@@ -88,10 +88,11 @@ pub enum BuildProblem {
         /// The name.
         name: String,
     },
-    /// A check name that answers already use for something else: `liveness` and
-    /// `lifecycle` (the entries of the liveness flag and the lifecycle in a probe
-    /// answer), `readiness` and `startup` (with `liveness`, gRPC health's names of the
-    /// probes).
+    /// A check name that answers already use for something else.
+    ///
+    /// The names are `liveness` and `lifecycle` (the entries of the liveness flag and the
+    /// lifecycle in a probe answer), `readiness` and `startup` (with `liveness`, gRPC
+    /// health's names of the probes).
     ReservedCheckName {
         /// The name.
         name: String,
@@ -136,8 +137,9 @@ pub enum BuildProblem {
         path: String,
     },
     /// A check whose [timeout](crate::Check::timeout) is longer than the
-    /// [budget](crate::Builder::budget), which no run may outlast: raise the budget (and
-    /// the probes' `timeoutSeconds`) or shorten the timeout.
+    /// [budget](crate::Builder::budget), which no run may outlast.
+    ///
+    /// Raise the budget (and the probes' `timeoutSeconds`) or shorten the timeout.
     TimeoutOverBudget {
         /// The check's name.
         name: String,

@@ -275,9 +275,10 @@ mod asking {
             self
         }
 
-        /// How long a peer may take to answer, listing included; unless set, the check's
-        /// own timeout plus 250 ms, since a peer may run its check before it answers. A
-        /// peer that does not answer in time does not confirm.
+        /// How long a peer may take to answer, listing included.
+        ///
+        /// Unless set, the check's own timeout plus 250 ms, since a peer may run its check
+        /// before it answers. A peer that does not answer in time does not confirm.
         pub fn timeout(mut self, timeout: Duration) -> Fleet {
             self.timeout = Some(timeout);
             self

@@ -31,6 +31,13 @@ type Call = std::convert::Infallible;
 
 pin_project! {
     /// The response future of a [`HealthService`](crate::HealthService).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it drops the inner service's future, as a server does when the client goes
+    /// away, and a request counted in flight stops being counted. A probe that waits for a
+    /// check's result waits for a run that is a task of its own: dropping the future loses
+    /// only the answer, and the run goes on and records its result.
     pub struct ResponseFuture<S: Service<Request<ReqBody>>, ReqBody> {
         #[pin]
         kind: Kind<S, ReqBody>,

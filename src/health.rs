@@ -53,6 +53,7 @@ impl Builder {
     /// letters, digits, `-`, `_` and `.`, or is `liveness`, `readiness`, `startup` or
     /// `lifecycle`; two checks with one name; with the `grpc` feature, a gRPC service
     /// name that `Builder::grpc_service` refuses.
+    #[track_caller]
     pub fn build(self) -> Health {
         match self.try_build() {
             Ok(health) => health,
@@ -92,6 +93,7 @@ impl Default for Health {
 
 impl Health {
     /// A `Health` with the default configuration and no checks.
+    #[track_caller]
     pub fn new() -> Self {
         Builder::default().build()
     }
@@ -107,8 +109,12 @@ impl Health {
     }
 
     /// [`Health::layer`] for a `Health` that lives as long as the program (a `static`, or
-    /// one given up with `Box::leak`): the services it makes hold a plain reference, so
-    /// that cloning one, which servers do for every request, writes no reference count.
+    /// one given up with `Box::leak`).
+    ///
+    /// The services it makes hold a plain reference, so that cloning one, which servers
+    /// do for every request, writes no reference count.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use tower_health::Health;
@@ -132,14 +138,18 @@ impl Health {
     }
 
     /// Marks start-up as done: `Starting → Ready`, so readiness and startup probes pass
-    /// (given passing checks). Returns whether this call made the change; it makes none
-    /// when already ready or draining.
+    /// (given passing checks).
+    ///
+    /// Returns whether this call made the change; it makes none when already ready or
+    /// draining.
     pub fn ready(&self) -> bool {
         self.shared.lifecycle().ready()
     }
 
     /// Starts draining: readiness fails from now on while liveness and startup keep
-    /// passing. One-way. Returns whether this call made the change.
+    /// passing.
+    ///
+    /// One-way. Returns whether this call made the change.
     ///
     /// [`Health::shutdown_signal`] calls this on SIGTERM; call it yourself when shutdown
     /// starts some other way.
@@ -153,8 +163,9 @@ impl Health {
     }
 
     /// Marks the process broken beyond repair, so that the orchestrator restarts it:
-    /// liveness and readiness fail until [`Health::recover_liveness`]. Returns whether
-    /// this call made the change.
+    /// liveness and readiness fail until [`Health::recover_liveness`].
+    ///
+    /// Returns whether this call made the change.
     ///
     /// Use it for states only a restart fixes (a deadlock detected, a poisoned cache),
     /// never for a dependency being down: that is what readiness checks are for.
@@ -162,7 +173,9 @@ impl Health {
         self.shared.lifecycle().set_live(false)
     }
 
-    /// Undoes [`Health::fail_liveness`]. Returns whether this call made the change.
+    /// Undoes [`Health::fail_liveness`].
+    ///
+    /// Returns whether this call made the change.
     pub fn recover_liveness(&self) -> bool {
         self.shared.lifecycle().set_live(true)
     }
@@ -196,8 +209,20 @@ impl Health {
     }
 
     /// Resolves at the next change of the lifecycle state or the liveness flag, with the
-    /// state after it: the lifecycle watch. Check results do not wake it; every event,
-    /// check status changes included, comes through [`Health::changes`].
+    /// state after it.
+    ///
+    /// It is the lifecycle watch, subscribed when it is called: a change between the call
+    /// and the first poll counts. Check results do not wake it; every event, check status
+    /// changes included, comes through [`Health::changes`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future has no side effect, but its subscription goes with it: a new
+    /// call waits for the change after it was made, so a change that came between the two
+    /// calls is not reported. To wait for a state without missing it, use
+    /// [`Health::wait_for`].
+    ///
+    /// # Examples
     ///
     /// ```
     /// use tower_health::{Health, State};
@@ -221,9 +246,16 @@ impl Health {
         }
     }
 
-    /// Resolves once the lifecycle has reached `state` or gone past it (`Starting`, then
-    /// `Ready`, then `Draining`): `wait_for(State::Ready)` also resolves when the
-    /// application drains without ever becoming ready.
+    /// Resolves once the lifecycle has reached `state` or gone past it, with the state it
+    /// is in then.
+    ///
+    /// The order is `Starting`, then `Ready`, then `Draining`: `wait_for(State::Ready)`
+    /// also resolves when the application drains without ever becoming ready.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only watches the state, and a new call resolves at once when the
+    /// state was reached meanwhile.
     pub fn wait_for(&self, state: State) -> impl Future<Output = State> + Send + 'static {
         let mut changes = self.shared.lifecycle().subscribe();
         async move {
@@ -243,21 +275,34 @@ impl Health {
         self.shared.report(self.shared.lifecycle().phase())
     }
 
-    /// Runs every check now (those already running are not started twice), waits at most
-    /// the budget for them to finish, and returns the report. Useful at start-up, to
-    /// have results before calling [`Health::ready`], and in tests.
+    /// Runs every check now and returns the report once they have finished, waiting at
+    /// most the budget.
+    ///
+    /// Checks already running are not started twice. Useful at start-up, to have results
+    /// before calling [`Health::ready`], and in tests.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future stops only the wait: the runs it started are tasks of their
+    /// own, which go on in the background and record their results (read them with
+    /// [`Health::report`]). What is lost is the report it would have returned.
     pub async fn refresh(&self) -> Report {
         self.shared.engine().refresh().await;
         self.report()
     }
 
     /// A subscription to every change from now on: lifecycle transitions, the liveness
-    /// flag, and each check's status changes with the reason (which the application may
-    /// read even where probe answers withhold it). See [`Changes`].
+    /// flag, and each check's status changes with the reason.
+    ///
+    /// The application may read the reason even where probe answers withhold it. A
+    /// subscriber that falls behind is told how many changes it missed
+    /// ([`Change::Missed`](crate::Change::Missed)); [`Health::report`] says what holds now.
+    /// See [`Changes`].
+    ///
+    /// # Examples
     ///
     /// Forward them wherever a person will see them, here as a log line and to a
-    /// webhook. A subscriber that falls behind is told how many changes it missed
-    /// ([`Change::Missed`](crate::Change::Missed)); [`Health::report`] says what holds now.
+    /// webhook:
     ///
     /// ```
     /// use tower_health::{Change, Check, Health};
@@ -337,8 +382,7 @@ impl Health {
     /// ```
     ///
     /// Called outside a runtime, the handlers are installed when the future is first
-    /// polled. Dropping the future does not uninstall them: a signal still starts the
-    /// drain.
+    /// polled, and the timeline runs inside the future (see "Cancel safety" below).
     ///
     /// # Runtime without a timer
     ///
@@ -347,6 +391,17 @@ impl Health {
     /// the signal), and the deadline is not kept; both are said in the log. A runtime
     /// without its IO driver cannot listen for signals: that is logged and the future
     /// never resolves on a signal.
+    ///
+    /// # Cancel safety
+    ///
+    /// Called on a Tokio runtime, it is cancel safe: the timeline runs in a task of its
+    /// own, so after the future is dropped a signal still starts the drain, the drain
+    /// delay still ends, and a new call resolves when the dropped future would have.
+    ///
+    /// Called outside a runtime, the timeline runs inside the future. Dropped before its
+    /// first poll, it has done nothing. Dropped after, the timeline is gone but the
+    /// handlers stay installed (Tokio never removes them): a later signal neither kills
+    /// the process nor starts the drain. Keep that future until the server ends.
     pub fn shutdown_signal(&self) -> impl Future<Output = ()> + Send + 'static {
         // One timeline per `Health` on a runtime: a later call (a probe listener beside
         // the main server, say) resolves with the first one's, when the drain delay is
@@ -397,9 +452,18 @@ impl Health {
         }
     }
 
-    /// [`Health::shutdown_signal`] started by `trigger` instead of the first signal
-    /// (SIGTERM or Ctrl-C still cut the drain delay short; their handlers are installed
-    /// once `trigger` has fired, so before it a signal has its default action).
+    /// [`Health::shutdown_signal`] started by `trigger` instead of the first signal.
+    ///
+    /// SIGTERM or Ctrl-C still cut the drain delay short. Their handlers are installed
+    /// once `trigger` has fired, so before it a signal has its default action.
+    ///
+    /// # Cancel safety
+    ///
+    /// The timeline runs inside the returned future. Dropped before `trigger` fires, it
+    /// drops `trigger` and nothing drains. Dropped after, the drain it started goes on (it
+    /// is one-way, and [`Health::drain_delay_over`] still resolves one drain delay after
+    /// its start); only the wait for a second signal, which would cut the delay short, is
+    /// lost.
     pub fn shutdown_on(
         &self,
         trigger: impl Future<Output = ()> + Send + 'static,
@@ -418,6 +482,7 @@ impl Health {
         S: Send + 'static,
         Second: Future<Output = ()> + Send + 'static,
     {
+        self.shared.shutdown_future_made();
         let weak = self.weak();
         let over = self.weak();
         let delay = self.shared.options().drain_delay;
@@ -441,12 +506,13 @@ impl Health {
         )
     }
 
-    /// Binds a probe listener of its own on `addr` (feature `server`): the probes, the
-    /// page and gRPC health, answered as [`Health::layer`] answers them, and `404` for
-    /// anything else. Port 0 picks a free port; [`ProbeServer::local_addr`] says which.
-    /// Await the [`ProbeServer`] (or spawn it) to serve until
-    /// [`Health::shutdown_signal`] resolves, and to end its connections and wait for the
-    /// [drain guards](Health::drain_guard) after it, within
+    /// Binds a probe listener of its own on `addr` (feature `server`), which answers the
+    /// probes, the page and gRPC health, and `404` to anything else.
+    ///
+    /// It answers them as [`Health::layer`] does. Port 0 picks a free port;
+    /// [`ProbeServer::local_addr`] says which. Await the [`ProbeServer`] (or spawn it) to
+    /// serve until [`Health::shutdown_signal`] resolves, and to end its connections and
+    /// wait for the [drain guards](Health::drain_guard) after it, within
     /// [the deadline](Health::with_deadline). SIGTERM and Ctrl-C are caught from this call.
     ///
     /// For a process with no HTTP server (a worker), or whose port the kubelet cannot
@@ -461,6 +527,12 @@ impl Health {
     /// # Panics
     ///
     /// Outside a Tokio runtime with I/O enabled, as [`tokio::net::TcpListener::bind`] does.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: until it resolves it is only resolving `addr`, so a future dropped
+    /// before then has bound nothing and caught no signal. The [`ProbeServer`] it returns
+    /// serves nothing until it is awaited or spawned.
     #[cfg(feature = "server")]
     #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
     pub async fn serve_probes(
@@ -522,7 +594,7 @@ impl Health {
     /// that no request is in flight (the layer writes nothing on the pass-through path),
     /// so it waits for the server's own graceful end, the deadline being the backstop.
     /// Counting costs an atomic increment and decrement per request that passes through
-    /// (the README's benchmark table gives the instruction counts).
+    /// (the pass-through bench in the repository's `benches/` gives the instruction counts).
     ///
     /// It takes any server future (or `IntoFuture`): `axum::serve(..).with_graceful_shutdown(..)`,
     /// tonic's `serve_with_shutdown`, or a future that runs hyper-util's
@@ -573,6 +645,13 @@ impl Health {
     /// else is lost (the drain and its guards live in the shared state).
     pub async fn with_deadline<F: IntoFuture>(&self, server: F) -> Option<F::Output> {
         let shared = &self.shared;
+        if !shared.has_shutdown_future() {
+            tracing::warn!(
+                "health: with_deadline() runs without shutdown_signal() (or shutdown_on()): \
+                 SIGTERM is not caught, so it ends the process at once instead of draining; \
+                 ask for the shutdown future before start-up"
+            );
+        }
         shared
             .drain()
             .bounded(
@@ -586,6 +665,13 @@ impl Health {
 
     /// Resolves once the drain has started (readiness fails from then on), at once if it
     /// has: the future a background task `select!`s on to stop taking new work.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only watches, and a new call resolves at once when the drain has
+    /// started meanwhile.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use tower_health::Health;
@@ -635,6 +721,8 @@ impl Health {
     /// the listener and gRPC Watch streams end, however late each saw the drain. Never
     /// before the drain.
     ///
+    /// # Examples
+    ///
     /// An SSE stream that ends at the drain, with `futures_util::StreamExt::take_until`:
     ///
     /// ```
@@ -662,14 +750,15 @@ impl Health {
         self.shared.drain_delay_over()
     }
 
-    /// A guard that holds the shutdown open under `name` until it is dropped: for
-    /// background work (a queue consumer, a scheduler, a cache refresher) that must finish
-    /// its batch before the process exits. [`Health::with_deadline`] waits for every guard
-    /// once the server has stopped, no later than the
-    /// [deadline](Builder::shutdown_timeout), and names those it cut; while the drain
-    /// runs, `?verbose` answers and the page list who still holds it. Take it when the
-    /// work starts and wait for [`Health::drain_started`] to stop taking more (see there
-    /// for an example).
+    /// A guard that holds the shutdown open under `name` until it is dropped, for
+    /// background work that must finish its batch before the process exits.
+    ///
+    /// A queue consumer, a scheduler or a cache refresher takes one.
+    /// [`Health::with_deadline`] waits for every guard once the server has stopped, no
+    /// later than the [deadline](Builder::shutdown_timeout), and names those it cut; while
+    /// the drain runs, `?verbose` answers and the page list who still holds it. Take it
+    /// when the work starts and wait for [`Health::drain_started`] to stop taking more
+    /// (see there for an example).
     ///
     /// Any number of guards may share a name; they are counted.
     pub fn drain_guard(&self, name: impl Into<Cow<'static, str>>) -> DrainGuard {
@@ -677,16 +766,18 @@ impl Health {
     }
 
     /// How many requests that passed through have a response still in flight (their body
-    /// has not ended or been dropped). `None` unless
-    /// [`Builder::track_in_flight`] was turned on.
+    /// has not ended or been dropped).
+    ///
+    /// `None` unless [`Builder::track_in_flight`] was turned on.
     pub fn in_flight(&self) -> Option<usize> {
         self.shared.in_flight().and_then(|c| c.count())
     }
 
-    /// Resolves once the application is draining and no request is in flight. Without
-    /// [`Builder::track_in_flight`] nothing is known to be in flight (the wedge detector
-    /// follows requests only until their response head), so it resolves as soon as the
-    /// application drains.
+    /// Resolves once the application is draining and no request is in flight.
+    ///
+    /// Without [`Builder::track_in_flight`] nothing is known to be in flight (the wedge
+    /// detector follows requests only until their response head), so it resolves as soon
+    /// as the application drains.
     ///
     /// # Cancel safety
     ///

@@ -1,7 +1,9 @@
 //! Health as metrics, through the [`metrics`](https://docs.rs/metrics) facade (feature
-//! `metrics`): whichever exporter the application installs (Prometheus, OpenTelemetry
-//! through a bridge, StatsD...) sees each check's status, how long its runs take and how
-//! they end, the lifecycle, and the probe answers.
+//! `metrics`).
+//!
+//! Whichever exporter the application installs (Prometheus, OpenTelemetry through a
+//! bridge, StatsD...) sees each check's status, how long its runs take and how they end,
+//! the lifecycle, and the probe answers.
 //!
 //! Install the exporter's recorder before building the [`Health`](crate::Health): the
 //! metrics are described, and the lifecycle gauges set, when it is built.

@@ -6,7 +6,9 @@ use crate::vocabulary::Gates;
 use crate::vocabulary::{CheckReport, Phase, Probe, State, Status};
 
 /// An owned snapshot of the application's health: the lifecycle and every check's last
-/// result. Taken with [`Health::report`](crate::Health::report) (the cached results, at
+/// result.
+///
+/// Taken with [`Health::report`](crate::Health::report) (the cached results, at
 /// once) or [`Health::refresh`](crate::Health::refresh) (after running every check). It
 /// holds the reasons that probe answers may withhold, for the application's own use: a
 /// status page, a log line, a metric.
@@ -33,6 +35,15 @@ use crate::vocabulary::{CheckReport, Phase, Probe, State, Status};
 /// for check in report.checks() {
 ///     println!("{}: {}", check.name(), check.status().as_str());
 /// }
+///
+/// // Serialize, for a status page or a log line of the application's own.
+/// let json = serde_json::to_value(&report).unwrap();
+/// assert_eq!(json["state"], "ready");
+/// assert_eq!(json["readiness"], "pass");
+/// assert_eq!(json["checks"][0]["name"], "database");
+/// assert_eq!(json["checks"][0]["status"], "pass");
+/// assert_eq!(json["checks"][0]["probes"], serde_json::json!(["readiness"]));
+/// assert!(json["checks"][0]["durationMs"].is_number());
 /// # }
 /// ```
 #[derive(Debug, Clone)]
@@ -68,6 +79,38 @@ impl DrainHolder {
     }
 }
 
+impl serde::Serialize for Report {
+    /// An object: `state`, `live`, `readiness` (what the probe answers: `pass`, `warn` or
+    /// `fail`), `checks` (each a [`CheckReport`]) and, while draining, `drainHolders`
+    /// (`name` and `guards`).
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        struct Holders<'a>(&'a [DrainHolder]);
+        impl serde::Serialize for Holders<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::SerializeSeq as _;
+                let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+                for holder in self.0 {
+                    let mut one = std::collections::BTreeMap::new();
+                    one.insert("name", serde_json::Value::from(holder.name.as_str()));
+                    one.insert("guards", serde_json::Value::from(holder.count));
+                    seq.serialize_element(&one)?;
+                }
+                seq.end()
+            }
+        }
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("state", self.state().as_str())?;
+        map.serialize_entry("live", &self.is_live())?;
+        map.serialize_entry("readiness", self.status(Probe::Readiness).as_str())?;
+        map.serialize_entry("checks", &self.checks)?;
+        if !self.drain_holders.is_empty() {
+            map.serialize_entry("drainHolders", &Holders(&self.drain_holders))?;
+        }
+        map.end()
+    }
+}
+
 impl Report {
     /// The lifecycle state.
     pub fn state(&self) -> State {
@@ -84,8 +127,10 @@ impl Report {
         &self.checks
     }
 
-    /// While draining, who still holds the shutdown open: each name given to
-    /// [`Health::drain_guard`](crate::Health::drain_guard) with how many guards it holds,
+    /// While draining, who still holds the shutdown open: each drain guard's name with the
+    /// number of guards taken under it.
+    ///
+    /// The names are those given to [`Health::drain_guard`](crate::Health::drain_guard),
     /// in the order they were first taken. Empty unless draining.
     pub fn drain_holders(&self) -> impl Iterator<Item = (&str, usize)> + '_ {
         self.drain_holders

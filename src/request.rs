@@ -190,9 +190,11 @@ impl Reasons {
         }
     }
 
-    /// Show reasons to requests from a loopback address (`127.0.0.0/8`, `::1`, and
-    /// `::ffff:127.0.0.0/104` as a dual-stack listener reports IPv4 peers), such as
-    /// `kubectl port-forward` or `curl` inside the pod. `peer` reads the peer's address
+    /// Show reasons to requests from a loopback address, such as `kubectl port-forward` or
+    /// `curl` inside the pod.
+    ///
+    /// A loopback address is one in `127.0.0.0/8`, `::1`, or `::ffff:127.0.0.0/104` (as a
+    /// dual-stack listener reports IPv4 peers). `peer` reads the peer's address
     /// from the request's extensions, where the server put it; a request whose peer is
     /// unknown gets no reasons.
     pub fn loopback_peer(

@@ -63,8 +63,9 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 // === impl ProbeServer ===
 
 /// A probe listener, bound and not yet serving; made by
-/// [`Health::serve_probes`](crate::Health::serve_probes). Await it (or spawn
-/// [`ProbeServer::into_future`]) to serve until the shutdown.
+/// [`Health::serve_probes`](crate::Health::serve_probes).
+///
+/// Await it (or spawn [`ProbeServer::into_future`]) to serve until the shutdown.
 ///
 /// It answers what the [layer](crate::HealthLayer) answers (the probes, `/readyz/NAME`,
 /// the page, `405` for other methods on a probe path, and gRPC health over HTTP/2) and
@@ -180,6 +181,11 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// on a port of its own can pass while the main port is dead (its listener closed, its
 /// accept loop stuck). Use this listener when there is no main port, or when the kubelet
 /// cannot speak to it.
+///
+/// # Cancel safety
+///
+/// Awaiting it polls a [`ProbeServerFuture`]; dropping that future closes the listener and
+/// every connection at once: see [its cancel safety](ProbeServerFuture#cancel-safety).
 #[must_use = "a probe server does nothing until it is awaited or spawned"]
 pub struct ProbeServer {
     listener: TcpListener,
@@ -254,8 +260,10 @@ impl ProbeServer {
     }
 
     /// Serves until `signal` resolves instead of until
-    /// [`Health::shutdown_signal`](crate::Health::shutdown_signal); then stops accepting
-    /// and ends the open connections gracefully, as described [above](ProbeServer#shutdown).
+    /// [`Health::shutdown_signal`](crate::Health::shutdown_signal).
+    ///
+    /// Then it stops accepting and ends the open connections gracefully, as described
+    /// [above](ProbeServer#shutdown).
     ///
     /// Give it [`Health::shutdown_on`](crate::Health::shutdown_on) to keep the drain (the
     /// application drains when the trigger fires and the probes are answered for the drain
@@ -275,6 +283,11 @@ impl ProbeServer {
 impl ProbeServer {
     /// The future that serves, for `tokio::spawn`: what `.await` on the server polls
     /// ([`IntoFuture`]), here without importing the trait.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future stops the listener at once: see
+    /// [`ProbeServerFuture`](ProbeServerFuture#cancel-safety).
     pub fn into_future(self) -> ProbeServerFuture {
         let ProbeServer {
             listener,
@@ -318,9 +331,18 @@ impl std::fmt::Debug for ProbeServer {
 
 // === impl ProbeServerFuture ===
 
-/// A [`ProbeServer`] serving: resolves once the shutdown has run its course (the listener
-/// closed, every connection ended and every drain guard dropped, or the deadline cut
-/// them). Dropping it closes the listener and every connection at once.
+/// A [`ProbeServer`] serving, which resolves once the shutdown has run its course.
+///
+/// That is: the listener closed, every connection ended and every drain guard dropped, or
+/// the deadline cut them.
+///
+/// # Cancel safety
+///
+/// Dropping it closes the listener and every connection at once, with no graceful end
+/// and no wait for the drain guards. The signal timeline that
+/// [`Health::serve_probes`](crate::Health::serve_probes) started runs in a task of its own
+/// and goes on (a signal still starts the application's drain); a future given to
+/// [`ProbeServer::with_graceful_shutdown`] is dropped with it.
 #[must_use = "a probe server does nothing unless polled"]
 pub struct ProbeServerFuture(Pin<Box<dyn Future<Output = io::Result<()>> + Send>>);
 

@@ -15,7 +15,9 @@ use crate::shared::{Answer, Shared, SharedRef};
 use crate::shutdown::RequestGuard;
 
 /// A service that answers liveness, readiness and startup probes and passes every other
-/// request to the service it wraps. Made by [`HealthLayer`](crate::HealthLayer).
+/// request to the service it wraps.
+///
+/// Made by [`HealthLayer`](crate::HealthLayer).
 ///
 /// # Readiness and backpressure
 ///
@@ -99,7 +101,9 @@ impl<S> HealthService<S> {
 }
 
 /// The request bodies a [`HealthService`] takes: any body, unless the `grpc` feature is
-/// on. The layer then reads the body of a gRPC health call itself, so a request body must
+/// on.
+///
+/// The layer then reads the body of a gRPC health call itself, so a request body must
 /// be a `Send + 'static` [`http_body::Body`] whose data is `Send`, as every server's is.
 ///
 /// It is implemented for every type that fits, and cannot be implemented otherwise.
@@ -115,7 +119,9 @@ where
 }
 
 /// The request bodies a [`HealthService`] takes: any body, unless the `grpc` feature is
-/// on. The layer then reads the body of a gRPC health call itself, so a request body must
+/// on.
+///
+/// The layer then reads the body of a gRPC health call itself, so a request body must
 /// be a `Send + 'static` [`http_body::Body`] whose data is `Send`, as every server's is.
 ///
 /// It is implemented for every type, and cannot be implemented otherwise.

@@ -69,6 +69,10 @@ impl Options {
     }
 }
 
+/// How long after a `Health` is built a probe that finds it still starting says, once,
+/// that `ready()` may have been forgotten.
+const STILL_STARTING_WARNING: Duration = Duration::from_secs(60);
+
 /// How long the server keeps serving after the first signal, by default.
 pub(crate) const DEFAULT_DRAIN_DELAY: Duration = Duration::from_secs(5);
 
@@ -101,6 +105,12 @@ pub(crate) struct Shared {
     drain_over: DrainOver,
     /// Set once `shutdown_signal()` has started the signal timeline on a runtime.
     signal_timeline: AtomicBool,
+    /// Set once a shutdown future (`shutdown_signal()`, `shutdown_on()`) was made.
+    shutdown_future: AtomicBool,
+    /// When this state was built, and whether the warning that `ready()` was not called
+    /// has been given.
+    built: tokio::time::Instant,
+    ready_warned: AtomicBool,
     /// When the drain started, who holds the shutdown open, and its deadline.
     drain: Arc<Drain>,
     /// Shared with the runs under way and the background task, which end when this
@@ -156,6 +166,9 @@ impl Shared {
             in_flight_exempt,
             drain_over: DrainOver::default(),
             signal_timeline: AtomicBool::new(false),
+            shutdown_future: AtomicBool::new(false),
+            built: tokio::time::Instant::now(),
+            ready_warned: AtomicBool::new(false),
             drain: Arc::new(Drain::new(options.shutdown_timeout)),
             options,
             #[cfg(feature = "grpc")]
@@ -233,6 +246,33 @@ impl Shared {
         }
     }
 
+    /// A shutdown future was made: SIGTERM is the application's to handle.
+    pub(crate) fn shutdown_future_made(&self) {
+        self.shutdown_future.store(true, Ordering::Release);
+    }
+
+    /// Whether a shutdown future was ever made.
+    pub(crate) fn has_shutdown_future(&self) -> bool {
+        self.shutdown_future.load(Ordering::Acquire)
+    }
+
+    /// Says once, in the log, that the application is still starting long after it
+    /// built its health: a forgotten `ready()` is otherwise silent for ever.
+    #[cold]
+    fn starting(&self) {
+        if self.ready_warned.load(Ordering::Relaxed)
+            || self.built.elapsed() < STILL_STARTING_WARNING
+            || self.ready_warned.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        tracing::warn!(
+            "health: still starting {} s after the Health was built, so readiness and \
+             startup fail: has the application called ready()?",
+            STILL_STARTING_WARNING.as_secs()
+        );
+    }
+
     /// Whether this call is the first to start the signal timeline (then it must).
     pub(crate) fn claim_signal_timeline(&self) -> bool {
         !self.signal_timeline.swap(true, Ordering::AcqRel)
@@ -300,6 +340,9 @@ impl Shared {
         // Read the generations before the results, so that a run finishing meanwhile
         // makes the next probe render again rather than be missed.
         let phase = self.lifecycle.phase();
+        if phase.state() == State::Starting && ask.probe != Probe::Liveness {
+            self.starting();
+        }
         if let Some(index) = ask.only {
             let runs = self.engine.runs_of(index);
             return self.answers.check(

@@ -51,8 +51,10 @@ use crate::vocabulary::{Gates, Probe, Status};
 // === impl Gate ===
 
 /// A named start-up step ("migrations", "model", "cache-warm"): closed until the
-/// application opens it, and one-way. While any gate is closed, the startup and readiness
-/// probes fail, whatever the lifecycle says.
+/// application opens it, and one-way.
+///
+/// While any gate is closed, the startup and readiness probes fail, whatever the
+/// lifecycle says.
 ///
 /// # Gates and `ready()`
 ///
@@ -107,7 +109,9 @@ impl Gate {
         }
     }
 
-    /// Opens the gate, for good. Opening an open gate does nothing.
+    /// Opens the gate, for good.
+    ///
+    /// Opening an open gate does nothing.
     ///
     /// ```
     /// use tower_health::{Gate, Health, Probe, Status};
@@ -165,6 +169,7 @@ impl fmt::Debug for Gate {
 
 /// A named status that the application sets, and may set again: maintenance mode,
 /// leadership lost, partitions not assigned, a dependency the application watches itself.
+///
 /// It starts passing. Like a check it gates readiness unless told otherwise
 /// ([`probes`](Switch::probes)), and is critical unless made
 /// [`non_critical`](Switch::non_critical); its reason is withheld from answers like any
@@ -281,8 +286,10 @@ impl Switch {
         self.set(Status::Warn, reason);
     }
 
-    /// Sets it failing, and why. The reason (at most 1 KiB, like a check's) goes to the
-    /// log and the change stream, and into answers only where the detail policy allows.
+    /// Sets it failing, and why.
+    ///
+    /// The reason (at most 1 KiB, like a check's) goes to the log and the change stream,
+    /// and into answers only where the detail policy allows.
     ///
     /// ```
     /// use tower_health::{Status, Switch};
@@ -344,9 +351,11 @@ impl fmt::Debug for Switch {
 // === impl Heartbeat ===
 
 /// A named heartbeat for a background loop (a queue consumer, a scheduler, a cache
-/// refresher): the loop calls [`beat`](Heartbeat::beat) on every turn, and when no beat
-/// comes within the heartbeat's maximum age it fails, until the next beat. Dropping the
-/// handle fails it for good: a loop that ended, or panicked, beats no more.
+/// refresher), which fails when the loop stops beating.
+///
+/// The loop calls [`beat`](Heartbeat::beat) on every turn, and when no beat comes within
+/// the heartbeat's maximum age it fails, until the next beat. Dropping the handle fails
+/// it for good: a loop that ended, or panicked, beats no more.
 ///
 /// It gates liveness by default: a loop that stopped is what a restart fixes, and a
 /// process whose background work has died while its requests are still answered is
@@ -410,8 +419,10 @@ impl Heartbeat {
         }
     }
 
-    /// The loop is alive. One atomic store: no allocation, no lock, nothing to wake;
-    /// call it as often as the loop turns.
+    /// The loop is alive.
+    ///
+    /// One atomic store: no allocation, no lock, nothing to wake; call it as often as the
+    /// loop turns.
     ///
     /// ```
     /// use std::time::Duration;

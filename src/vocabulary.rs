@@ -25,7 +25,9 @@ pub(crate) const LIFECYCLE: &str = "lifecycle";
 
 // === probes ===
 
-/// One of the three Kubernetes probes. Used to say which probes a check gates
+/// One of the three Kubernetes probes.
+///
+/// Used to say which probes a check gates
 /// ([`Check::probes`](crate::Check::probes)), to ask a [`Report`](crate::Report) what a
 /// probe answers, and to name a probe's path ([`Paths::path`](crate::Paths::path)).
 ///
@@ -245,6 +247,8 @@ impl Phase {
 /// assert_eq!(readiness, Status::Warn); // a non-critical check failed
 /// assert!(readiness.is_passing()); // so the probe still answers 200
 /// assert_eq!(readiness.as_str(), "warn"); // as its JSON body says
+/// assert_eq!(readiness.to_string(), "warn");
+/// assert_eq!(Status::Unknown.to_string(), "unknown"); // no run yet; JSON writes `fail`
 /// # }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -276,6 +280,17 @@ impl Status {
     }
 }
 
+impl fmt::Display for Status {
+    /// `pass`, `warn`, `fail` or `unknown` (unlike [`Status::as_str`], which writes
+    /// [`Status::Unknown`] as `fail`, as the JSON format has it).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Status::Unknown => "unknown",
+            status => status.as_str(),
+        })
+    }
+}
+
 /// Which probes a check gates. Readiness only, unless the check asks for more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct Gates([bool; 3]);
@@ -303,8 +318,9 @@ impl Gates {
     }
 }
 
-/// A value a check observed, reported as `observedValue` and `observedUnit`. A
-/// [`HealthCheck`](crate::HealthCheck) gives one with
+/// A value a check observed, reported as `observedValue` and `observedUnit`.
+///
+/// A [`HealthCheck`](crate::HealthCheck) gives one with
 /// [`Outcome::observed`](crate::Outcome::observed); otherwise a check reports the
 /// duration of its run in milliseconds.
 ///
@@ -359,8 +375,9 @@ impl Observed {
     }
 }
 
-/// The value of an [`Observed`]: what `observedValue` holds in a JSON answer. Made with
-/// `From` from any integer, float, `bool`, `&str` or `String`.
+/// The value of an [`Observed`]: what `observedValue` holds in a JSON answer.
+///
+/// Made with `From` from any integer, float, `bool`, `&str` or `String`.
 ///
 /// ```
 /// use tower_health::ObservedValue;
@@ -495,6 +512,50 @@ pub struct CheckReport {
     pub(crate) output: Option<Arc<str>>,
 }
 
+impl serde::Serialize for CheckReport {
+    /// An object: `name`, `kind`, `status` (`unknown` before a first result), `critical`,
+    /// `probes` (the names of those it gates), and, when known, `time` (RFC 3339),
+    /// `durationMs`, `observedValue`, `observedUnit` and `output` (the reason, which the
+    /// application may read even where probes withhold it).
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("name", &*self.name)?;
+        map.serialize_entry("kind", self.kind.as_str())?;
+        map.serialize_entry("status", &self.status.to_string())?;
+        map.serialize_entry("critical", &self.critical)?;
+        let probes: Vec<&str> = Probe::ALL
+            .into_iter()
+            .filter(|p| self.gates.contains(*p))
+            .map(Probe::name)
+            .collect();
+        map.serialize_entry("probes", &probes)?;
+        if let Some(time) = self.time {
+            let time = humantime::format_rfc3339_millis(time).to_string();
+            map.serialize_entry("time", &time)?;
+        }
+        if let Some(duration) = self.duration {
+            map.serialize_entry("durationMs", &(duration.as_secs_f64() * 1000.0))?;
+        }
+        if let Some(observed) = &self.observed {
+            match &observed.value {
+                ObservedValue::Integer(n) => map.serialize_entry("observedValue", n)?,
+                ObservedValue::Unsigned(n) => map.serialize_entry("observedValue", n)?,
+                ObservedValue::Float(x) => map.serialize_entry("observedValue", x)?,
+                ObservedValue::Bool(b) => map.serialize_entry("observedValue", b)?,
+                ObservedValue::Text(t) => map.serialize_entry("observedValue", &**t)?,
+            }
+            if let Some(unit) = &observed.unit {
+                map.serialize_entry("observedUnit", &**unit)?;
+            }
+        }
+        if let Some(output) = &self.output {
+            map.serialize_entry("output", &**output)?;
+        }
+        map.end()
+    }
+}
+
 impl CheckReport {
     /// The check's name.
     pub fn name(&self) -> &str {
@@ -537,9 +598,11 @@ impl CheckReport {
         self.observed.as_ref()
     }
 
-    /// Why the last run failed or warned: the error's text (at most 1 KiB, marked
-    /// ` [cut]` where it was cut), "timed out after N ms" or `panicked: <message>`. Probe
-    /// answers show it only where the detail policy allows.
+    /// Why the last run failed or warned.
+    ///
+    /// It is the error's text (at most 1 KiB, marked ` [cut]` where it was cut), "timed
+    /// out after N ms" or `panicked: <message>`. Probe answers show it only where the
+    /// detail policy allows.
     pub fn output(&self) -> Option<&str> {
         self.output.as_deref()
     }
@@ -585,8 +648,9 @@ pub enum Kind {
     Gate,
     /// A [`Switch`](crate::Switch): a status the application sets and may set again.
     Switch,
-    /// A [`Heartbeat`](crate::Heartbeat): fails when its loop stops beating; also the
-    /// wedge detector's line, whose beats are response heads
+    /// A [`Heartbeat`](crate::Heartbeat): fails when its loop stops beating.
+    ///
+    /// It is also the kind of the wedge detector's line, whose beats are response heads
     /// ([`Builder::liveness_fails_when_stuck`](crate::Builder::liveness_fails_when_stuck)).
     Heartbeat,
 }
@@ -697,7 +761,9 @@ impl CheckChange {
     }
 
     /// Why it failed or warned: the application may read it even where probe answers
-    /// withhold it. Capped like every check output.
+    /// withhold it.
+    ///
+    /// Capped like every check output.
     pub fn reason(&self) -> Option<&str> {
         self.reason.as_deref()
     }

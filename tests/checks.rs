@@ -743,3 +743,44 @@ async fn with_state_hands_each_run_the_state_and_question_mark_needs_no_annotati
         "the application's own state, run twice"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_report_serializes_every_field_an_application_reads() {
+    struct Depth;
+    impl HealthCheck for Depth {
+        async fn check(&self) -> Outcome {
+            Outcome::warn("backing up").observed(1200, Some("messages"))
+        }
+    }
+    let health = Health::builder()
+        .check(Check::from_health_check("queue", Depth).non_critical())
+        .check(Check::new(
+            "never",
+            std::future::pending::<Result<(), String>>,
+        ))
+        .budget(Duration::from_millis(10))
+        .build();
+    let _guard = health.drain_guard("batch");
+    health.drain();
+    let report = health.refresh().await;
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["state"], "draining");
+    assert_eq!(json["live"], true);
+    assert_eq!(json["readiness"], "fail");
+    let queue = &json["checks"][0];
+    assert_eq!(queue["kind"], "check");
+    assert_eq!(queue["status"], "warn");
+    assert_eq!(queue["critical"], false);
+    assert_eq!(queue["observedValue"], 1200);
+    assert_eq!(queue["observedUnit"], "messages");
+    assert_eq!(queue["output"], "backing up");
+    assert!(queue["time"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(
+        json["checks"][1]["status"], "unknown",
+        "no result yet: {json}"
+    );
+    assert_eq!(
+        json["drainHolders"],
+        serde_json::json!([{ "name": "batch", "guards": 1 }])
+    );
+}

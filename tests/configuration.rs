@@ -242,3 +242,22 @@ fn a_valid_configuration_builds_both_ways() {
     assert_eq!(health.paths().readiness_path(), "/health/ready");
     drop(builder().build());
 }
+
+#[test]
+fn a_refused_build_panics_at_the_caller_not_inside_the_crate() {
+    let location = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let seen = location.clone();
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if let Some(at) = info.location() {
+            *seen.lock().unwrap() = Some((at.file().to_owned(), at.line()));
+        }
+    }));
+    let line = line!() + 1;
+    let result = std::panic::catch_unwind(|| Health::builder().check(check("liveness")).build());
+    std::panic::set_hook(previous);
+    assert!(result.is_err());
+    let (file, at) = location.lock().unwrap().clone().expect("a location");
+    assert!(file.ends_with("configuration.rs"), "{file}");
+    assert_eq!(at, line);
+}

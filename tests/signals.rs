@@ -685,3 +685,26 @@ async fn the_page_lists_gates_switches_and_heartbeats() {
     }
     assert!(!page.contains("02:00"), "the reason is withheld");
 }
+
+#[tokio::test]
+async fn a_closed_gate_reads_as_waiting_not_as_a_failure() {
+    let model = Gate::new("model");
+    let db = Switch::new("db");
+    let health = Health::builder().gate(&model).switch(&db).build();
+    health.ready();
+    let app = plain_app(&health);
+    let json = |app: &App| {
+        let app = app.clone();
+        async move {
+            let req = Request::get("/readyz").body(Full::default()).unwrap();
+            let body = app.oneshot(req).await.unwrap().into_body();
+            let body = body.collect().await.unwrap().to_bytes();
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap()
+        }
+    };
+    assert_eq!(json(&app).await["output"], "waiting for: model");
+    db.fail("down");
+    assert_eq!(json(&app).await["output"], "failed: db; waiting for: model");
+    model.open();
+    assert_eq!(json(&app).await["output"], "failed: db");
+}

@@ -207,3 +207,60 @@ fn probes_log_nothing_per_request() {
         "no other span: {closed:?}"
     );
 }
+
+#[test]
+fn a_service_still_starting_a_minute_after_build_says_once_that_ready_may_be_forgotten() {
+    let kept = kept(|| async {
+        let health = Health::builder().build();
+        let service = health
+            .layer()
+            .layer(tower::service_fn(|_: Request<Full<Bytes>>| async {
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+            }));
+        let probe = |uri: &'static str| {
+            let service = service.clone();
+            async move {
+                let request = Request::get(uri).body(Full::default()).unwrap();
+                service.oneshot(request).await.unwrap().status()
+            }
+        };
+        // Early in start-up: nothing said.
+        probe("/readyz").await;
+        tracing::info!("a minute later");
+        tokio::time::sleep(Duration::from_secs(61)).await;
+        // Liveness alone says nothing; readiness and startup say it, once.
+        probe("/livez").await;
+        tracing::info!("after liveness");
+        for _ in 0..3 {
+            probe("/readyz").await;
+            probe("/startupz").await;
+        }
+        health.ready();
+        probe("/readyz").await;
+    });
+    let events = kept.events.lock().unwrap();
+    let said: Vec<&String> = events.iter().filter(|e| e.contains("ready()")).collect();
+    assert_eq!(said.len(), 1, "{events:?}");
+    assert!(said[0].contains("still starting 60 s after the Health was built"));
+    let minute = events.iter().position(|e| e == "a minute later").unwrap();
+    let after_liveness = events.iter().position(|e| e == "after liveness").unwrap();
+    let at = events.iter().position(|e| e.contains("ready()")).unwrap();
+    assert!(at > after_liveness && after_liveness > minute, "{events:?}");
+}
+
+#[test]
+fn with_deadline_without_a_shutdown_future_warns_that_sigterm_is_not_caught() {
+    let warned = |with_signal: bool| {
+        let kept = kept(|| async move {
+            let health = Health::builder().build();
+            if with_signal {
+                let _shutdown = health.shutdown_on(std::future::pending());
+            }
+            health.with_deadline(async {}).await;
+        });
+        let events = kept.events.lock().unwrap();
+        events.iter().any(|e| e.contains("SIGTERM is not caught"))
+    };
+    assert!(warned(false));
+    assert!(!warned(true));
+}

@@ -48,7 +48,9 @@ impl Drop for ClaimFlag {
 }
 
 /// What one run of a check found: pass, warn or fail, why, and optionally a value it
-/// observed. A [`HealthCheck`] returns one; a check made with [`Check::new`] gets one from
+/// observed.
+///
+/// A [`HealthCheck`] returns one; a check made with [`Check::new`] gets one from
 /// its `Result` (`Ok` passes, `Err` fails with the error's text).
 ///
 /// # Example
@@ -87,8 +89,10 @@ impl Outcome {
         }
     }
 
-    /// The dependency works but is degraded; probes it gates still answer 200, with
-    /// status `warn`. The reason is kept as [`Outcome::fail`] keeps it.
+    /// The dependency works but is degraded; probes it gates still answer 200, with status
+    /// `warn`.
+    ///
+    /// The reason is kept as [`Outcome::fail`] keeps it.
     pub fn warn(output: impl fmt::Display) -> Self {
         Outcome {
             status: Status::Warn,
@@ -97,12 +101,14 @@ impl Outcome {
         }
     }
 
-    /// The dependency is not healthy, and why. The reason goes to the log and into probe
-    /// answers only where the detail policy allows. It is kept to its first 1 KiB (cut on
-    /// a character boundary and marked ` [cut]`), so that no answer carries more; and
-    /// formatting it stops there, so that an error whose text runs to megabytes costs no
-    /// more time or memory than one of a KiB (its `Display` must pass on the error of a
-    /// failed write, as `write!` with `?` does).
+    /// The dependency is not healthy, and why.
+    ///
+    /// The reason goes to the log and into probe answers only where the detail policy
+    /// allows. It is kept to its first 1 KiB (cut on a character boundary and marked
+    /// ` [cut]`), so that no answer carries more; and formatting it stops there, so that
+    /// an error whose text runs to megabytes costs no more time or memory than one of a
+    /// KiB (its `Display` must pass on the error of a failed write, as `write!` with `?`
+    /// does).
     pub fn fail(output: impl fmt::Display) -> Self {
         Outcome {
             status: Status::Fail,
@@ -182,6 +188,7 @@ impl fmt::Display for Causes<'_> {
 }
 
 /// A check that reports more than pass or fail: a `warn`, or a value it observed.
+///
 /// Register one with [`Check::from_health_check`]; its value appears as `observedValue`
 /// and `observedUnit` in verbose answers, and in [`CheckReport::observed`](crate::CheckReport::observed).
 ///
@@ -208,8 +215,15 @@ impl fmt::Display for Causes<'_> {
 /// # drop(check);
 /// ```
 pub trait HealthCheck: Send + Sync + 'static {
-    /// Runs the check once. It is run under the check's timeout; there is no need to add
-    /// one inside.
+    /// Runs the check once.
+    ///
+    /// It is run under the check's timeout; there is no need to add one inside.
+    ///
+    /// # Cancel safety
+    ///
+    /// The future is dropped when the check's timeout expires, and when the last handle to
+    /// the `Health` goes, at whichever `.await` it is waiting on: write it so that stopping
+    /// there leaves nothing half done.
     fn check(&self) -> impl Future<Output = Outcome> + Send;
 }
 
@@ -519,15 +533,19 @@ impl Check {
     }
 
     /// Its failure degrades the probes it gates (200, status `warn`) instead of failing
-    /// them. For a dependency the service can do without for a while: a cache, an
+    /// them.
+    ///
+    /// For a dependency the service can do without for a while: a cache, an
     /// optional API. The [example on `Check`](Check#example) shows one.
     pub fn non_critical(mut self) -> Self {
         self.critical = false;
         self
     }
 
-    /// The probes this check gates, instead of readiness alone. See
-    /// [choosing the options](Check#choosing-the-options) before putting one on liveness.
+    /// The probes this check gates, instead of readiness alone.
+    ///
+    /// See [choosing the options](Check#choosing-the-options) before putting one on
+    /// liveness.
     ///
     /// # Example
     ///
@@ -589,6 +607,7 @@ impl Check {
     }
 
     /// Reports failure only after `n` consecutive failed runs (at least 1, the default).
+    ///
     /// The first result a check ever has is taken as it is.
     ///
     /// # Example

@@ -354,16 +354,33 @@ pub(crate) fn summary(verdict: &Verdict, entries: &[Entry<'_>]) -> Option<String
         Status::Warn => ("degraded", Status::Warn),
         Status::Fail | Status::Unknown => ("failed", Status::Fail),
     };
-    let culprits: Vec<&str> = entries
-        .iter()
-        .filter(|e| !e.excluded)
-        .filter_map(|e| match e.check {
-            Some(c) => (c.gating_status() == wanted).then(|| c.name()),
+    // A start-up gate still closed is no failure: the application is waiting for it.
+    let mut culprits: Vec<&str> = Vec::new();
+    let mut waiting: Vec<&str> = Vec::new();
+    for e in entries.iter().filter(|e| !e.excluded) {
+        match e.check {
+            Some(c) if c.gating_status() == wanted => {
+                if c.kind() == crate::vocabulary::Kind::Gate {
+                    waiting.push(c.name());
+                } else {
+                    culprits.push(c.name());
+                }
+            }
+            Some(_) => {}
             // Readiness's liveness line, failing with a liveness entry.
-            None => (wanted == Status::Fail && e.status == Status::Fail).then_some(e.name),
-        })
-        .collect();
-    Some(format!("{word}: {}", culprits.join(", ")))
+            None => {
+                if wanted == Status::Fail && e.status == Status::Fail {
+                    culprits.push(e.name);
+                }
+            }
+        }
+    }
+    let failed = (!culprits.is_empty()).then(|| format!("{word}: {}", culprits.join(", ")));
+    let waiting = (!waiting.is_empty()).then(|| format!("waiting for: {}", waiting.join(", ")));
+    match (failed, waiting) {
+        (Some(failed), Some(waiting)) => Some(format!("{failed}; {waiting}")),
+        (failed, waiting) => failed.or(waiting).or_else(|| Some(format!("{word}: "))),
+    }
 }
 
 /// A probe's answer, as a response future carries it until it is polled: small, so that
