@@ -504,6 +504,7 @@ impl RabbitMq {
             // A port mapper of the node's own, stopped with it (see `Drop`), rather than
             // one on the shared default port that would outlive the test.
             .env("ERL_EPMD_PORT", self.epmd_port.to_string())
+            .env("ERL_EPMD_ADDRESS", "127.0.0.1")
             .env("RABBITMQ_MNESIA_BASE", dir.join("mnesia"))
             .env("RABBITMQ_LOG_BASE", dir.join("log"))
             .env("RABBITMQ_CONFIG_FILE", dir.join("rabbitmq"))
@@ -541,12 +542,23 @@ impl Drop for RabbitMq {
         if let Some(child) = self.child.take() {
             stop_group(child, "KILL");
         }
-        // The Erlang VM started a port mapper daemon on the node's own port: stop it.
-        let _ = Command::new("epmd")
-            .args(["-port", &self.epmd_port.to_string(), "-kill"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        // The Erlang VM started a port mapper daemon on the node's own port: stop it. It
+        // refuses while the node it has just lost is still registered, so ask again.
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while Instant::now() < deadline {
+            let refused = Command::new("epmd")
+                .args(["-port", &self.epmd_port.to_string(), "-kill"])
+                .stderr(Stdio::null())
+                .output()
+                .is_ok_and(|out| {
+                    // Not refused: killed, or no epmd there to ask (a failed exit).
+                    out.status.success() && !String::from_utf8_lossy(&out.stdout).contains("Killed")
+                });
+            if !refused {
+                break;
+            }
+            thread::sleep(POLL);
+        }
     }
 }
 
