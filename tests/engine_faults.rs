@@ -466,3 +466,31 @@ async fn background_refresh_can_be_turned_off() {
     assert_eq!(get(&svc, Request::get("/readyz")).await.0, StatusCode::OK);
     assert_eq!(runs.load(Ordering::SeqCst), 1);
 }
+
+#[test]
+fn back_to_back_refreshes_on_a_multi_thread_runtime_never_wait_out_the_budget() {
+    // A refresh that finds the previous run recorded but not yet over used to wait for a
+    // run that would never come, until the budget (here an hour) ran out.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let health = Health::builder()
+            .check(Check::new("quick", || async {
+                Ok::<(), std::io::Error>(())
+            }))
+            .budget(Duration::from_secs(3600))
+            .background_refresh(false)
+            .build();
+        let all = async {
+            for _ in 0..500 {
+                health.refresh().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), all)
+            .await
+            .expect("500 refreshes of a check that answers at once, each well within a minute");
+    });
+}

@@ -123,6 +123,9 @@ impl Drop for RunGuard {
         self.engine.entries[self.index]
             .in_run
             .store(false, Ordering::Release);
+        // A refresh that found this run under way after its result was recorded waits
+        // for it to be over: tell it.
+        self.engine.finished.notify_waiters();
     }
 }
 
