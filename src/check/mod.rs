@@ -144,7 +144,14 @@ impl<E: Into<CheckError>> From<Result<(), E>> for Outcome {
     fn from(result: Result<(), E>) -> Self {
         match result {
             Ok(()) => Outcome::pass(),
-            Err(error) => Outcome::fail(Causes(&*error.into())),
+            Err(error) => {
+                let error = error.into();
+                match error.source() {
+                    // The text alone, formatted once, up to the cap.
+                    None => Outcome::fail(&*error),
+                    Some(_) => Outcome::fail(causes(&*error)),
+                }
+            }
         }
     }
 }
@@ -157,34 +164,33 @@ impl<E: Into<CheckError>> From<Result<(), E>> for Outcome {
 /// by each of its causes (`error sending request: connection refused`).
 pub type CheckError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// The most causes an error's reason lists after its own text.
-const MAX_CAUSES: usize = 8;
+/// How deep a chain of causes is followed: past this, a chain is cut (a source that
+/// returns itself would otherwise never end).
+const MAX_CAUSES: usize = 16;
 
-/// An error and its chain of causes, `: `-separated; a cause whose text the level above
-/// already ends with (some errors print their source themselves) is left out.
-struct Causes<'a>(&'a (dyn std::error::Error + 'static));
-
-impl fmt::Display for Causes<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.source().is_none() {
-            return fmt::Display::fmt(self.0, f);
+/// An error's text followed by each of its causes (`Error::source`), joined by `": "`, each
+/// formatted only up to the cap of a reason.
+///
+/// A cause whose text the text before it already holds is left out, since many errors
+/// repeat their source's message in their own.
+pub(crate) fn causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut chain = Capped::format(&error, OUTPUT_CAP, CUT_MARK);
+    let mut source = error.source();
+    let mut depth = 0;
+    while let Some(cause) = source {
+        depth += 1;
+        if depth > MAX_CAUSES {
+            chain.push_str(": ...");
+            break;
         }
-        let mut above = Capped::format(&self.0, OUTPUT_CAP, "");
-        f.write_str(&above)?;
-        let mut source = self.0.source();
-        for _ in 0..MAX_CAUSES {
-            let Some(error) = source else {
-                break;
-            };
-            let text = Capped::format(&error, OUTPUT_CAP, "");
-            if !text.is_empty() && !above.ends_with(text.as_str()) {
-                write!(f, ": {text}")?;
-            }
-            above = text;
-            source = error.source();
+        let text = Capped::format(&cause, OUTPUT_CAP, CUT_MARK);
+        if !text.is_empty() && !chain.contains(&*text) {
+            chain.push_str(": ");
+            chain.push_str(&text);
         }
-        Ok(())
+        source = cause.source();
     }
+    chain
 }
 
 /// A check that reports more than pass or fail: a `warn`, or a value it observed.

@@ -71,7 +71,6 @@ use std::error::Error;
 use std::fmt::{self, Write as _};
 use std::future::Future;
 
-use crate::capped::Capped;
 use crate::check::{Check, HealthCheck, Outcome};
 
 #[cfg(feature = "check-disk")]
@@ -147,37 +146,6 @@ where
     Check::from_health_check(name, Run(run))
 }
 
-/// How deep a chain of causes is followed: past this, a chain is cut (a source that
-/// returns itself would otherwise never end).
-const MAX_CAUSES: usize = 16;
-/// The most of one cause's text that is kept before the chain is put together.
-const CAUSE_CAP: usize = 1024;
-
-/// An error's text followed by each of its causes (`Error::source`), joined by `": "`.
-///
-/// A cause whose text the text before it already holds is left out, since many errors
-/// repeat their source's message in their own.
-#[allow(dead_code)] // not every feature's checks fail with an error value
-fn causes(error: &(dyn Error + 'static)) -> String {
-    let mut chain = Capped::format(&error, CAUSE_CAP, " [cut]");
-    let mut source = error.source();
-    let mut depth = 0;
-    while let Some(cause) = source {
-        depth += 1;
-        if depth > MAX_CAUSES {
-            chain.push_str(": ...");
-            break;
-        }
-        let text = Capped::format(&cause, CAUSE_CAP, " [cut]");
-        if !text.is_empty() && !chain.contains(&*text) {
-            chain.push_str(": ");
-            chain.push_str(&text);
-        }
-        source = cause.source();
-    }
-    chain
-}
-
 /// A failed outcome that says what was being done and the error's whole chain of causes.
 #[allow(dead_code)] // not every feature's checks fail with an error value
 fn failed(doing: fmt::Arguments<'_>, error: &(dyn Error + 'static)) -> Outcome {
@@ -186,7 +154,7 @@ fn failed(doing: fmt::Arguments<'_>, error: &(dyn Error + 'static)) -> Outcome {
     if !reason.is_empty() {
         reason.push_str(": ");
     }
-    reason.push_str(&causes(error));
+    reason.push_str(&crate::check::causes(error));
     Outcome::fail(reason)
 }
 
@@ -284,7 +252,7 @@ mod tests {
             "Connection refused",
         ]);
         assert_eq!(
-            causes(&error),
+            crate::check::causes(&error),
             "error sending request: client error (Connect): Connection refused"
         );
     }
@@ -292,7 +260,7 @@ mod tests {
     #[test]
     fn a_cause_the_text_already_holds_is_not_repeated() {
         let error = chain(&["db error: Connection refused", "Connection refused"]);
-        assert_eq!(causes(&error), "db error: Connection refused");
+        assert_eq!(crate::check::causes(&error), "db error: Connection refused");
     }
 
     #[test]
@@ -300,7 +268,7 @@ mod tests {
         let texts: Vec<&'static str> = (0..40)
             .map(|i| &*Box::leak(format!("level {i:02}").into_boxed_str()))
             .collect();
-        let text = causes(&chain(&texts));
+        let text = crate::check::causes(&chain(&texts));
         assert!(text.ends_with("level 16: ..."), "{text}");
     }
 
