@@ -202,7 +202,7 @@ mod asking {
         peers: Peers,
         sample: usize,
         timeout: Option<Duration>,
-        client: Option<Client>,
+        client: Client,
     }
 
     #[derive(Clone)]
@@ -258,12 +258,14 @@ mod asking {
         }
 
         fn with_peers(peers: Peers) -> Fleet {
-            Fleet {
+            let unset: Client = Arc::new(|_| Box::pin(async { Err("no client".into()) }));
+            let fleet = Fleet {
                 peers,
                 sample: DEFAULT_SAMPLE,
                 timeout: None,
-                client: None,
-            }
+                client: unset,
+            };
+            fleet.client(hyper_client())
         }
 
         /// Asks at most `n` peers (a random sample of them), 10 unless set; at least 1.
@@ -312,17 +314,26 @@ mod asking {
             B: http_body::Body<Data = Bytes> + Send + 'static,
             B::Error: Into<BoxError>,
         {
-            self.client = Some(erase(client));
+            self.client = Arc::new(move |request| {
+                let mut client = client.clone();
+                Box::pin(async move {
+                    std::future::poll_fn(|cx| client.poll_ready(cx))
+                        .await
+                        .map_err(Into::into)?;
+                    let response = client.call(request).await.map_err(Into::into)?;
+                    let body = Limited::new(response.into_body(), MAX_ANSWER);
+                    Ok(body.collect().await?.to_bytes())
+                })
+            });
             self
         }
 
         /// Made ready to ask, for a `Health` whose readiness answers on `readiness_path`
         /// and who is `me`.
         pub(crate) fn into_consult(self, readiness_path: &str, me: u64) -> Arc<dyn Consult> {
-            let client = self.client.clone().unwrap_or_else(default_client);
             Arc::new(Asking {
+                client: self.client.clone(),
                 fleet: self,
-                client,
                 readiness_path: readiness_path.to_owned(),
                 me,
             })
@@ -366,44 +377,20 @@ mod asking {
                 .field("peers", &peers)
                 .field("sample", &self.sample)
                 .field("timeout", &self.timeout)
-                .field("client", &self.client.as_ref().map(|_| "custom"))
                 .finish()
         }
     }
 
-    fn default_client() -> Client {
+    /// The built-in client: hyper's, through hyper-util, plain HTTP/1.1.
+    fn hyper_client() -> hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        Empty<Bytes>,
+    > {
         use hyper_util::client::legacy::Client as Legacy;
         use hyper_util::rt::TokioExecutor;
-        let client: Legacy<_, Empty<Bytes>> = Legacy::builder(TokioExecutor::new())
+        Legacy::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
-            .build_http();
-        erase(client)
-    }
-
-    /// Any tower HTTP client, as the one type the asking side holds.
-    fn erase<S, B>(client: S) -> Client
-    where
-        S: tower_service::Service<http::Request<Empty<Bytes>>, Response = http::Response<B>>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<BoxError>,
-        B: http_body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<BoxError>,
-    {
-        Arc::new(move |request| {
-            let mut client = client.clone();
-            Box::pin(async move {
-                std::future::poll_fn(|cx| client.poll_ready(cx))
-                    .await
-                    .map_err(Into::into)?;
-                let response = client.call(request).await.map_err(Into::into)?;
-                let body = Limited::new(response.into_body(), MAX_ANSWER);
-                Ok(body.collect().await?.to_bytes())
-            })
-        })
+            .build_http()
     }
 
     struct Asking {
@@ -583,7 +570,7 @@ mod asking {
                     ..fleet
                 };
                 Asking {
-                    client: default_client(),
+                    client: fleet.client.clone(),
                     fleet,
                     readiness_path: "/readyz".into(),
                     me: 0,

@@ -420,11 +420,17 @@ mod tests {
         });
     }
 
+    /// Held by each test that sends this process a real SIGTERM: every timeline in the
+    /// process sees every signal, so one test's signal must not reach another's timeline
+    /// as its second (which cuts its drain delay short).
+    static SIGNALS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     /// A real SIGTERM to this test process: the handler that `shutdown_signal` installs
     /// catches it (and every later one), so nothing else in the process sees it.
     #[cfg(unix)]
     #[test]
     fn shutdown_signal_on_a_runtime_without_a_timer_drains_on_sigterm_without_a_panic() {
+        let _alone = SIGNALS.lock().unwrap_or_else(|e| e.into_inner());
         let health = Health::builder()
             .drain_delay(Duration::from_secs(5))
             .build();
@@ -469,6 +475,7 @@ mod tests {
 
     #[test]
     fn two_shutdown_futures_of_one_health_share_one_timeline() {
+        let _alone = SIGNALS.lock().unwrap_or_else(|e| e.into_inner());
         let log = Log::default();
         let writer = log.clone();
         let subscriber = tracing_subscriber::fmt()
