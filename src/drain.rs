@@ -16,8 +16,8 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
-use crate::check::{deadline_from, timers};
 use crate::shutdown::InFlight;
+use crate::time::{deadline_from, timers};
 
 /// The default of [`Builder::shutdown_timeout`](crate::Builder::shutdown_timeout).
 pub(crate) const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);

@@ -767,6 +767,7 @@ mod service;
 mod shared;
 mod shutdown;
 mod signals;
+mod time;
 mod vocabulary;
 
 pub use crate::body::HealthBody;

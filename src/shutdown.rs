@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
 
-use crate::check::timers;
 use crate::progress::Progress;
+use crate::time::timers;
 
 // === impl InFlight ===
 
@@ -327,7 +327,7 @@ pub(crate) async fn sequence<S, Second>(
 /// Resolves `delay` after `start` (never when that is past what a clock can hold).
 #[cfg(test)]
 async fn after(start: tokio::time::Instant, delay: Duration) {
-    match crate::check::deadline_from(start, delay) {
+    match crate::time::deadline_from(start, delay) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }

@@ -22,7 +22,7 @@ use crate::error::BuildProblem;
 use crate::vocabulary::{Gates, Observed, ObservedValue, Probe, Status, RESERVED_NAMES};
 
 pub(crate) use cell::{Bell, Cell};
-pub(crate) use engine::{deadline_from, timers, Engine, Need};
+pub(crate) use engine::{Engine, Need};
 
 type BoxFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
 type Runner = Arc<dyn Fn(Hold) -> BoxFuture + Send + Sync>;
