@@ -9,7 +9,7 @@ use crate::builder::Builder;
 use crate::changes::Changes;
 use crate::drain::DrainGuard;
 use crate::error::BuildError;
-use crate::layer::HealthLayer;
+use crate::middleware::HealthLayer;
 use crate::probe::Paths;
 use crate::report::Report;
 #[cfg(feature = "server")]

@@ -737,7 +737,6 @@
 #![warn(missing_docs, rust_2018_idioms, missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod body;
 mod builder;
 mod cache;
 mod capped;
@@ -746,15 +745,14 @@ mod check;
 mod drain;
 mod error;
 mod fleet;
-mod future;
 #[cfg(feature = "grpc")]
 mod grpc;
 mod health;
-mod layer;
 mod lifecycle;
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub mod metrics;
+mod middleware;
 mod observer;
 mod probe;
 mod progress;
@@ -763,14 +761,12 @@ mod report;
 mod request;
 #[cfg(feature = "server")]
 mod server;
-mod service;
 mod shared;
 mod shutdown;
 mod signals;
 mod time;
 mod vocabulary;
 
-pub use crate::body::HealthBody;
 pub use crate::builder::Builder;
 pub use crate::changes::Changes;
 pub use crate::check::{Check, CheckError, HealthCheck, Outcome};
@@ -779,16 +775,14 @@ pub use crate::error::{BuildError, BuildProblem};
 #[cfg(feature = "fleet")]
 #[cfg_attr(docsrs, doc(cfg(feature = "fleet")))]
 pub use crate::fleet::Fleet;
-pub use crate::future::ResponseFuture;
 pub use crate::health::Health;
-pub use crate::layer::HealthLayer;
+pub use crate::middleware::{HealthBody, HealthLayer, HealthService, RequestBody, ResponseFuture};
 pub use crate::probe::Paths;
 pub use crate::report::Report;
 pub use crate::request::{ProbeRequest, Reasons};
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub use crate::server::{ProbeServer, ProbeServerFuture};
-pub use crate::service::{HealthService, RequestBody};
 pub use crate::signals::{Gate, Heartbeat, Switch};
 pub use crate::vocabulary::{
     Change, CheckChange, CheckReport, Kind, Observed, ObservedValue, Probe, State, Status,

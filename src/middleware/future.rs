@@ -10,7 +10,7 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use crate::body::HealthBody;
+use super::body::HealthBody;
 use crate::render::Reply;
 use crate::shared::{Answer, Pending};
 use crate::shutdown::{InFlightGuard, RequestGuard};

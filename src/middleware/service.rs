@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::{Request, Response, Version};
 use tower_service::Service;
 
-use crate::future::{ResponseFuture, Waiting};
+use super::future::{ResponseFuture, Waiting};
 #[cfg(feature = "grpc")]
 use crate::grpc::answer as grpc;
 use crate::probe::Matched;

@@ -2,7 +2,7 @@
 
 use tower_layer::Layer;
 
-use crate::service::HealthService;
+use super::service::HealthService;
 use crate::shared::SharedRef;
 
 /// Wraps a service so that it answers the probes of the [`Health`](crate::Health) it came
