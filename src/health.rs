@@ -7,7 +7,6 @@ use std::sync::{Arc, Weak};
 
 use crate::builder::Builder;
 use crate::changes::Changes;
-use crate::drain::DrainGuard;
 use crate::error::BuildError;
 use crate::middleware::HealthLayer;
 use crate::probe::Paths;
@@ -16,6 +15,7 @@ use crate::report::Report;
 use crate::server::ProbeServer;
 use crate::shared::{Shared, SharedRef};
 use crate::shutdown;
+use crate::shutdown::DrainGuard;
 use crate::vocabulary::State;
 
 /// The handle through which an application reports its health.

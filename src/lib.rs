@@ -742,7 +742,6 @@ mod cache;
 mod capped;
 mod changes;
 mod check;
-mod drain;
 mod error;
 mod fleet;
 #[cfg(feature = "grpc")]
@@ -755,7 +754,6 @@ pub mod metrics;
 mod middleware;
 mod observer;
 mod probe;
-mod progress;
 mod render;
 mod report;
 mod request;
@@ -770,7 +768,6 @@ mod vocabulary;
 pub use crate::builder::Builder;
 pub use crate::changes::Changes;
 pub use crate::check::{Check, CheckError, HealthCheck, Outcome};
-pub use crate::drain::DrainGuard;
 pub use crate::error::{BuildError, BuildProblem};
 #[cfg(feature = "fleet")]
 #[cfg_attr(docsrs, doc(cfg(feature = "fleet")))]
@@ -783,6 +780,7 @@ pub use crate::request::{ProbeRequest, Reasons};
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub use crate::server::{ProbeServer, ProbeServerFuture};
+pub use crate::shutdown::DrainGuard;
 pub use crate::signals::{Gate, Heartbeat, Switch};
 pub use crate::vocabulary::{
     Change, CheckChange, CheckReport, Kind, Observed, ObservedValue, Probe, State, Status,

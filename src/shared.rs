@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use crate::changes::Changes;
 use crate::check::{Engine, Need};
-use crate::drain::{Drain, DEFAULT_SHUTDOWN_TIMEOUT};
+
 #[cfg(feature = "grpc")]
 use crate::grpc::names::{Services, StatusCache, Statuses};
 use crate::lifecycle::Lifecycle;
@@ -21,7 +21,7 @@ use crate::probe::Matcher;
 use crate::render::{self, AnswerCache, Detail, Format, Generations, Reply, Scope, Style};
 use crate::report::{DrainHolder, Report};
 use crate::request::{MethodKind, ProbeRequest, Query, Reasons};
-use crate::shutdown::{DrainOver, InFlight};
+use crate::shutdown::{Drain, DrainOver, InFlight, DEFAULT_SHUTDOWN_TIMEOUT};
 use crate::vocabulary::{Phase, Probe, State};
 
 /// A wait for a first check result; only a probe on a cold cache takes it.
@@ -46,7 +46,7 @@ pub(crate) struct Options {
     pub(crate) close_when_draining: bool,
     pub(crate) track_in_flight: bool,
     /// The wedge detector's counter, when it is on.
-    pub(crate) progress: Option<Arc<crate::progress::Progress>>,
+    pub(crate) progress: Option<Arc<crate::shutdown::Progress>>,
     /// Path prefixes whose requests the wedge detector leaves out.
     pub(crate) stuck_exempt: Vec<Box<str>>,
     /// The application's gRPC services and the probe each one is mapped to.

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use crate::cache::lock;
 use crate::observer::Observer;
-use crate::progress::Progress;
+use crate::shutdown::Progress;
 use crate::vocabulary::{CheckChange, Kind, Status};
 
 /// What every answer is keyed by, and the observer: shared by the engine and every cell.

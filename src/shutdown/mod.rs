@@ -1,141 +1,24 @@
-//! Shutdown: the drain timeline that turns SIGTERM into a stop that loses no request, and
-//! the opt-in count of requests in flight.
+//! Shutdown: the drain timeline that turns SIGTERM into a stop that loses no request, the
+//! OS signals that start it, the drain and its guards, the opt-in count of requests in
+//! flight and the wedge detector's progress counter.
+
+mod drain;
+mod in_flight;
+mod progress;
+mod signal;
+
+pub use drain::DrainGuard;
+pub(crate) use drain::{Drain, DEFAULT_SHUTDOWN_TIMEOUT};
+pub(crate) use in_flight::{InFlight, InFlightGuard, RequestGuard};
+pub(crate) use progress::Progress;
+pub(crate) use signal::{os_signal, Signals};
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
-use crate::progress::Progress;
 use crate::time::timers;
-
-// === impl InFlight ===
-
-/// The number of requests passed to the inner service whose response has not ended, and
-/// the wedge detector's counter of those whose response head is not out yet: each is
-/// there when turned on.
-#[derive(Debug)]
-pub(crate) struct InFlight {
-    /// Shared with the requests left out of the wedge detector, which are counted alike.
-    counter: Arc<Counter>,
-    /// Whether requests are counted in `counter` (`track_in_flight`).
-    counted: bool,
-    progress: Option<Arc<Progress>>,
-}
-
-/// The count of requests in flight, and the bell for its reaching zero.
-#[derive(Debug, Default)]
-struct Counter {
-    count: AtomicUsize,
-    idle: Notify,
-}
-
-impl InFlight {
-    pub(crate) fn new(counted: bool, progress: Option<Arc<Progress>>) -> InFlight {
-        InFlight {
-            counter: Arc::default(),
-            counted,
-            progress,
-        }
-    }
-
-    /// The same count for the requests that the wedge detector leaves out: `None` when
-    /// such a request would have nothing to do (requests are not counted).
-    pub(crate) fn exempt(&self) -> Option<InFlight> {
-        self.counted.then(|| InFlight {
-            counter: self.counter.clone(),
-            counted: true,
-            progress: None,
-        })
-    }
-
-    #[inline]
-    pub(crate) fn enter(self: &Arc<Self>) -> RequestGuard {
-        if self.counted {
-            self.counter.count.fetch_add(1, Ordering::AcqRel);
-        }
-        if let Some(progress) = &self.progress {
-            progress.enter();
-        }
-        RequestGuard(Some(self.clone()))
-    }
-
-    fn leave(&self) {
-        if self.counter.count.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.counter.idle.notify_waiters();
-        }
-    }
-
-    /// The requests in flight, when they are counted (`track_in_flight`).
-    pub(crate) fn count(&self) -> Option<usize> {
-        self.counted
-            .then(|| self.counter.count.load(Ordering::Acquire))
-    }
-
-    /// Resolves once the count is zero (at once if it already is, or if requests are not
-    /// counted: nothing is known to be in flight).
-    pub(crate) async fn idle(&self) {
-        loop {
-            let notified = self.counter.idle.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.count().unwrap_or(0) == 0 {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
-
-/// A request passed through whose response head is not out yet. Dropped before that (the
-/// request cancelled), it ends the request without counting a head. Empty once the head
-/// is out (or for a request that is not counted): the emptiness is inside, so that the
-/// response future holds it in one word.
-#[derive(Debug, Default)]
-pub(crate) struct RequestGuard(Option<Arc<InFlight>>);
-
-impl RequestGuard {
-    /// The response head is out (or the inner service failed): a head for the wedge
-    /// detector, and the request stays in flight with its body, if requests are counted.
-    pub(crate) fn head_out(&mut self) -> Option<InFlightGuard> {
-        let in_flight = self.0.take()?;
-        if let Some(progress) = &in_flight.progress {
-            progress.head();
-        }
-        // Not `then_some`: that would build the guard, and its drop would count a
-        // request out that was never counted in.
-        if in_flight.counted {
-            Some(InFlightGuard(in_flight))
-        } else {
-            None
-        }
-    }
-}
-
-impl Drop for RequestGuard {
-    fn drop(&mut self) {
-        if let Some(in_flight) = self.0.take() {
-            if let Some(progress) = &in_flight.progress {
-                progress.cancel();
-            }
-            if in_flight.counted {
-                in_flight.leave();
-            }
-        }
-    }
-}
-
-/// One request in flight; dropping it (when the response body ends or is dropped) ends it.
-#[derive(Debug)]
-pub(crate) struct InFlightGuard(Arc<InFlight>);
-
-impl Drop for InFlightGuard {
-    fn drop(&mut self) {
-        self.0.leave();
-    }
-}
 
 // === impl DrainOver ===
 
@@ -164,118 +47,6 @@ impl DrainOver {
             let _ = over.wait_for(|over| *over).await;
         }
     }
-}
-
-// === impl Signals ===
-
-/// SIGTERM and SIGINT (Ctrl-C), caught from the moment this is made on a Tokio runtime,
-/// so that a signal that arrives before anything waits for it is never the default action
-/// (ending the process at once, exit 143): it is kept, and the next [`Signals::next`]
-/// returns at once. Made outside a runtime, the handlers are installed at the first
-/// `next`.
-///
-/// A handler that cannot be installed (no IO driver in the runtime, the OS refused) is
-/// logged, and that signal never arrives, rather than stopping the server at once.
-#[derive(Debug)]
-pub(crate) struct Signals {
-    installed: bool,
-    #[cfg(unix)]
-    terminate: Option<tokio::signal::unix::Signal>,
-    #[cfg(unix)]
-    interrupt: Option<tokio::signal::unix::Signal>,
-}
-
-impl Signals {
-    pub(crate) fn catch() -> Signals {
-        let mut signals = Signals {
-            installed: false,
-            #[cfg(unix)]
-            terminate: None,
-            #[cfg(unix)]
-            interrupt: None,
-        };
-        if tokio::runtime::Handle::try_current().is_ok() {
-            signals.install();
-        }
-        signals
-    }
-
-    fn install(&mut self) {
-        self.installed = true;
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::SignalKind;
-            self.terminate = unix_signal(SignalKind::terminate(), "SIGTERM");
-            self.interrupt = unix_signal(SignalKind::interrupt(), "Ctrl-C (SIGINT)");
-        }
-    }
-
-    /// The next signal caught, logged by name.
-    pub(crate) async fn next(&mut self) {
-        if !self.installed {
-            self.install();
-        }
-        #[cfg(unix)]
-        {
-            async fn recv(signal: &mut Option<tokio::signal::unix::Signal>) {
-                match signal {
-                    Some(signal) => {
-                        signal.recv().await;
-                    }
-                    None => std::future::pending().await,
-                }
-            }
-            tokio::select! {
-                () = recv(&mut self.terminate) => tracing::info!("health: SIGTERM received"),
-                () = recv(&mut self.interrupt) => tracing::info!("health: Ctrl-C received"),
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            if let Err(error) = tokio::signal::ctrl_c().await {
-                tracing::error!(%error, "health: cannot listen for Ctrl-C");
-                std::future::pending::<()>().await;
-            }
-            tracing::info!("health: Ctrl-C received");
-        }
-    }
-}
-
-/// The handler for `kind`, or `None` (logged) when it cannot be had. tokio panics rather
-/// than erring on a runtime built without its IO driver; that is caught here, once per
-/// call, so that a shutdown future never takes the process down.
-#[cfg(unix)]
-fn unix_signal(
-    kind: tokio::signal::unix::SignalKind,
-    name: &str,
-) -> Option<tokio::signal::unix::Signal> {
-    match std::panic::catch_unwind(|| tokio::signal::unix::signal(kind)) {
-        Ok(Ok(signal)) => Some(signal),
-        Ok(Err(error)) => {
-            tracing::error!(%error, "health: cannot listen for {name}");
-            None
-        }
-        Err(_) => {
-            tracing::error!(
-                "health: cannot listen for {name}: the Tokio runtime has no IO driver \
-                 (build it with enable_io or enable_all)"
-            );
-            None
-        }
-    }
-}
-
-/// SIGTERM or Ctrl-C, whichever comes first, with handlers installed when first polled.
-pub(crate) async fn os_signal() {
-    Signals {
-        installed: false,
-        #[cfg(unix)]
-        terminate: None,
-        #[cfg(unix)]
-        interrupt: None,
-    }
-    .next()
-    .await
 }
 
 // === the drain timeline ===
@@ -338,6 +109,7 @@ mod tests {
     use super::*;
     use crate::Health;
     use futures_util::FutureExt as _;
+    use std::sync::Arc;
     use tokio::sync::oneshot;
 
     #[tokio::test(start_paused = true)]

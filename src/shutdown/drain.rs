@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
-use crate::shutdown::InFlight;
+use super::InFlight;
 use crate::time::{deadline_from, timers};
 
 /// The default of [`Builder::shutdown_timeout`](crate::Builder::shutdown_timeout).
