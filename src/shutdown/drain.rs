@@ -22,6 +22,9 @@ use crate::time::{deadline_from, timers};
 /// The default of [`Builder::shutdown_timeout`](crate::Builder::shutdown_timeout).
 pub(crate) const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// The target of its log lines, kept from before it moved into this folder.
+const TARGET: &str = "tower_health::drain";
+
 // === impl Drain ===
 
 /// When the drain started, who still holds the shutdown open, and how long it may last.
@@ -107,6 +110,7 @@ impl Drain {
             let start = started.await;
             if !timers::enabled() {
                 tracing::error!(
+                    target: TARGET,
                     "health: the Tokio runtime has no timer (build it with enable_time or \
                      enable_all); the shutdown deadline cannot be kept"
                 );
@@ -227,6 +231,7 @@ impl Drain {
             output = server => output,
             () = self.work_ended(delay_over, in_flight) => {
                 tracing::info!(
+                    target: TARGET,
                     "health: drain delay over, no request in flight and no guard held; \
                      stopping the server now, with its idle connections"
                 );
@@ -234,6 +239,7 @@ impl Drain {
             }
             () = &mut deadline => {
                 tracing::warn!(
+                    target: TARGET,
                     timeout_ms = self.timeout_ms(),
                     in_flight = %InFlightCount(in_flight),
                     holders = %Holders(&self.holders()),
@@ -250,6 +256,7 @@ impl Drain {
         let holders = self.holders();
         if !holders.is_empty() {
             tracing::info!(
+                target: TARGET,
                 holders = %Holders(&holders),
                 "health: the server has stopped; waiting for the background work that \
                  holds the shutdown"
@@ -258,6 +265,7 @@ impl Drain {
         tokio::select! {
             () = self.released() => {}
             () = &mut deadline => tracing::warn!(
+                target: TARGET,
                 timeout_ms = self.timeout_ms(),
                 holders = %Holders(&self.holders()),
                 "health: shutdown deadline reached; the server has stopped, cutting the \

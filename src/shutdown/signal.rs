@@ -1,5 +1,8 @@
 //! The OS signals that start a drain: SIGTERM and SIGINT, caught as early as possible.
 
+/// The target of its log lines, kept from before it moved into this folder.
+const TARGET: &str = "tower_health::shutdown";
+
 // === impl Signals ===
 
 /// SIGTERM and SIGINT (Ctrl-C), caught from the moment this is made on a Tokio runtime,
@@ -60,17 +63,21 @@ impl Signals {
                 }
             }
             tokio::select! {
-                () = recv(&mut self.terminate) => tracing::info!("health: SIGTERM received"),
-                () = recv(&mut self.interrupt) => tracing::info!("health: Ctrl-C received"),
+                () = recv(&mut self.terminate) => {
+                    tracing::info!(target: TARGET, "health: SIGTERM received");
+                }
+                () = recv(&mut self.interrupt) => {
+                    tracing::info!(target: TARGET, "health: Ctrl-C received");
+                }
             }
         }
         #[cfg(not(unix))]
         {
             if let Err(error) = tokio::signal::ctrl_c().await {
-                tracing::error!(%error, "health: cannot listen for Ctrl-C");
+                tracing::error!(target: TARGET, %error, "health: cannot listen for Ctrl-C");
                 std::future::pending::<()>().await;
             }
-            tracing::info!("health: Ctrl-C received");
+            tracing::info!(target: TARGET, "health: Ctrl-C received");
         }
     }
 }
@@ -86,11 +93,12 @@ fn unix_signal(
     match std::panic::catch_unwind(|| tokio::signal::unix::signal(kind)) {
         Ok(Ok(signal)) => Some(signal),
         Ok(Err(error)) => {
-            tracing::error!(%error, "health: cannot listen for {name}");
+            tracing::error!(target: TARGET, %error, "health: cannot listen for {name}");
             None
         }
         Err(_) => {
             tracing::error!(
+                target: TARGET,
                 "health: cannot listen for {name}: the Tokio runtime has no IO driver \
                  (build it with enable_io or enable_all)"
             );
