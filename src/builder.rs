@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use crate::check::{Cell, Check, Engine};
 use crate::error::{BuildError, BuildProblem};
 use crate::lifecycle::Lifecycle;
-use crate::observer::Observer;
+use crate::observe::Observer;
 use crate::probe::{Matcher, Paths};
 use crate::request::Reasons;
 use crate::shared::{Options, Shared};

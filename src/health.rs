@@ -6,9 +6,9 @@ use std::future::{Future, IntoFuture};
 use std::sync::{Arc, Weak};
 
 use crate::builder::Builder;
-use crate::changes::Changes;
 use crate::error::BuildError;
 use crate::middleware::HealthLayer;
+use crate::observe::Changes;
 use crate::probe::Paths;
 use crate::report::Report;
 #[cfg(feature = "server")]

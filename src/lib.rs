@@ -740,7 +740,6 @@
 mod builder;
 mod cache;
 mod capped;
-mod changes;
 mod check;
 mod error;
 mod fleet;
@@ -748,11 +747,8 @@ mod fleet;
 mod grpc;
 mod health;
 mod lifecycle;
-#[cfg(feature = "metrics")]
-#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
-pub mod metrics;
 mod middleware;
-mod observer;
+mod observe;
 mod probe;
 mod render;
 mod report;
@@ -766,7 +762,6 @@ mod time;
 mod vocabulary;
 
 pub use crate::builder::Builder;
-pub use crate::changes::Changes;
 pub use crate::check::{Check, CheckError, HealthCheck, Outcome};
 pub use crate::error::{BuildError, BuildProblem};
 #[cfg(feature = "fleet")]
@@ -774,6 +769,10 @@ pub use crate::error::{BuildError, BuildProblem};
 pub use crate::fleet::Fleet;
 pub use crate::health::Health;
 pub use crate::middleware::{HealthBody, HealthLayer, HealthService, RequestBody, ResponseFuture};
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub use crate::observe::metrics;
+pub use crate::observe::{Change, Changes, CheckChange};
 pub use crate::probe::Paths;
 pub use crate::report::Report;
 pub use crate::request::{ProbeRequest, Reasons};
@@ -782,9 +781,7 @@ pub use crate::request::{ProbeRequest, Reasons};
 pub use crate::server::{ProbeServer, ProbeServerFuture};
 pub use crate::shutdown::DrainGuard;
 pub use crate::signals::{Gate, Heartbeat, Switch};
-pub use crate::vocabulary::{
-    Change, CheckChange, CheckReport, Kind, Observed, ObservedValue, Probe, State, Status,
-};
+pub use crate::vocabulary::{CheckReport, Kind, Observed, ObservedValue, Probe, State, Status};
 
 /// The README's Rust blocks, each compiled (and run, unless marked `no_run`) as a doc
 /// test, so that what a reader copies from it compiles.

@@ -10,13 +10,13 @@ use std::time::Duration;
 use http::Request;
 use tokio::sync::watch;
 
-use crate::changes::Changes;
 use crate::check::{Engine, Need};
+use crate::observe::Changes;
 
 #[cfg(feature = "grpc")]
 use crate::grpc::names::{Services, StatusCache, Statuses};
 use crate::lifecycle::Lifecycle;
-use crate::observer::Observer;
+use crate::observe::Observer;
 use crate::probe::Matcher;
 use crate::render::{self, AnswerCache, Detail, Format, Generations, Reply, Scope, Style};
 use crate::report::{DrainHolder, Report};

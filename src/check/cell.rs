@@ -13,9 +13,10 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
 use crate::cache::lock;
-use crate::observer::Observer;
+use crate::observe::CheckChange;
+use crate::observe::Observer;
 use crate::shutdown::Progress;
-use crate::vocabulary::{CheckChange, Kind, Status};
+use crate::vocabulary::{Kind, Status};
 
 /// What every answer is keyed by, and the observer: shared by the engine and every cell.
 #[derive(Debug)]

@@ -21,9 +21,10 @@ use tracing::Instrument as _;
 use super::{Bell, Cell, Check, ClaimFlag, Hold, Outcome};
 use crate::cache::lock;
 use crate::fleet::{Consult, Verdict};
-use crate::observer::Observer;
+use crate::observe::CheckChange;
+use crate::observe::Observer;
 use crate::time::{deadline, deadline_from, timers};
-use crate::vocabulary::{CheckChange, CheckReport, Kind, Probe, RunOutcome, Status};
+use crate::vocabulary::{CheckReport, Kind, Probe, RunOutcome, Status};
 
 /// Every check with its cached result, and every entry the application sets itself.
 pub(crate) struct Engine {

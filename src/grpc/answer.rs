@@ -16,8 +16,8 @@ use super::names::Target;
 pub(crate) use super::wire::ContentType;
 use super::wire::{self, CallError, Code, Encoding, Unary};
 pub(crate) use super::Method;
-use crate::changes::Changes;
 use crate::check::Need;
+use crate::observe::Changes;
 use crate::shared::SharedRef;
 use crate::vocabulary::Probe;
 

@@ -82,8 +82,11 @@ pub const LIVE: &str = "health_live";
 /// `health_probe_responses_total`: probe answers (counter, labels `probe` and `code`).
 pub const PROBE_RESPONSES_TOTAL: &str = "health_probe_responses_total";
 
-static METADATA: Metadata<'static> =
-    Metadata::new("tower_health::metrics", Level::INFO, Some(module_path!()));
+static METADATA: Metadata<'static> = Metadata::new(
+    "tower_health::metrics",
+    Level::INFO,
+    Some("tower_health::metrics"),
+);
 
 /// Describes every metric to the installed recorder and sets the lifecycle gauges: called
 /// once when a [`Health`](crate::Health) is built.

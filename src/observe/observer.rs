@@ -10,8 +10,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::changes::{Changes, Publisher};
-use crate::vocabulary::{Change, CheckChange, Phase, Probe, RunOutcome, State, Status};
+use super::changes::{Change, Changes, CheckChange, Publisher};
+use crate::vocabulary::{Phase, Probe, RunOutcome, State, Status};
+
+/// The target of its log lines, kept from before it moved into this folder.
+const TARGET: &str = "tower_health::observer";
 
 /// Turns what happened into logs, metrics and change events. Cheap to clone: every clone
 /// publishes to the same change stream.
@@ -45,7 +48,7 @@ impl Observer {
     /// recorder, and the lifecycle gauges set.
     pub(crate) fn started(&self, phase: Phase) {
         #[cfg(feature = "metrics")]
-        crate::metrics::register(phase);
+        super::metrics::register(phase);
         #[cfg(not(feature = "metrics"))]
         let _ = phase;
     }
@@ -55,7 +58,7 @@ impl Observer {
     #[inline]
     pub(crate) fn phase_published(&self, phase: Phase) {
         #[cfg(feature = "metrics")]
-        crate::metrics::lifecycle(phase);
+        super::metrics::lifecycle(phase);
         #[cfg(not(feature = "metrics"))]
         let _ = phase;
     }
@@ -68,7 +71,7 @@ impl Observer {
             self.draining.store(true, Ordering::Release);
         }
         if before.state() != after.state() {
-            tracing::info!(
+            tracing::info!(target: TARGET,
                 from = before.state().as_str(),
                 to = after.state().as_str(),
                 "health: lifecycle state changed"
@@ -81,9 +84,9 @@ impl Observer {
         }
         if before.is_live() != after.is_live() {
             if after.is_live() {
-                tracing::info!("health: liveness recovered");
+                tracing::info!(target: TARGET, "health: liveness recovered");
             } else {
-                tracing::warn!("health: liveness marked failed");
+                tracing::warn!(target: TARGET, "health: liveness marked failed");
             }
             self.changes.publish(Change::Liveness {
                 live: after.is_live(),
@@ -95,7 +98,7 @@ impl Observer {
     /// A run of the check `name` ended with `outcome` after `took`.
     pub(crate) fn run_ended(&self, name: &Arc<str>, outcome: RunOutcome, took: Duration) {
         #[cfg(feature = "metrics")]
-        crate::metrics::check_run(name, outcome, took);
+        super::metrics::check_run(name, outcome, took);
         #[cfg(not(feature = "metrics"))]
         let _ = (name, outcome, took);
     }
@@ -103,40 +106,40 @@ impl Observer {
     /// A run of the check `name` failed (before damping decides whether its status
     /// changes).
     pub(crate) fn run_failed(&self, name: &str, reason: &str) {
-        tracing::debug!(check = name, reason, "health: check failed");
+        tracing::debug!(target: TARGET, check = name, reason, "health: check failed");
     }
 
     /// A shared check's failure started (`held`) or stopped being held because the fleet
     /// shares it: readiness keeps passing while it is.
     pub(crate) fn shared_failure(&self, name: &str, held: bool, reason: &str) {
         if held {
-            tracing::warn!(
+            tracing::warn!(target: TARGET,
                 check = name,
                 reason,
                 "health: shared dependency failing across the fleet, readiness held"
             );
         } else {
-            tracing::info!(check = name, "health: shared failure no longer held");
+            tracing::info!(target: TARGET, check = name, "health: shared failure no longer held");
         }
     }
 
     /// The fleet could not be listed to weigh a shared check's failure: it counts as
     /// this replica's own.
     pub(crate) fn fleet_unlisted(&self, name: &str, why: &str) {
-        tracing::warn!(check = name, why, "health: peers could not be listed");
+        tracing::warn!(target: TARGET, check = name, why, "health: peers could not be listed");
     }
 
     /// A check's status changed (after damping).
     pub(crate) fn status_changed(&self, change: CheckChange) {
         #[cfg(feature = "metrics")]
-        crate::metrics::check_status(&change.name, change.to);
+        super::metrics::check_status(&change.name, change.to);
         let name = &*change.name;
         if change.to == Status::Fail {
             let reason = change.reason.as_deref().unwrap_or("");
-            tracing::warn!(check = name, reason, "health: check now failing");
+            tracing::warn!(target: TARGET, check = name, reason, "health: check now failing");
         } else {
             let status = change.to.as_str();
-            tracing::info!(check = name, status, "health: check status changed");
+            tracing::info!(target: TARGET, check = name, status, "health: check status changed");
         }
         self.changes.publish(Change::Check(change));
     }
@@ -145,7 +148,7 @@ impl Observer {
     /// `status`: its gauge starts there (a check's starts with its first result).
     pub(crate) fn entry_joined(&self, name: &Arc<str>, status: Status) {
         #[cfg(feature = "metrics")]
-        crate::metrics::check_status(name, status);
+        super::metrics::check_status(name, status);
         #[cfg(not(feature = "metrics"))]
         let _ = (name, status);
     }
@@ -154,7 +157,7 @@ impl Observer {
     #[inline]
     pub(crate) fn probe_answered(&self, probe: Probe, code: http::StatusCode) {
         #[cfg(feature = "metrics")]
-        crate::metrics::probe_answer(probe, code);
+        super::metrics::probe_answer(probe, code);
         #[cfg(not(feature = "metrics"))]
         let _ = (probe, code);
     }

@@ -2,9 +2,12 @@
 //! liveness flag and per change of a check's status, for the application to read
 //! ([`Health::changes`](crate::Health::changes)) and for gRPC `Watch` to follow.
 
+use std::sync::Arc;
+use std::time::SystemTime;
+
 use tokio::sync::broadcast;
 
-use crate::vocabulary::Change;
+use crate::vocabulary::{State, Status};
 
 /// How many changes a subscriber may fall behind before it is told it missed some.
 pub(crate) const BACKLOG: usize = 256;
@@ -91,5 +94,78 @@ impl Publisher {
 
     pub(crate) fn subscribe(&self) -> Changes {
         Changes::new(self.sender.subscribe())
+    }
+}
+
+// === impl Change ===
+
+/// One change of the application's health, as [`Changes`](crate::Changes) delivers it.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Change {
+    /// The lifecycle moved from one state to another.
+    State {
+        /// The state before.
+        from: State,
+        /// The state after.
+        to: State,
+        /// When it changed.
+        at: SystemTime,
+    },
+    /// Liveness was marked failed (`live: false`) or recovered (`live: true`).
+    Liveness {
+        /// Whether liveness passes now.
+        live: bool,
+        /// When it changed.
+        at: SystemTime,
+    },
+    /// A check's status changed (after damping: a run that damping holds back is no
+    /// change).
+    Check(CheckChange),
+    /// This subscriber fell more than the backlog behind and `count` changes were
+    /// dropped for it; read [`Health::report`](crate::Health::report) for the state now.
+    Missed {
+        /// How many changes it missed.
+        count: u64,
+    },
+}
+
+/// A check whose status changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckChange {
+    pub(crate) name: Arc<str>,
+    pub(crate) from: Status,
+    pub(crate) to: Status,
+    pub(crate) at: SystemTime,
+    pub(crate) reason: Option<Arc<str>>,
+}
+
+impl CheckChange {
+    /// The check's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its status before.
+    pub fn from(&self) -> Status {
+        self.from
+    }
+
+    /// Its status after.
+    pub fn to(&self) -> Status {
+        self.to
+    }
+
+    /// When the run that changed it finished.
+    pub fn at(&self) -> SystemTime {
+        self.at
+    }
+
+    /// Why it failed or warned: the application may read it even where probe answers
+    /// withhold it.
+    ///
+    /// Capped like every check output.
+    pub fn reason(&self) -> Option<&str> {
+        self.reason.as_deref()
     }
 }
