@@ -6,14 +6,13 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::check::{Cell, Check, Engine};
+use crate::check::{Cell, Check, Engine, Gate, Heartbeat, Switch};
 use crate::error::{BuildError, BuildProblem};
 use crate::lifecycle::Lifecycle;
 use crate::observe::Observer;
 use crate::probe::{Matcher, Paths};
 use crate::request::Reasons;
 use crate::shared::{Options, Shared};
-use crate::signals::{Gate, Heartbeat, Switch};
 use crate::vocabulary::{Gates, Probe};
 
 const DEFAULT_BUDGET: Duration = Duration::from_millis(900);
@@ -88,7 +87,7 @@ pub struct Builder {
     background_refresh: bool,
     /// The other replicas, asked about shared checks.
     #[cfg(feature = "fleet")]
-    fleet: Option<crate::fleet::Fleet>,
+    fleet: Option<crate::check::fleet::Fleet>,
     /// What the shared state takes as it is.
     options: Options,
 }
@@ -381,7 +380,7 @@ impl Builder {
     /// ```
     #[cfg(feature = "fleet")]
     #[cfg_attr(docsrs, doc(cfg(feature = "fleet")))]
-    pub fn fleet(mut self, fleet: crate::fleet::Fleet) -> Self {
+    pub fn fleet(mut self, fleet: crate::check::fleet::Fleet) -> Self {
         self.fleet = Some(fleet);
         self
     }
@@ -432,7 +431,7 @@ impl Builder {
         if let Some(error) = BuildError::from_problems(self.problems()) {
             return Err(error);
         }
-        self.options.replica = crate::fleet::replica_id();
+        self.options.replica = crate::check::fleet::replica_id();
         #[cfg(feature = "fleet")]
         let fleet = (self.fleet.take())
             .map(|fleet| fleet.into_consult(self.paths.readiness_path(), self.options.replica));

@@ -6,11 +6,11 @@ use std::future::{Future, IntoFuture};
 use std::sync::{Arc, Weak};
 
 use crate::builder::Builder;
+use crate::check::Report;
 use crate::error::BuildError;
 use crate::middleware::HealthLayer;
 use crate::observe::Changes;
 use crate::probe::Paths;
-use crate::report::Report;
 #[cfg(feature = "server")]
 use crate::server::ProbeServer;
 use crate::shared::{Shared, SharedRef};

@@ -742,7 +742,6 @@ mod cache;
 mod capped;
 mod check;
 mod error;
-mod fleet;
 #[cfg(feature = "grpc")]
 mod grpc;
 mod health;
@@ -751,22 +750,22 @@ mod middleware;
 mod observe;
 mod probe;
 mod render;
-mod report;
 mod request;
 #[cfg(feature = "server")]
 mod server;
 mod shared;
 mod shutdown;
-mod signals;
 mod time;
 mod vocabulary;
 
 pub use crate::builder::Builder;
-pub use crate::check::{Check, CheckError, HealthCheck, Outcome};
-pub use crate::error::{BuildError, BuildProblem};
 #[cfg(feature = "fleet")]
 #[cfg_attr(docsrs, doc(cfg(feature = "fleet")))]
-pub use crate::fleet::Fleet;
+pub use crate::check::Fleet;
+pub use crate::check::{
+    Check, CheckError, CheckReport, Gate, HealthCheck, Heartbeat, Outcome, Report, Switch,
+};
+pub use crate::error::{BuildError, BuildProblem};
 pub use crate::health::Health;
 pub use crate::middleware::{HealthBody, HealthLayer, HealthService, RequestBody, ResponseFuture};
 #[cfg(feature = "metrics")]
@@ -774,14 +773,12 @@ pub use crate::middleware::{HealthBody, HealthLayer, HealthService, RequestBody,
 pub use crate::observe::metrics;
 pub use crate::observe::{Change, Changes, CheckChange};
 pub use crate::probe::Paths;
-pub use crate::report::Report;
 pub use crate::request::{ProbeRequest, Reasons};
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub use crate::server::{ProbeServer, ProbeServerFuture};
 pub use crate::shutdown::DrainGuard;
-pub use crate::signals::{Gate, Heartbeat, Switch};
-pub use crate::vocabulary::{CheckReport, Kind, Observed, ObservedValue, Probe, State, Status};
+pub use crate::vocabulary::{Kind, Observed, ObservedValue, Probe, State, Status};
 
 /// The README's Rust blocks, each compiled (and run, unless marked `no_run`) as a doc
 /// test, so that what a reader copies from it compiles.

@@ -61,7 +61,7 @@ impl<'q> Query<'q> {
                 "exclude" if !value.is_empty() => {
                     query.excludes.insert(value);
                 }
-                crate::fleet::QUERY => {
+                crate::check::fleet::QUERY => {
                     query.fleet = Some(value.parse().unwrap_or(u64::MAX));
                 }
                 "refresh" => {

@@ -13,13 +13,14 @@ use tokio::sync::watch;
 use crate::check::{Engine, Need};
 use crate::observe::Changes;
 
+use crate::check::report::DrainHolder;
+use crate::check::Report;
 #[cfg(feature = "grpc")]
 use crate::grpc::names::{Services, StatusCache, Statuses};
 use crate::lifecycle::Lifecycle;
 use crate::observe::Observer;
 use crate::probe::Matcher;
 use crate::render::{self, AnswerCache, Detail, Format, Generations, Reply, Scope, Style};
-use crate::report::{DrainHolder, Report};
 use crate::request::{MethodKind, ProbeRequest, Query, Reasons};
 use crate::shutdown::{Drain, DrainOver, InFlight, DEFAULT_SHUTDOWN_TIMEOUT};
 use crate::vocabulary::{Phase, Probe, State};

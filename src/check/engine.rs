@@ -18,13 +18,14 @@ use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
+use super::fleet::{Consult, Verdict};
+use super::report::CheckReport;
 use super::{Bell, Cell, Check, ClaimFlag, Hold, Outcome};
 use crate::cache::lock;
-use crate::fleet::{Consult, Verdict};
 use crate::observe::CheckChange;
 use crate::observe::Observer;
 use crate::time::{deadline, deadline_from, timers};
-use crate::vocabulary::{CheckReport, Kind, Probe, RunOutcome, Status};
+use crate::vocabulary::{Kind, Probe, RunOutcome, Status};
 
 /// Every check with its cached result, and every entry the application sets itself.
 pub(crate) struct Engine {

@@ -8,6 +8,9 @@
 
 mod cell;
 mod engine;
+pub(crate) mod fleet;
+mod handles;
+pub(crate) mod report;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -23,6 +26,10 @@ use crate::vocabulary::{Gates, Observed, ObservedValue, Probe, Status, RESERVED_
 
 pub(crate) use cell::{Bell, Cell};
 pub(crate) use engine::{Engine, Need};
+#[cfg(feature = "fleet")]
+pub use fleet::Fleet;
+pub use handles::{Gate, Heartbeat, Switch};
+pub use report::{CheckReport, Report};
 
 type BoxFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
 type Runner = Arc<dyn Fn(Hold) -> BoxFuture + Send + Sync>;

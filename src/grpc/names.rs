@@ -5,8 +5,8 @@ use std::borrow::Cow;
 
 use super::messages::ServingStatus;
 use crate::cache::KeyedCache;
+use crate::check::Report;
 use crate::error::BuildProblem;
-use crate::report::Report;
 use crate::vocabulary::Probe;
 
 /// The names that stand for a probe, besides the application's own services.
@@ -169,7 +169,7 @@ impl StatusCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::test_check as check;
+    use crate::check::report::test_check as check;
     use crate::vocabulary::{Phase, Status};
     use crate::State;
 

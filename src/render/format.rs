@@ -6,7 +6,7 @@ use http::header::{HeaderValue, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
 use http::HeaderMap;
 
 use super::{html, json, text, Entry, Style};
-use crate::report::Verdict;
+use crate::check::report::Verdict;
 use crate::vocabulary::Probe;
 
 /// The body formats a probe can answer in.

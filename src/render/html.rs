@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
 use super::{rfc3339, summary, Detail, Entry, Style};
-use crate::report::Verdict;
+use crate::check::report::Verdict;
 use crate::vocabulary::{Probe, Status};
 
 /// The page's only style sheet. The policy below allows exactly this text, by its hash:
@@ -213,10 +213,10 @@ fn push_escaped(out: &mut String, text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::check::{CheckReport, Report};
     use crate::render::Format;
     use crate::render::{render, Scope};
-    use crate::report::Report;
-    use crate::vocabulary::{CheckReport, Gates, Phase};
+    use crate::vocabulary::{Gates, Phase};
     use crate::State;
     use base64::Engine as _;
     use sha2::Digest as _;

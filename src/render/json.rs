@@ -4,8 +4,9 @@
 use std::fmt::Write as _;
 
 use super::{rfc3339, summary, Detail, Entry, Style};
-use crate::report::Verdict;
-use crate::vocabulary::{CheckReport, Kind, ObservedValue};
+use crate::check::report::Verdict;
+use crate::check::CheckReport;
+use crate::vocabulary::{Kind, ObservedValue};
 
 pub(super) fn body(verdict: &Verdict, entries: &[Entry<'_>], style: Style) -> String {
     let mut out = String::with_capacity(64);

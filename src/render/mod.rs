@@ -13,8 +13,9 @@ use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_LENGTH};
 use http::{HeaderMap, StatusCode};
 
 use crate::cache::{lock, Keyed, KeyedCache};
-use crate::report::{fails_liveness, lifecycle_blocker, verdict, Blocker, Report, Verdict};
-use crate::vocabulary::{CheckReport, Phase, Probe, Status, LIFECYCLE};
+use crate::check::report::{fails_liveness, lifecycle_blocker, verdict, Blocker, Verdict};
+use crate::check::{CheckReport, Report};
+use crate::vocabulary::{Phase, Probe, Status, LIFECYCLE};
 
 mod format;
 mod html;
@@ -442,7 +443,7 @@ impl Reply {
     /// The answer to a peer that asked about one check: its own `status` and who this
     /// replica is, in `application/health+json`, with no reason.
     pub(crate) fn peer(status: Status, replica: u64, head: bool) -> Reply {
-        let body = Bytes::from(crate::fleet::peer_body(status, replica));
+        let body = Bytes::from(crate::check::fleet::peer_body(status, replica));
         Reply::Made(Box::new(Made {
             status: if status.is_passing() {
                 StatusCode::OK

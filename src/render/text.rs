@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::{Entry, Style};
-use crate::report::Verdict;
+use crate::check::report::Verdict;
 use crate::vocabulary::{Probe, Status};
 
 pub(super) fn body(probe: Probe, verdict: &Verdict, entries: &[Entry<'_>], style: Style) -> String {

@@ -45,7 +45,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::check::{capped, Cell, Check};
+use super::{capped, Cell, Check};
 use crate::vocabulary::{Gates, Probe, Status};
 
 // === impl Gate ===

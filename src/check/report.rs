@@ -1,9 +1,10 @@
 //! [`Report`]: an owned snapshot of the lifecycle and of every check's last result, and
 //! the aggregation of those results into each probe's answer.
 
-#[cfg(test)]
-use crate::vocabulary::Gates;
-use crate::vocabulary::{CheckReport, Phase, Probe, State, Status};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::vocabulary::{Gates, Kind, Observed, ObservedValue, Phase, Probe, State, Status};
 
 /// An owned snapshot of the application's health: the lifecycle and every check's last
 /// result.
@@ -226,12 +227,156 @@ pub(crate) fn verdict<'a>(
     Verdict { status, blocker }
 }
 
+// === impl CheckReport ===
+
+/// The last result of one check, as it stood when the [`Report`](crate::Report) was taken.
+///
+/// # Example
+///
+/// ```
+/// use tower_health::{Check, Health, Probe, Status};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let health = Health::builder()
+///     .check(Check::new("database", || async { Err("connection refused") }))
+///     .build();
+/// let report = health.refresh().await;
+///
+/// let database = report.check("database").unwrap();
+/// assert_eq!(database.name(), "database");
+/// assert_eq!(database.status(), Status::Fail);
+/// assert_eq!(database.output(), Some("connection refused")); // never withheld here
+/// assert!(database.is_critical());
+/// assert!(database.gates(Probe::Readiness) && !database.gates(Probe::Liveness));
+/// assert!(database.time().is_some() && database.duration().is_some());
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct CheckReport {
+    pub(crate) name: Arc<str>,
+    pub(crate) kind: Kind,
+    pub(crate) status: Status,
+    pub(crate) critical: bool,
+    pub(crate) gates: Gates,
+    pub(crate) time: Option<SystemTime>,
+    pub(crate) duration: Option<Duration>,
+    pub(crate) observed: Option<Observed>,
+    pub(crate) output: Option<Arc<str>>,
+}
+
+impl serde::Serialize for CheckReport {
+    /// An object: `name`, `kind`, `status` (`unknown` before a first result), `critical`,
+    /// `probes` (the names of those it gates), and, when known, `time` (RFC 3339),
+    /// `durationMs`, `observedValue`, `observedUnit` and `output` (the reason, which the
+    /// application may read even where probes withhold it).
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("name", &*self.name)?;
+        map.serialize_entry("kind", self.kind.as_str())?;
+        map.serialize_entry("status", &self.status.to_string())?;
+        map.serialize_entry("critical", &self.critical)?;
+        let probes: Vec<&str> = Probe::ALL
+            .into_iter()
+            .filter(|p| self.gates.contains(*p))
+            .map(Probe::name)
+            .collect();
+        map.serialize_entry("probes", &probes)?;
+        if let Some(time) = self.time {
+            let time = humantime::format_rfc3339_millis(time).to_string();
+            map.serialize_entry("time", &time)?;
+        }
+        if let Some(duration) = self.duration {
+            map.serialize_entry("durationMs", &(duration.as_secs_f64() * 1000.0))?;
+        }
+        if let Some(observed) = &self.observed {
+            match &observed.value {
+                ObservedValue::Integer(n) => map.serialize_entry("observedValue", n)?,
+                ObservedValue::Unsigned(n) => map.serialize_entry("observedValue", n)?,
+                ObservedValue::Float(x) => map.serialize_entry("observedValue", x)?,
+                ObservedValue::Bool(b) => map.serialize_entry("observedValue", b)?,
+                ObservedValue::Text(t) => map.serialize_entry("observedValue", &**t)?,
+            }
+            if let Some(unit) = &observed.unit {
+                map.serialize_entry("observedUnit", &**unit)?;
+            }
+        }
+        if let Some(output) = &self.output {
+            map.serialize_entry("output", &**output)?;
+        }
+        map.end()
+    }
+}
+
+impl CheckReport {
+    /// The check's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// What it is: a check the layer runs, or a gate, switch or heartbeat the application
+    /// sets.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// Its status after damping; [`Status::Unknown`] until a first run finishes.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// Whether its failure fails the probes it gates (`true`) or only degrades them.
+    pub fn is_critical(&self) -> bool {
+        self.critical
+    }
+
+    /// Whether it gates `probe`.
+    pub fn gates(&self, probe: Probe) -> bool {
+        self.gates.contains(probe)
+    }
+
+    /// When the last run finished.
+    pub fn time(&self) -> Option<SystemTime> {
+        self.time
+    }
+
+    /// How long the last run took.
+    pub fn duration(&self) -> Option<Duration> {
+        self.duration
+    }
+
+    /// What the check observed, when it reported a value of its own.
+    pub fn observed(&self) -> Option<&Observed> {
+        self.observed.as_ref()
+    }
+
+    /// Why the last run failed or warned.
+    ///
+    /// It is the error's text (at most 1 KiB, marked ` [cut]` where it was cut), "timed
+    /// out after N ms" or `panicked: <message>`. Probe answers show it only where the
+    /// detail policy allows.
+    pub fn output(&self) -> Option<&str> {
+        self.output.as_deref()
+    }
+
+    /// This check's contribution to a probe it gates: a critical failure fails the probe,
+    /// a non-critical one only degrades it.
+    pub(crate) fn gating_status(&self) -> Status {
+        match (self.status, self.critical) {
+            (Status::Pass, _) => Status::Pass,
+            (Status::Warn, _) | (_, false) => Status::Warn,
+            (Status::Fail | Status::Unknown, true) => Status::Fail,
+        }
+    }
+}
+
 /// A readiness check's report with nothing but its name, status and criticality: what
 /// the unit tests of verdicts and statuses build their reports from.
 #[cfg(test)]
 pub(crate) fn test_check(name: &str, status: Status, critical: bool) -> CheckReport {
     CheckReport {
-        kind: crate::vocabulary::Kind::Check,
+        kind: Kind::Check,
         name: name.into(),
         status,
         critical,
