@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::answer::matching::{Matcher, Paths};
+use crate::answer::request::Reasons;
+use crate::answer::shared::{Options, Shared};
 use crate::check::{Cell, Check, Engine, Gate, Heartbeat, Switch};
 use crate::error::{BuildError, BuildProblem};
 use crate::lifecycle::Lifecycle;
 use crate::observe::Observer;
-use crate::probe::{Matcher, Paths};
-use crate::request::Reasons;
-use crate::shared::{Options, Shared};
 use crate::vocabulary::{Gates, Probe};
 
 const DEFAULT_BUDGET: Duration = Duration::from_millis(900);

@@ -1,19 +1,19 @@
 //! [`Health`]: the handle through which an application reports its health, and nothing
-//! else. Everything it does goes through the shared state ([`crate::shared`]).
+//! else. Everything it does goes through the shared state ([`crate::answer::shared`]).
 
 use std::borrow::Cow;
 use std::future::{Future, IntoFuture};
 use std::sync::{Arc, Weak};
 
+use crate::answer::matching::Paths;
+use crate::answer::shared::{Shared, SharedRef};
 use crate::builder::Builder;
 use crate::check::Report;
 use crate::error::BuildError;
 use crate::middleware::HealthLayer;
 use crate::observe::Changes;
-use crate::probe::Paths;
 #[cfg(feature = "server")]
 use crate::server::ProbeServer;
-use crate::shared::{Shared, SharedRef};
 use crate::shutdown;
 use crate::shutdown::DrainGuard;
 use crate::vocabulary::State;

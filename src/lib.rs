@@ -737,27 +737,24 @@
 #![warn(missing_docs, rust_2018_idioms, missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod answer;
 mod builder;
 mod cache;
 mod capped;
 mod check;
 mod error;
-#[cfg(feature = "grpc")]
-mod grpc;
 mod health;
 mod lifecycle;
 mod middleware;
 mod observe;
-mod probe;
-mod render;
-mod request;
 #[cfg(feature = "server")]
 mod server;
-mod shared;
 mod shutdown;
 mod time;
 mod vocabulary;
 
+pub use crate::answer::matching::Paths;
+pub use crate::answer::request::{ProbeRequest, Reasons};
 pub use crate::builder::Builder;
 #[cfg(feature = "fleet")]
 #[cfg_attr(docsrs, doc(cfg(feature = "fleet")))]
@@ -772,8 +769,6 @@ pub use crate::middleware::{HealthBody, HealthLayer, HealthService, RequestBody,
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub use crate::observe::metrics;
 pub use crate::observe::{Change, Changes, CheckChange};
-pub use crate::probe::Paths;
-pub use crate::request::{ProbeRequest, Reasons};
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub use crate::server::{ProbeServer, ProbeServerFuture};

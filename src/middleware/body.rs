@@ -13,7 +13,7 @@ use crate::shutdown::InFlightGuard;
 /// A gRPC health answer, boxed so that it does not make every pass-through body larger;
 /// without the `grpc` feature, there is none.
 #[cfg(feature = "grpc")]
-type GrpcAnswer = Box<crate::grpc::body::GrpcBody>;
+type GrpcAnswer = Box<crate::answer::grpc::body::GrpcBody>;
 #[cfg(not(feature = "grpc"))]
 type GrpcAnswer = std::convert::Infallible;
 
@@ -54,7 +54,7 @@ impl<B> HealthBody<B> {
     }
 
     #[cfg(feature = "grpc")]
-    pub(crate) fn grpc(body: crate::grpc::body::GrpcBody) -> Self {
+    pub(crate) fn grpc(body: crate::answer::grpc::body::GrpcBody) -> Self {
         HealthBody {
             kind: Kind::Grpc {
                 body: Box::new(body),

@@ -11,8 +11,8 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::body::HealthBody;
-use crate::render::Reply;
-use crate::shared::{Answer, Pending};
+use crate::answer::render::Reply;
+use crate::answer::respond::{Answer, Pending};
 use crate::shutdown::{InFlightGuard, RequestGuard};
 
 fn into_response<B>(reply: Reply) -> Response<HealthBody<B>> {
@@ -25,7 +25,7 @@ fn into_response<B>(reply: Reply) -> Response<HealthBody<B>> {
 
 /// A gRPC health call; without the `grpc` feature, there is none.
 #[cfg(feature = "grpc")]
-type Call = crate::grpc::body::Call;
+type Call = crate::answer::grpc::body::Call;
 #[cfg(not(feature = "grpc"))]
 type Call = std::convert::Infallible;
 
@@ -234,7 +234,7 @@ where
 }
 
 #[cfg(feature = "grpc")]
-fn grpc_response<B>(reply: crate::grpc::body::GrpcReply) -> Response<HealthBody<B>> {
+fn grpc_response<B>(reply: crate::answer::grpc::body::GrpcReply) -> Response<HealthBody<B>> {
     let mut response = Response::new(HealthBody::grpc(reply.body));
     *response.headers_mut() = reply.headers;
     response

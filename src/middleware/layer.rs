@@ -3,7 +3,7 @@
 use tower_layer::Layer;
 
 use super::service::HealthService;
-use crate::shared::SharedRef;
+use crate::answer::shared::SharedRef;
 
 /// Wraps a service so that it answers the probes of the [`Health`](crate::Health) it came
 /// from, made with [`Health::layer`](crate::Health::layer).

@@ -9,9 +9,10 @@ use tower_service::Service;
 
 use super::future::{ResponseFuture, Waiting};
 #[cfg(feature = "grpc")]
-use crate::grpc::answer as grpc;
-use crate::probe::Matched;
-use crate::shared::{Answer, Shared, SharedRef};
+use crate::answer::grpc::answer as grpc;
+use crate::answer::matching::Matched;
+use crate::answer::respond::Answer;
+use crate::answer::shared::{Shared, SharedRef};
 use crate::shutdown::RequestGuard;
 
 /// A service that answers liveness, readiness and startup probes and passes every other

@@ -307,7 +307,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::grpc::messages::{HealthCheckRequest, HealthListRequest};
+    use crate::answer::grpc::messages::{HealthCheckRequest, HealthListRequest};
 
     fn framed(flag: u8, message: &[u8]) -> Vec<u8> {
         let mut out = vec![flag];

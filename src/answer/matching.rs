@@ -2,7 +2,7 @@
 //! matching rule.
 //!
 //! Matching compares path bytes only and allocates nothing; what else a probe request asks
-//! for is read in [`crate::request`], once the path has matched.
+//! for is read in [`super::request`], once the path has matched.
 
 use std::borrow::Cow;
 
@@ -120,7 +120,7 @@ pub(crate) enum Matched {
     Probe(Probe, Option<usize>),
     /// A path of the `grpc.health.v1.Health` service.
     #[cfg(feature = "grpc")]
-    Grpc(crate::grpc::Method),
+    Grpc(super::grpc::Method),
 }
 
 /// How many paths the pre-filter knows: the three probes', and gRPC health's.
@@ -148,7 +148,7 @@ impl Matcher {
         }
         #[cfg(feature = "grpc")]
         {
-            let service = crate::grpc::SERVICE_PATH;
+            let service = super::grpc::SERVICE_PATH;
             known[3] = (service, service.len() + 1);
         }
         let second = known.map(|(p, _)| p.as_bytes().get(1).copied().unwrap_or(0));
@@ -206,7 +206,7 @@ impl Matcher {
             return Some(Matched::Probe(probe, None));
         }
         #[cfg(feature = "grpc")]
-        if let Some(method) = crate::grpc::Method::of_path(path) {
+        if let Some(method) = super::grpc::Method::of_path(path) {
             return Some(Matched::Grpc(method));
         }
         let (prefix, name) = path.rsplit_once('/')?;
@@ -366,7 +366,7 @@ mod tests {
     #[cfg(feature = "grpc")]
     #[test]
     fn grpc_health_paths_pass_the_pre_filter_whatever_the_probe_paths() {
-        use crate::grpc::Method;
+        use crate::answer::grpc::Method;
         let long = k8s()
             .liveness("/a/rather/long/path/for/liveness/checks")
             .readiness("/a/rather/long/path/for/readiness/checks")

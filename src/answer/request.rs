@@ -8,7 +8,7 @@ use std::fmt;
 
 use http::{HeaderMap, Method};
 
-use crate::render::DEFAULT_REFRESH;
+use super::render::DEFAULT_REFRESH;
 
 /// What the request asks of the probe's answer, read from the method, the query string
 /// and the `Accept` header once the path has matched.

@@ -213,9 +213,9 @@ fn push_escaped(out: &mut String, text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::answer::render::Format;
+    use crate::answer::render::{render, Scope};
     use crate::check::{CheckReport, Report};
-    use crate::render::Format;
-    use crate::render::{render, Scope};
     use crate::vocabulary::{Gates, Phase};
     use crate::State;
     use base64::Engine as _;

@@ -16,9 +16,9 @@ use super::names::Target;
 pub(crate) use super::wire::ContentType;
 use super::wire::{self, CallError, Code, Encoding, Unary};
 pub(crate) use super::Method;
+use crate::answer::shared::SharedRef;
 use crate::check::Need;
 use crate::observe::Changes;
-use crate::shared::SharedRef;
 use crate::vocabulary::Probe;
 
 /// The most names List answers with, as gRPC proposal A90 sets it.
