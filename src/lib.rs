@@ -738,7 +738,6 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod answer;
-mod builder;
 mod cache;
 mod capped;
 mod check;
@@ -755,7 +754,6 @@ mod vocabulary;
 
 pub use crate::answer::matching::Paths;
 pub use crate::answer::request::{ProbeRequest, Reasons};
-pub use crate::builder::Builder;
 #[cfg(feature = "fleet")]
 #[cfg_attr(docsrs, doc(cfg(feature = "fleet")))]
 pub use crate::check::Fleet;
@@ -763,6 +761,7 @@ pub use crate::check::{
     Check, CheckError, CheckReport, Gate, HealthCheck, Heartbeat, Outcome, Report, Switch,
 };
 pub use crate::error::{BuildError, BuildProblem};
+pub use crate::health::Builder;
 pub use crate::health::Health;
 pub use crate::middleware::{HealthBody, HealthLayer, HealthService, RequestBody, ResponseFuture};
 #[cfg(feature = "metrics")]

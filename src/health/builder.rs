@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::Health;
 use crate::answer::matching::{Matcher, Paths};
 use crate::answer::request::Reasons;
 use crate::answer::shared::{Options, Shared};
@@ -527,5 +528,49 @@ impl Builder {
             .grpc_services
             .validate(self.checks.iter().map(Check::name), &mut problems);
         problems
+    }
+}
+
+impl Builder {
+    /// Builds the [`Health`].
+    ///
+    /// # Panics
+    ///
+    /// If the configuration is unusable, with a message that names every problem (the
+    /// [`BuildError`] that [`Builder::try_build`] returns, after `tower-health: `): a
+    /// probe path that does not start with `/`, ends with `/`, or holds anything but
+    /// visible ASCII, or `?` or `#`; two probes on one path; a check name that is not
+    /// letters, digits, `-`, `_` and `.`, or is `liveness`, `readiness`, `startup` or
+    /// `lifecycle`; two checks with one name; with the `grpc` feature, a gRPC service
+    /// name that `Builder::grpc_service` refuses.
+    #[track_caller]
+    pub fn build(self) -> Health {
+        match self.try_build() {
+            Ok(health) => health,
+            Err(error) => panic!("tower-health: {error}"),
+        }
+    }
+
+    /// Builds the [`Health`], or says why the configuration is unusable: every problem
+    /// [`Builder::build`] would panic on, each naming the path or name it is about.
+    ///
+    /// ```
+    /// use tower_health::{BuildProblem, Health, Paths};
+    ///
+    /// // A path read from the environment, say.
+    /// let readiness = "ready";
+    /// let error = Health::builder()
+    ///     .paths(Paths::kubernetes().readiness(readiness))
+    ///     .try_build()
+    ///     .unwrap_err();
+    /// assert!(matches!(
+    ///     error.problems(),
+    ///     [BuildProblem::InvalidPath { path, .. }] if path == "ready"
+    /// ));
+    /// ```
+    pub fn try_build(self) -> Result<Health, BuildError> {
+        let shared = self.into_shared()?;
+        shared.engine().ensure_background();
+        Ok(Health { shared })
     }
 }

@@ -1,5 +1,10 @@
-//! [`Health`]: the handle through which an application reports its health, and nothing
-//! else. Everything it does goes through the shared state ([`crate::answer::shared`]).
+//! [`Health`]: the handle through which an application reports its health, and its
+//! [`Builder`] beside it. Everything it does goes through the shared state
+//! ([`crate::answer::shared`]).
+
+mod builder;
+
+pub use builder::Builder;
 
 use std::borrow::Cow;
 use std::future::{Future, IntoFuture};
@@ -7,9 +12,7 @@ use std::sync::{Arc, Weak};
 
 use crate::answer::matching::Paths;
 use crate::answer::shared::{Shared, SharedRef};
-use crate::builder::Builder;
 use crate::check::Report;
-use crate::error::BuildError;
 use crate::middleware::HealthLayer;
 use crate::observe::Changes;
 #[cfg(feature = "server")]
@@ -39,50 +42,6 @@ use crate::vocabulary::State;
 #[derive(Clone)]
 pub struct Health {
     shared: Arc<Shared>,
-}
-
-impl Builder {
-    /// Builds the [`Health`].
-    ///
-    /// # Panics
-    ///
-    /// If the configuration is unusable, with a message that names every problem (the
-    /// [`BuildError`] that [`Builder::try_build`] returns, after `tower-health: `): a
-    /// probe path that does not start with `/`, ends with `/`, or holds anything but
-    /// visible ASCII, or `?` or `#`; two probes on one path; a check name that is not
-    /// letters, digits, `-`, `_` and `.`, or is `liveness`, `readiness`, `startup` or
-    /// `lifecycle`; two checks with one name; with the `grpc` feature, a gRPC service
-    /// name that `Builder::grpc_service` refuses.
-    #[track_caller]
-    pub fn build(self) -> Health {
-        match self.try_build() {
-            Ok(health) => health,
-            Err(error) => panic!("tower-health: {error}"),
-        }
-    }
-
-    /// Builds the [`Health`], or says why the configuration is unusable: every problem
-    /// [`Builder::build`] would panic on, each naming the path or name it is about.
-    ///
-    /// ```
-    /// use tower_health::{BuildProblem, Health, Paths};
-    ///
-    /// // A path read from the environment, say.
-    /// let readiness = "ready";
-    /// let error = Health::builder()
-    ///     .paths(Paths::kubernetes().readiness(readiness))
-    ///     .try_build()
-    ///     .unwrap_err();
-    /// assert!(matches!(
-    ///     error.problems(),
-    ///     [BuildProblem::InvalidPath { path, .. }] if path == "ready"
-    /// ));
-    /// ```
-    pub fn try_build(self) -> Result<Health, BuildError> {
-        let shared = self.into_shared()?;
-        shared.engine().ensure_background();
-        Ok(Health { shared })
-    }
 }
 
 impl Default for Health {
