@@ -22,7 +22,6 @@ use super::fleet::{Consult, Verdict};
 use super::report::CheckReport;
 use super::{Bell, Cell, Check, ClaimFlag, Hold, Outcome};
 use crate::cache::lock;
-use crate::observe::CheckChange;
 use crate::observe::Observer;
 use crate::time::{deadline, deadline_from, timers};
 use crate::vocabulary::{Kind, Probe, RunOutcome, Status};
@@ -611,25 +610,13 @@ impl Engine {
                 self.complete[probe.index()].notify_waiters();
             }
         }
-        if status != before {
-            self.bell.statuses.fetch_add(1, Ordering::AcqRel);
-        }
         entry.runs.fetch_add(1, Ordering::AcqRel);
-        self.bell.results.fetch_add(1, Ordering::AcqRel);
+        self.bell
+            .ring(&entry.check.name, before, status, now, output);
         if first {
             self.first_result.notify_waiters();
         }
         self.finished.notify_waiters();
-
-        if status != before {
-            self.bell.observer.status_changed(CheckChange {
-                name: entry.check.name.clone(),
-                from: before,
-                to: status,
-                at: now,
-                reason: output,
-            });
-        }
     }
 
     // === what a probe does ===
@@ -856,27 +843,14 @@ impl Engine {
         let Some(every) = self.background else {
             return;
         };
-        if self.runnable == 0 || self.background_running.load(Ordering::Acquire) {
+        if self.runnable == 0 {
             return;
         }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        if !timers::enabled() || self.background_running.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let weak = Arc::downgrade(self);
-        let mut alive = self.alive.clone();
-        let running = Running(self.background_running.clone());
-        runtime.spawn(async move {
-            let _running = running;
-            tokio::select! {
-                biased;
-                _ = alive.changed() => {}
-                () = background(weak, every) => {}
-            }
-            tracing::debug!("health: background refresh stopped");
-        });
+        self.spawn_once(
+            &self.background_running,
+            || background(Arc::downgrade(self), every),
+            || tracing::debug!("health: background refresh stopped"),
+        );
     }
 }
 
@@ -885,25 +859,48 @@ impl Engine {
     /// heartbeat's age running out, the wedge detector's next sample), so that a change
     /// is pushed to gRPC Watch and the change stream on time, probes or not.
     fn ensure_watch(self: &Arc<Self>) {
-        if self.timed.is_empty() || self.watch_running.load(Ordering::Acquire) {
+        if self.timed.is_empty() {
+            return;
+        }
+        self.spawn_once(
+            &self.watch_running,
+            || watch_timed(Arc::downgrade(self)),
+            || {},
+        );
+    }
+
+    /// Spawns the task `make` gives on the current runtime, unless `running` says it runs
+    /// already or no runtime with a timer is at hand. The task ends when this engine is
+    /// dropped (then `stopped` is called) and clears `running` however it ends, so that
+    /// the next call starts it again. Costs one atomic load while it runs.
+    fn spawn_once<F>(
+        &self,
+        running: &Arc<AtomicBool>,
+        make: impl FnOnce() -> F,
+        stopped: impl FnOnce() + Send + 'static,
+    ) where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        if running.load(Ordering::Acquire) {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        if !timers::enabled() || self.watch_running.swap(true, Ordering::AcqRel) {
+        if !timers::enabled() || running.swap(true, Ordering::AcqRel) {
             return;
         }
-        let weak = Arc::downgrade(self);
+        let task = make();
         let mut alive = self.alive.clone();
-        let running = Running(self.watch_running.clone());
+        let running = Running(running.clone());
         runtime.spawn(async move {
             let _running = running;
             tokio::select! {
                 biased;
                 _ = alive.changed() => {}
-                () = watch_timed(weak) => {}
+                () = task => {}
             }
+            stopped();
         });
     }
 }
