@@ -768,11 +768,9 @@
 #![warn(missing_docs, rust_2018_idioms, missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod body;
-mod builder;
+mod answer;
 mod cache;
 mod capped;
-mod changes;
 mod check;
 #[cfg(any(
     feature = "check-tcp",
@@ -792,55 +790,38 @@ mod check;
     feature = "check-tls-cert",
 ))]
 pub mod checks;
-mod drain;
 mod error;
-mod fleet;
-mod future;
-#[cfg(feature = "grpc")]
-mod grpc;
 mod health;
-mod layer;
 mod lifecycle;
-#[cfg(feature = "metrics")]
-#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
-pub mod metrics;
-mod observer;
-mod probe;
-mod progress;
-mod render;
-mod report;
-mod request;
+mod middleware;
+mod observe;
 #[cfg(feature = "server")]
 mod server;
-mod service;
-mod shared;
 mod shutdown;
-mod signals;
+mod time;
 mod vocabulary;
 
-pub use crate::body::HealthBody;
-pub use crate::builder::Builder;
-pub use crate::changes::Changes;
-pub use crate::check::{Check, CheckError, HealthCheck, Outcome};
-pub use crate::drain::DrainGuard;
-pub use crate::error::{BuildError, BuildProblem};
+pub use crate::answer::matching::Paths;
+pub use crate::answer::request::{ProbeRequest, Reasons};
 #[cfg(feature = "fleet")]
 #[cfg_attr(docsrs, doc(cfg(feature = "fleet")))]
-pub use crate::fleet::Fleet;
-pub use crate::future::ResponseFuture;
+pub use crate::check::Fleet;
+pub use crate::check::{
+    Check, CheckError, CheckReport, Gate, HealthCheck, Heartbeat, Outcome, Report, Switch,
+};
+pub use crate::error::{BuildError, BuildProblem};
+pub use crate::health::Builder;
 pub use crate::health::Health;
-pub use crate::layer::HealthLayer;
-pub use crate::probe::Paths;
-pub use crate::report::Report;
-pub use crate::request::{ProbeRequest, Reasons};
+pub use crate::middleware::{HealthBody, HealthLayer, HealthService, RequestBody, ResponseFuture};
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub use crate::observe::metrics;
+pub use crate::observe::{Change, Changes, CheckChange};
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub use crate::server::{ProbeServer, ProbeServerFuture};
-pub use crate::service::{HealthService, RequestBody};
-pub use crate::signals::{Gate, Heartbeat, Switch};
-pub use crate::vocabulary::{
-    Change, CheckChange, CheckReport, Kind, Observed, ObservedValue, Probe, State, Status,
-};
+pub use crate::shutdown::DrainGuard;
+pub use crate::vocabulary::{Kind, Observed, ObservedValue, Probe, State, Status};
 
 /// The README's Rust blocks, each compiled (and run, unless marked `no_run`) as a doc
 /// test, so that what a reader copies from it compiles.

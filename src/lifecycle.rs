@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use tokio::sync::watch;
 
-use crate::observer::Observer;
+use crate::observe::Observer;
 use crate::vocabulary::{Phase, State};
 
 /// The atomic cell, a watch channel that wakes whoever waits for a change, and the

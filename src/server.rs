@@ -30,10 +30,8 @@ use tokio::task::{AbortHandle, JoinSet};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::body::HealthBody;
-use crate::check::timers;
-use crate::layer::HealthLayer;
-use crate::service::HealthService;
+use crate::middleware::{HealthBody, HealthLayer, HealthService};
+use crate::time::timers;
 
 /// How long a client has, by default, to send a request's header (and, on a new
 /// connection, the bytes that say which HTTP it speaks). The kubelet sends its probe in

@@ -247,8 +247,13 @@ fn a_valid_configuration_builds_both_ways() {
 fn a_refused_build_panics_at_the_caller_not_inside_the_crate() {
     let location = std::sync::Arc::new(std::sync::Mutex::new(None));
     let seen = location.clone();
+    // The hook is the process's: other tests' panics, on their own threads, pass it too.
+    let this_test = std::thread::current().id();
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().id() != this_test {
+            return;
+        }
         if let Some(at) = info.location() {
             *seen.lock().unwrap() = Some((at.file().to_owned(), at.line()));
         }

@@ -191,9 +191,9 @@ async fn set(client: &HttpClient, addr: SocketAddr, dependency: &str, state: &st
     assert_eq!(reply.status, StatusCode::OK, "{path}");
 }
 
-/// The metric names in the table of `src/metrics.rs`'s module docs.
+/// The metric names in the table of `src/observe/metrics.rs`'s module docs.
 fn documented_names() -> Vec<String> {
-    let source = include_str!("../src/metrics.rs");
+    let source = include_str!("../src/observe/metrics.rs");
     let names: Vec<String> = source
         .lines()
         .filter_map(|l| l.strip_prefix("//! | `"))

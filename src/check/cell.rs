@@ -13,9 +13,10 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
 use crate::cache::lock;
-use crate::observer::Observer;
-use crate::progress::Progress;
-use crate::vocabulary::{CheckChange, Kind, Status};
+use crate::observe::CheckChange;
+use crate::observe::Observer;
+use crate::shutdown::Progress;
+use crate::vocabulary::{Kind, Status};
 
 /// What every answer is keyed by, and the observer: shared by the engine and every cell.
 #[derive(Debug)]
@@ -33,6 +34,34 @@ impl Bell {
             results: AtomicU64::new(0),
             statuses: AtomicU64::new(0),
             observer,
+        }
+    }
+
+    /// Rings after an entry's result changed from `before` to `after`: moves the
+    /// generations every cached answer is keyed by, then, if the status changed, tells the
+    /// observer. Called with the new result already in, so that an answer keyed by the
+    /// new generations shows it.
+    pub(crate) fn ring(
+        &self,
+        name: &Arc<str>,
+        before: Status,
+        after: Status,
+        at: SystemTime,
+        reason: Option<Arc<str>>,
+    ) {
+        let changed = after != before;
+        if changed {
+            self.statuses.fetch_add(1, Ordering::AcqRel);
+        }
+        self.results.fetch_add(1, Ordering::AcqRel);
+        if changed {
+            self.observer.status_changed(CheckChange {
+                name: name.clone(),
+                from: before,
+                to: after,
+                at,
+                reason,
+            });
         }
     }
 }
@@ -260,19 +289,7 @@ impl Cell {
         let Some(bell) = self.bell.get() else {
             return;
         };
-        if status != before {
-            bell.statuses.fetch_add(1, Ordering::AcqRel);
-        }
-        bell.results.fetch_add(1, Ordering::AcqRel);
-        if status != before {
-            bell.observer.status_changed(CheckChange {
-                name: self.name.clone(),
-                from: before,
-                to: status,
-                at,
-                reason,
-            });
-        }
+        bell.ring(&self.name, before, status, at, reason);
     }
 
     // === gates ===

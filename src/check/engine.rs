@@ -18,11 +18,13 @@ use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
+use super::fleet::{Consult, Verdict};
+use super::report::CheckReport;
 use super::{Bell, Cell, Check, ClaimFlag, Hold, Outcome};
 use crate::cache::lock;
-use crate::fleet::{Consult, Verdict};
-use crate::observer::Observer;
-use crate::vocabulary::{CheckChange, CheckReport, Kind, Probe, RunOutcome, Status};
+use crate::observe::Observer;
+use crate::time::{deadline, deadline_from, timers};
+use crate::vocabulary::{Kind, Probe, RunOutcome, Status};
 
 /// Every check with its cached result, and every entry the application sets itself.
 pub(crate) struct Engine {
@@ -611,25 +613,13 @@ impl Engine {
                 self.complete[probe.index()].notify_waiters();
             }
         }
-        if status != before {
-            self.bell.statuses.fetch_add(1, Ordering::AcqRel);
-        }
         entry.runs.fetch_add(1, Ordering::AcqRel);
-        self.bell.results.fetch_add(1, Ordering::AcqRel);
+        self.bell
+            .ring(&entry.check.name, before, status, now, output);
         if first {
             self.first_result.notify_waiters();
         }
         self.finished.notify_waiters();
-
-        if status != before {
-            self.bell.observer.status_changed(CheckChange {
-                name: entry.check.name.clone(),
-                from: before,
-                to: status,
-                at: now,
-                reason: output,
-            });
-        }
     }
 
     // === what a probe does ===
@@ -856,27 +846,14 @@ impl Engine {
         let Some(every) = self.background else {
             return;
         };
-        if self.runnable == 0 || self.background_running.load(Ordering::Acquire) {
+        if self.runnable == 0 {
             return;
         }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        if !timers::enabled() || self.background_running.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let weak = Arc::downgrade(self);
-        let mut alive = self.alive.clone();
-        let running = Running(self.background_running.clone());
-        runtime.spawn(async move {
-            let _running = running;
-            tokio::select! {
-                biased;
-                _ = alive.changed() => {}
-                () = background(weak, every) => {}
-            }
-            tracing::debug!("health: background refresh stopped");
-        });
+        self.spawn_once(
+            &self.background_running,
+            || background(Arc::downgrade(self), every),
+            || tracing::debug!("health: background refresh stopped"),
+        );
     }
 }
 
@@ -885,25 +862,48 @@ impl Engine {
     /// heartbeat's age running out, the wedge detector's next sample), so that a change
     /// is pushed to gRPC Watch and the change stream on time, probes or not.
     fn ensure_watch(self: &Arc<Self>) {
-        if self.timed.is_empty() || self.watch_running.load(Ordering::Acquire) {
+        if self.timed.is_empty() {
+            return;
+        }
+        self.spawn_once(
+            &self.watch_running,
+            || watch_timed(Arc::downgrade(self)),
+            || {},
+        );
+    }
+
+    /// Spawns the task `make` gives on the current runtime, unless `running` says it runs
+    /// already or no runtime with a timer is at hand. The task ends when this engine is
+    /// dropped (then `stopped` is called) and clears `running` however it ends, so that
+    /// the next call starts it again. Costs one atomic load while it runs.
+    fn spawn_once<F>(
+        &self,
+        running: &Arc<AtomicBool>,
+        make: impl FnOnce() -> F,
+        stopped: impl FnOnce() + Send + 'static,
+    ) where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        if running.load(Ordering::Acquire) {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        if !timers::enabled() || self.watch_running.swap(true, Ordering::AcqRel) {
+        if !timers::enabled() || running.swap(true, Ordering::AcqRel) {
             return;
         }
-        let weak = Arc::downgrade(self);
+        let task = make();
         let mut alive = self.alive.clone();
-        let running = Running(self.watch_running.clone());
+        let running = Running(running.clone());
         runtime.spawn(async move {
             let _running = running;
             tokio::select! {
                 biased;
                 _ = alive.changed() => {}
-                () = watch_timed(weak) => {}
+                () = task => {}
             }
+            stopped();
         });
     }
 }
@@ -925,20 +925,6 @@ async fn watch_timed(engine: Weak<Engine>) {
             None => std::future::pending().await,
         }
     }
-}
-
-/// `after` from now; `None` when that is too far to be an instant (a `Duration::MAX`
-/// budget, say), which means no limit.
-pub(crate) fn deadline(after: Duration) -> Option<Instant> {
-    deadline_from(Instant::now(), after)
-}
-
-/// `after` from `from`, or `None`, as [`deadline`].
-pub(crate) fn deadline_from(from: Instant, after: Duration) -> Option<Instant> {
-    let at = from.checked_add(after)?;
-    // Tokio's timer rounds a deadline up to its next millisecond by adding to it: leave
-    // it room, so that no deadline given to it overflows there.
-    at.checked_add(Duration::from_secs(1)).map(|_| at)
 }
 
 /// The shortest time between two runs of a check that [`Engine::recheck`] starts with its
@@ -1049,55 +1035,5 @@ impl std::fmt::Debug for Engine {
             .field("budget", &self.budget)
             .field("background", &self.background)
             .finish_non_exhaustive()
-    }
-}
-
-/// Whether the current Tokio runtime has a timer. Tokio has no way to ask but to try,
-/// and trying panics; the answer is remembered per runtime, so each runtime without a
-/// timer costs one caught panic (its message goes through the panic hook once).
-pub(crate) mod timers {
-    use std::cell::Cell;
-    use std::sync::Mutex;
-
-    use tokio::runtime::{Handle, Id};
-
-    pub(crate) const NO_TIMER: &str =
-        "not run: the Tokio runtime has no timer (build it with enable_time or enable_all)";
-
-    static KNOWN: Mutex<Vec<(Id, bool)>> = Mutex::new(Vec::new());
-
-    thread_local! {
-        static LAST: Cell<Option<(Id, bool)>> = const { Cell::new(None) };
-    }
-
-    pub(crate) fn enabled() -> bool {
-        let Ok(handle) = Handle::try_current() else {
-            return false;
-        };
-        let id = handle.id();
-        if let Some((last, enabled)) = LAST.get() {
-            if last == id {
-                return enabled;
-            }
-        }
-        let enabled = ask(id);
-        LAST.set(Some((id, enabled)));
-        enabled
-    }
-
-    fn ask(id: Id) -> bool {
-        let mut known = crate::cache::lock(&KNOWN);
-        if let Some(&(_, enabled)) = known.iter().find(|(known, _)| *known == id) {
-            return enabled;
-        }
-        let enabled = std::panic::catch_unwind(|| {
-            drop(tokio::time::sleep(std::time::Duration::ZERO));
-        })
-        .is_ok();
-        if known.len() >= 64 {
-            known.clear();
-        }
-        known.push((id, enabled));
-        enabled
     }
 }

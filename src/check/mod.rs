@@ -3,11 +3,19 @@
 //! A check is a named, cheap question about one dependency ("does `SELECT 1` work?").
 //! The layer runs every check a probe needs concurrently, each under its own timeout and
 //! all under one budget, and caches the results. How to choose a check's options is on
-//! [`Check`], where the published docs show it. The runs themselves, single flight and
-//! the cache are in `engine.rs`.
+//! [`Check`], where the published docs show it.
+//!
+//! The folder holds the rest of what a check is and reports: `engine.rs` (the runs,
+//! single flight, damping, the cache and the background refresh), `cell.rs` (the entries
+//! the application sets, and the bell every status change rings), `handles.rs` ([`Gate`],
+//! [`Switch`], [`Heartbeat`]), `fleet.rs` (asking the other replicas) and `report.rs`
+//! ([`Report`], [`CheckReport`] and the verdict rules).
 
 mod cell;
 mod engine;
+pub(crate) mod fleet;
+mod handles;
+pub(crate) mod report;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -22,7 +30,11 @@ use crate::error::BuildProblem;
 use crate::vocabulary::{Gates, Observed, ObservedValue, Probe, Status, RESERVED_NAMES};
 
 pub(crate) use cell::{Bell, Cell};
-pub(crate) use engine::{deadline_from, timers, Engine, Need};
+pub(crate) use engine::{Engine, Need};
+#[cfg(feature = "fleet")]
+pub use fleet::Fleet;
+pub use handles::{Gate, Heartbeat, Switch};
+pub use report::{CheckReport, Report};
 
 type BoxFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
 type Runner = Arc<dyn Fn(Hold) -> BoxFuture + Send + Sync>;
