@@ -160,7 +160,7 @@ async fn postgres_down_fails_readiness(bin: servers::PostgresBinaries) {
 
 async fn redis_down_degrades_readiness(bin: servers::RedisBinary) {
     let mut server = blocking(|| servers::Redis::start(&bin));
-    let redis = Arc::new(example::Redis::new(&server.url()).unwrap());
+    let redis = example::redis_pool(&server.url()).unwrap();
     let health = Health::builder()
         .check(example::redis_check(&redis))
         .reasons(Reasons::always())
