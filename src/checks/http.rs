@@ -51,7 +51,7 @@ fn status_outcome(url: &dyn std::fmt::Display, got: StatusCode, expected: Status
 ///     "http://billing.internal/healthz".parse().unwrap(),
 ///     StatusCode::OK,
 /// )
-/// .timeout(Duration::from_secs(1));
+/// .timeout(Duration::from_millis(800));
 /// # drop(check);
 /// # }
 /// ```
@@ -98,7 +98,7 @@ where
 ///
 /// let client = reqwest::Client::new();
 /// let check = checks::http::reqwest("billing", client, "http://billing.internal/healthz", StatusCode::OK)
-///     .timeout(Duration::from_secs(1));
+///     .timeout(Duration::from_millis(800));
 /// # drop(check);
 /// ```
 #[cfg(feature = "check-reqwest")]

@@ -65,6 +65,51 @@
 //! # #[cfg(not(feature = "check-tcp"))]
 //! # fn main() {}
 //! ```
+//!
+//! # A service's whole health part
+//!
+//! An axum service with a PostgreSQL pool, Redis, an HTTP dependency, a model that loads
+//! at start-up and a shutdown that drains: its health takes the 19 lines between the
+//! markers.
+//!
+//! ```no_run
+//! # #[cfg(all(feature = "check-deadpool-postgres", feature = "check-deadpool-redis", feature = "check-reqwest"))]
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # use axum::{routing::get, Router};
+//! # let postgres = deadpool_postgres::Config::new().create_pool(Some(deadpool_postgres::Runtime::Tokio1), tokio_postgres::NoTls)?;
+//! # let redis = deadpool_redis::Config::from_url("redis://127.0.0.1:6379").create_pool(Some(deadpool_redis::Runtime::Tokio1))?;
+//! # let http = reqwest::Client::new();
+//! # async fn load_model() {}
+//! use std::time::Duration;
+//! use tower_health::{checks, Gate, Health};
+//!
+//! // --- the health part ---
+//! let model = Gate::new("model");
+//! let health = Health::builder()
+//!     .check(checks::postgres::deadpool("postgres", postgres.clone()).timeout(Duration::from_millis(800)))
+//!     .check(checks::redis::deadpool("redis", redis.clone()).non_critical())
+//!     .check(
+//!         checks::http::reqwest("billing", http.clone(), "http://billing/healthz", http::StatusCode::OK)
+//!             .timeout(Duration::from_millis(800))
+//!             .every(Duration::from_secs(10)),
+//!     )
+//!     .gate(&model)
+//!     .build();
+//! let shutdown = health.shutdown_signal();
+//! let app = Router::new().route("/", get(|| async { "hello" })).layer(health.layer());
+//! let listener = tokio::net::TcpListener::bind("0.0.0.0:3000").await?;
+//! let server = tokio::spawn(async { axum::serve(listener, app).with_graceful_shutdown(shutdown).await });
+//! load_model().await;
+//! model.open();
+//! health.ready();
+//! health.with_deadline(server).await.transpose()?;
+//! // --- end of the health part ---
+//! # Ok(())
+//! # }
+//! # #[cfg(not(all(feature = "check-deadpool-postgres", feature = "check-deadpool-redis", feature = "check-reqwest")))]
+//! # fn main() {}
+//! ```
 
 use std::borrow::Cow;
 use std::error::Error;

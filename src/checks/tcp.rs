@@ -21,7 +21,7 @@ use crate::check::{Check, Outcome};
 /// use std::time::Duration;
 /// use tower_health::checks;
 ///
-/// let check = checks::tcp::connect("smtp", "mail.internal:25").timeout(Duration::from_secs(1));
+/// let check = checks::tcp::connect("smtp", "mail.internal:25").timeout(Duration::from_millis(800));
 /// # drop(check);
 /// ```
 pub fn connect(name: impl Into<Cow<'static, str>>, address: impl Into<String>) -> Check {
