@@ -3,8 +3,11 @@
 //! timeouts, and an embedding model whose loading holds back the startup and readiness
 //! probes: a start-up gate, opened when the model is in memory.
 //!
-//! The three dependencies are simulated by async functions that take a configurable time,
-//! so the example needs no network: make one slower than its timeout to see it fail.
+//! The checks are the ready-made ones: a TCP connect for the database and Redis, an HTTP
+//! `GET /v1/models` for the API. Point them at real servers with `DATABASE_ADDR`,
+//! `REDIS_ADDR` and `OPENAI_URL`; without them the example starts stand-ins on loopback
+//! (the API one answers after `OPENAI_LATENCY_MS`), so it needs no network: make the API
+//! slower than its timeout to see it fail.
 //!
 //! ```text
 //! cargo run -p examples --example ai_service
@@ -20,8 +23,9 @@
 //! OPENAI_LATENCY_MS=5000 cargo run -p examples --example ai_service   # [-]openai failed: timed out after 3000 ms
 //! ```
 //!
-//! Environment: `ADDR` (default `127.0.0.1:3000`), `DATABASE_LATENCY_MS` (default 3),
-//! `REDIS_LATENCY_MS` (default 1), `OPENAI_LATENCY_MS` (default 250), `MODEL_LOAD_MS`
+//! Environment: `ADDR` (default `127.0.0.1:3000`), `DATABASE_ADDR` and `REDIS_ADDR`
+//! (`host:port`), `OPENAI_URL` (the API's base URL), `OPENAI_LATENCY_MS` (the stand-in
+//! API's, default 250), `MODEL_LOAD_MS`
 //! (how long loading the model takes, default 5000), `DRAIN_DELAY_MS` (how long to keep
 //! serving after SIGTERM, default 5000), `SHUTDOWN_TIMEOUT_MS` (the hard deadline of the
 //! whole shutdown, counted from SIGTERM, default 20000), `RUST_LOG` (default `info`).
@@ -35,7 +39,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 use tokio::net::TcpListener;
-use tower_health::{Check, Gate, Health, Paths, Reasons};
+use tower_health::{checks, Gate, Health, Paths, Reasons};
 
 #[path = "support/mod.rs"]
 mod support;
@@ -44,17 +48,32 @@ mod support;
 pub(crate) async fn main() -> Result<(), Box<dyn Error>> {
     support::init_tracing();
 
-    let database = Simulated::from_env("DATABASE_LATENCY_MS", 3)?;
-    let redis = Simulated::from_env("REDIS_LATENCY_MS", 1)?;
-    let openai = Simulated::from_env("OPENAI_LATENCY_MS", 250)?;
+    let database = match std::env::var("DATABASE_ADDR") {
+        Ok(addr) => addr,
+        Err(_) => stand_in_tcp().await?,
+    };
+    let redis = match std::env::var("REDIS_ADDR") {
+        Ok(addr) => addr,
+        Err(_) => stand_in_tcp().await?,
+    };
+    let openai = match std::env::var("OPENAI_URL") {
+        Ok(url) => url,
+        Err(_) => stand_in_api(support::millis_from_env("OPENAI_LATENCY_MS")?).await?,
+    };
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let models = format!("{}/v1/models", openai.trim_end_matches('/')).parse()?;
     // Closed until the model is in memory: until then startup and readiness fail.
     let model = Gate::new("embedding-model");
 
     let builder = Health::builder()
         .paths(Paths::health())
-        .check(database.check("database").timeout(Duration::from_secs(2)))
-        .check(redis.check("redis").timeout(Duration::from_secs(1)))
-        .check(openai.check("openai").timeout(Duration::from_secs(3)))
+        .check(checks::tcp::connect("database", database).timeout(Duration::from_secs(2)))
+        .check(checks::tcp::connect("redis", redis).timeout(Duration::from_secs(1)))
+        .check(
+            checks::http::hyper("openai", client, models, http::StatusCode::OK)
+                .timeout(Duration::from_secs(3)),
+        )
         .gate(&model)
         // Every check's timeout is capped by the budget (900 ms unless raised), so the
         // 2 s and 3 s timeouts above need a 3 s budget. The budget is also how long a
@@ -108,23 +127,25 @@ pub(crate) async fn main() -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-/// A dependency whose check takes `latency`: stands for `SELECT 1`, `PING` or
-/// `GET /openai/deployments`.
-#[derive(Clone, Copy)]
-struct Simulated {
-    latency: Duration,
+/// A stand-in database or Redis: a loopback port that accepts connections; its address.
+async fn stand_in_tcp() -> std::io::Result<String> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?.to_string();
+    tokio::spawn(async move { while listener.accept().await.is_ok() {} });
+    Ok(addr)
 }
 
-impl Simulated {
-    fn from_env(name: &str, default_ms: u64) -> Result<Self, Box<dyn Error>> {
-        let latency = support::millis_from_env(name)?.unwrap_or(Duration::from_millis(default_ms));
-        Ok(Simulated { latency })
-    }
-
-    fn check(self, name: &'static str) -> Check {
-        Check::new(name, move || async move {
-            tokio::time::sleep(self.latency).await;
-            Ok::<(), std::convert::Infallible>(())
-        })
-    }
+/// A stand-in OpenAI-style API on loopback whose `GET /v1/models` answers after
+/// `latency` (250 ms unless set); its base URL.
+async fn stand_in_api(latency: Option<Duration>) -> std::io::Result<String> {
+    let latency = latency.unwrap_or(Duration::from_millis(250));
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let models = get(move || async move {
+        tokio::time::sleep(latency).await;
+        Json(json!({ "object": "list", "data": [] }))
+    });
+    let api = Router::new().route("/v1/models", models);
+    tokio::spawn(async move { axum::serve(listener, api).await });
+    Ok(url)
 }
