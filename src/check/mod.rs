@@ -5,8 +5,9 @@
 //! all under one budget, and caches the results. How to choose a check's options is on
 //! [`Check`], where the published docs show it.
 //!
-//! The folder holds the rest of what a check is and reports: `engine.rs` (the runs,
-//! single flight, damping, the cache and the background refresh), `cell.rs` (the entries
+//! The folder holds the rest of what a check is and reports: `engine/` (the cache and
+//! what a probe asks of it in `mod.rs`; claims, runs, damping and recording in `run.rs`;
+//! the background refresh in `background.rs`), `cell.rs` (the entries
 //! the application sets, and the bell every status change rings), `handles.rs` ([`Gate`],
 //! [`Switch`], [`Heartbeat`]), `fleet.rs` (asking the other replicas) and `report.rs`
 //! ([`Report`], [`CheckReport`] and the verdict rules).
