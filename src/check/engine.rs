@@ -24,7 +24,7 @@ use super::{Bell, Cell, Check, ClaimFlag, Hold, Outcome};
 use crate::cache::lock;
 use crate::observe::Observer;
 use crate::time::{deadline, deadline_from, timers};
-use crate::vocabulary::{Kind, Probe, RunOutcome, Status};
+use crate::vocabulary::{CheckKind, Probe, RunOutcome, Status};
 
 /// Every check with its cached result, and every entry the application sets itself.
 pub(crate) struct Engine {
@@ -184,7 +184,7 @@ impl Engine {
                     local_at: AtomicU64::new(0),
                     state: Mutex::new(EntryState {
                         report: CheckReport {
-                            kind: check.switch.as_ref().map_or(Kind::Check, |s| s.kind()),
+                            kind: check.switch.as_ref().map_or(CheckKind::Check, |s| s.kind()),
                             name: check.name.clone(),
                             status: Status::Unknown,
                             critical: check.critical,
