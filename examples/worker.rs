@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tower_health::{DrainGuard, Gate, Health, Heartbeat};
+use tower_health::{DrainGuard, Gate, Health, Heartbeat, Lifecycle};
 
 #[path = "support/mod.rs"]
 mod support;
@@ -77,13 +77,13 @@ pub(crate) async fn main() -> Result<(), Box<dyn Error>> {
             tracing::info!("connected; consuming");
             tokio::spawn(consume(
                 health.drain_guard("consumer"),
-                health.wait_for(tower_health::Lifecycle::Draining),
+                health.wait_for(Lifecycle::Draining),
                 heartbeat.clone(),
                 batch,
                 stall_after.map(|after| Instant::now() + after),
             ));
         }
-        _ = health.wait_for(tower_health::Lifecycle::Draining) => tracing::info!("draining before the queue was reached"),
+        _ = health.wait_for(Lifecycle::Draining) => tracing::info!("draining before the queue was reached"),
     }
 
     // The drain delay, then the listener closes; then the consumer's guard, or the deadline.
@@ -97,7 +97,7 @@ pub(crate) async fn main() -> Result<(), Box<dyn Error>> {
 /// taken is finished before the guard that holds the shutdown open is dropped.
 async fn consume(
     guard: DrainGuard,
-    drain_started: impl std::future::Future<Output = tower_health::Lifecycle>,
+    drain_started: impl std::future::Future<Output = Lifecycle>,
     heartbeat: Arc<Heartbeat>,
     batch: Duration,
     stall_at: Option<Instant>,

@@ -237,7 +237,7 @@ async fn a_drain_guard_delays_the_end_until_it_is_dropped() {
     let health = health();
     let worker = {
         let guard = health.drain_guard("queue-consumer");
-        let drain_started = health.wait_for(tower_health::Lifecycle::Draining);
+        let drain_started = health.wait_for(Lifecycle::Draining);
         tokio::spawn(async move {
             drain_started.await;
             // The batch under way takes two more seconds.
@@ -292,7 +292,7 @@ fn a_guard_never_dropped_is_cut_at_the_deadline_and_named_in_the_log() {
 async fn a_task_waiting_for_the_drain_is_woken_when_it_starts() {
     let health = health();
     health.ready();
-    let waiting = tokio::spawn(health.wait_for(tower_health::Lifecycle::Draining));
+    let waiting = tokio::spawn(health.wait_for(Lifecycle::Draining));
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert!(!waiting.is_finished(), "no drain yet");
     let (trigger, shutdown) = shutdown(&health);
