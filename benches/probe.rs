@@ -94,7 +94,7 @@ fn bench(c: &mut Criterion) {
 
     let health = Health::builder()
         .check(Check::new("db", || async { Ok::<(), Infallible>(()) }))
-        .cache_for(Duration::from_secs(3600))
+        .every(Duration::from_secs(3600))
         .build();
     health.ready();
     rt.block_on(health.refresh());

@@ -23,7 +23,7 @@ const COUNTS: [usize; 5] = [1, 10, 100, 1_000, 10_000];
 
 fn health(checks: usize) -> Health {
     let mut builder = Health::builder()
-        .cache_for(Duration::from_secs(3_600))
+        .every(Duration::from_secs(3_600))
         .background_refresh(false)
         .budget(Duration::from_secs(60));
     for i in 0..checks {

@@ -100,7 +100,7 @@ fn bench(c: &mut Criterion) {
 
     let health = Health::builder()
         .check(Check::new("db", passes_once_then_hangs()))
-        .cache_for(Duration::from_millis(1))
+        .every(Duration::from_millis(1))
         .build();
     health.ready();
     rt.block_on(async {

@@ -82,7 +82,7 @@ pub(crate) async fn main() -> Result<(), Box<dyn Error>> {
         // that probes are answered from them and never wait.
         .budget(Duration::from_secs(3))
         .refresh_every(Duration::from_secs(5))
-        .cache_for(Duration::from_secs(10))
+        .every(Duration::from_secs(10))
         .reasons(Reasons::loopback_peer(|ext| {
             ext.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())
         }));

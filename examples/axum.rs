@@ -10,7 +10,7 @@
 //! ```
 //!
 //! With `ADMIN_ADDR` set, the probes are served on that address instead, by a probe
-//! listener of their own (feature `server`), and `ADDR` serves the router alone: there
+//! listener of their own (feature `probe-server`), and `ADDR` serves the router alone: there
 //! `/readyz` gets the token check's 401 like any path. It prints a second line,
 //! `probes on http://ADMIN_ADDR`. Prefer the same port (the default) unless the kubelet
 //! cannot reach it: see "Probes without an HTTP server" in the crate docs.

@@ -274,7 +274,7 @@ async fn hanging() -> Health {
                 Ok::<(), Infallible>(())
             }
         }))
-        .cache_for(Duration::from_millis(1))
+        .every(Duration::from_millis(1))
         .build();
     health.refresh().await;
     health.ready();

@@ -32,7 +32,7 @@ use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
-use tower_health::{checks, Check, Fleet, Health, Reasons, State, Status};
+use tower_health::{checks, Check, Fleet, Health, Lifecycle, Reasons, Status};
 
 #[path = "support/mod.rs"]
 mod support;
@@ -103,7 +103,8 @@ pub async fn start_up(
     loop {
         let report = health.refresh().await;
         let check = report.check("postgres");
-        if check.map(|c| c.status()) == Some(Status::Pass) || health.state() == State::Draining {
+        if check.map(|c| c.status()) == Some(Status::Pass) || health.state() == Lifecycle::Draining
+        {
             health.ready();
             return Ok(());
         }

@@ -1,6 +1,6 @@
 //! A background worker with no HTTP server of its own: a simulated queue consumer that
 //! takes a batch every few hundred milliseconds. Its probes (and gRPC health) are served
-//! by a probe listener of their own on `ADDR` (feature `server`).
+//! by a probe listener of their own on `ADDR` (feature `probe-server`).
 //!
 //! - **Start-up**: it first connects to its queue (simulated: `CONNECT_MS`) behind a
 //!   start-up gate, `queue`: startup and readiness fail until it is open.
@@ -28,11 +28,12 @@
 //! `RUST_LOG` (default `info`). The log says when each batch starts and finishes.
 
 use std::error::Error;
+use std::future::IntoFuture;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tower_health::{DrainGuard, Gate, Health, Heartbeat};
+use tower_health::{DrainGuard, Gate, Health, Heartbeat, Lifecycle};
 
 #[path = "support/mod.rs"]
 mod support;
@@ -76,13 +77,13 @@ pub(crate) async fn main() -> Result<(), Box<dyn Error>> {
             tracing::info!("connected; consuming");
             tokio::spawn(consume(
                 health.drain_guard("consumer"),
-                health.drain_started(),
+                health.wait_for(Lifecycle::Draining),
                 heartbeat.clone(),
                 batch,
                 stall_after.map(|after| Instant::now() + after),
             ));
         }
-        () = health.drain_started() => tracing::info!("draining before the queue was reached"),
+        _ = health.wait_for(Lifecycle::Draining) => tracing::info!("draining before the queue was reached"),
     }
 
     // The drain delay, then the listener closes; then the consumer's guard, or the deadline.
@@ -96,7 +97,7 @@ pub(crate) async fn main() -> Result<(), Box<dyn Error>> {
 /// taken is finished before the guard that holds the shutdown open is dropped.
 async fn consume(
     guard: DrainGuard,
-    drain_started: impl std::future::Future<Output = ()>,
+    drain_started: impl std::future::Future<Output = Lifecycle>,
     heartbeat: Arc<Heartbeat>,
     batch: Duration,
     stall_at: Option<Instant>,
@@ -106,7 +107,7 @@ async fn consume(
     for number in 1.. {
         tokio::select! {
             biased;
-            () = &mut drain_started => {
+            _ = &mut drain_started => {
                 tracing::info!("draining; no batch taken after batch {}", number - 1);
                 break;
             }

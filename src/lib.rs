@@ -12,7 +12,7 @@
 //! [a dependency every replica shares](#readiness-that-never-empties-the-fleet-feature-fleet),
 //! [telling health what you know](#telling-health-what-you-know),
 //! [graceful shutdown](#graceful-shutdown-on-kubernetes), [gRPC](#grpc-health-feature-grpc),
-//! [probes without an HTTP server](#probes-without-an-http-server-feature-server) and
+//! [probes without an HTTP server](#probes-without-an-http-server-feature-probe-server) and
 //! [observability](#observability). The repository's `examples/` folder has a runnable
 //! program for each.
 //!
@@ -79,14 +79,14 @@
 //!   ```no_run
 //!   use axum::{body::Body, http::Response, routing::get, Router};
 //!   use tower::{make::Shared, ServiceBuilder};
-//!   use tower_health::{Health, HealthBody};
+//!   use tower_health::{Health, ResponseBody};
 //!
 //!   #[tokio::main]
 //!   async fn main() -> std::io::Result<()> {
 //!       let health = Health::builder().build();
 //!       let router = Router::new().route("/", get(|| async { "hello" }));
 //!       let app = ServiceBuilder::new()
-//!           .map_response(|response: Response<HealthBody<Body>>| response.map(Body::new))
+//!           .map_response(|response: Response<ResponseBody<Body>>| response.map(Body::new))
 //!           .layer(health.layer())
 //!           .service(router);
 //!
@@ -119,12 +119,12 @@
 //!
 //! | state of the application | liveness | readiness | startup |
 //! |---|---|---|---|
-//! | [`State::Starting`] | 200 | 503 `starting` | 503 |
-//! | [`State::Ready`], all critical checks pass | 200 | 200 | 200 |
-//! | [`State::Ready`], a critical check fails | 200 | 503, names the check | 200 |
-//! | [`State::Ready`], a [shared](Check::shared) check fails on most of the fleet | 200 | 200 with status `warn` | 200 |
-//! | [`State::Ready`], only non-critical checks fail | 200 | 200 with status `warn` | 200 |
-//! | [`State::Draining`] | 200 | 503 `draining` | 200 |
+//! | [`Lifecycle::Starting`] | 200 | 503 `starting` | 503 |
+//! | [`Lifecycle::Ready`], all critical checks pass | 200 | 200 | 200 |
+//! | [`Lifecycle::Ready`], a critical check fails | 200 | 503, names the check | 200 |
+//! | [`Lifecycle::Ready`], a [shared](Check::shared) check fails on most of the fleet | 200 | 200 with status `warn` | 200 |
+//! | [`Lifecycle::Ready`], only non-critical checks fail | 200 | 200 with status `warn` | 200 |
+//! | [`Lifecycle::Draining`] | 200 | 503 `draining` | 200 |
 //! | liveness marked failed ([`Health::fail_liveness`]) | 503 | 503 | unchanged |
 //! | a critical liveness entry fails (a wedge, a late heartbeat, a liveness check) | 503 | 503, `liveness` names it | unchanged |
 //!
@@ -221,7 +221,7 @@
 //! ```
 //!
 //! - Checks run in the background on an interval (the cache time, 1 s, unless
-//!   [`Builder::refresh_every`], [`Builder::cache_for`] or a check's own
+//!   [`Builder::refresh_every`], [`Builder::every`] or a check's own
 //!   [`every`](Check::every) say otherwise), so results are warm before the first probe, no
 //!   answer is older than the interval, and checks run at a steady rate that no storm of
 //!   probes can raise. [`Builder::background_refresh`]`(false)` turns it off: checks then
@@ -418,7 +418,7 @@
 //! | when | what happens | governed by |
 //! |---|---|---|
 //! | t = 0 s | The pod is marked terminating; the endpoints controller drops it from the Service, and load balancers start catching up. The kubelet runs the `preStop` hook (`sleep: 1`). | `lifecycle.preStop` (optional) |
-//! | t = 1 s | SIGTERM, caught since `shutdown_signal()` was called, even during start-up. [`State::Draining`] at once: readiness answers 503, liveness and startup stay 200, and HTTP/1 responses carry `Connection: close`, so keep-alive clients reconnect elsewhere. The server goes on serving. [`Health::drain_started`] wakes background tasks. The deadline's clock starts. | [`Builder::close_connections_when_draining`] (on) |
+//! | t = 1 s | SIGTERM, caught since `shutdown_signal()` was called, even during start-up. [`Lifecycle::Draining`] at once: readiness answers 503, liveness and startup stay 200, and HTTP/1 responses carry `Connection: close`, so keep-alive clients reconnect elsewhere. The server goes on serving. [`Health::wait_for`]`(Lifecycle::Draining)` wakes background tasks. The deadline's clock starts. | [`Builder::close_connections_when_draining`] (on) |
 //! | t = 1 to 6 s | The drain delay: traffic is still served while every load balancer lets go of the pod. A second SIGTERM or Ctrl-C ends the delay at once. | [`Builder::drain_delay`] (5 s) |
 //! | t = 6 s | `shutdown_signal()` resolves: the server stops accepting, HTTP/2 clients get GOAWAY, requests in flight run to the end; gRPC Watch streams and responses ended with [`Health::drain_delay_over`] end now. | your handlers |
 //! | t = 6 s to the end | The last response ends ([`Health::drained`] tells, with [`Builder::track_in_flight`]) and the server future returns; `with_deadline` then waits for every [`DrainGuard`] still held, and returns. With `track_in_flight(true)` it stops the server as soon as nothing is in flight and no guard is held, with the idle connections of clients that never acknowledge GOAWAY. | your handlers and guards |
@@ -429,20 +429,21 @@
 //! clean-up after the server returns, keep the deadline above the drain delay + your
 //! longest request, and raise the drain delay when your load balancers are slow to
 //! converge. [`Health::shutdown_on`] starts the same sequence from a future of your own
-//! instead of a signal; [`Health::drain`] alone only flips the state.
+//! instead of a signal; [`Health::start_draining`] alone only flips the state.
 //!
 //! ## Background work
 //!
 //! A queue consumer, a scheduler or a cache refresher takes a [`DrainGuard`] with
-//! [`Health::drain_guard`], `select!`s on [`Health::drain_started`] to stop taking new
-//! work, finishes its batch and drops the guard; `with_deadline` waits for every guard
-//! once the server has stopped, no longer than the deadline, when it names those it cut.
+//! [`Health::drain_guard`], `select!`s on
+//! [`health.wait_for(Lifecycle::Draining)`](Health::wait_for) to stop taking new work,
+//! finishes its batch and drops the guard; `with_deadline` waits for every guard once the
+//! server has stopped, no longer than the deadline, when it names those it cut.
 //! While the drain runs, verbose answers and the page list who still holds it
 //! (`drain:queue-consumer`), as does [`Report::drain_holders`].
 //!
 //! ```no_run
 //! use axum::Router;
-//! use tower_health::Health;
+//! use tower_health::{Health, Lifecycle};
 //!
 //! async fn next_message() -> u64 {
 //!     // ... the queue's next message ...
@@ -457,12 +458,12 @@
 //!     let shutdown = health.shutdown_signal();
 //!
 //!     let guard = health.drain_guard("queue-consumer"); // holds the shutdown open
-//!     let drain_started = health.drain_started();
+//!     let draining = health.wait_for(Lifecycle::Draining);
 //!     tokio::spawn(async move {
-//!         tokio::pin!(drain_started);
+//!         tokio::pin!(draining);
 //!         loop {
 //!             tokio::select! {
-//!                 () = &mut drain_started => break, // SIGTERM: take no new messages
+//!                 _ = &mut draining => break, // SIGTERM: take no new messages
 //!                 message = next_message() => handle(message).await,
 //!             }
 //!         }
@@ -558,7 +559,7 @@
 //! server wired this way, and `examples/grpc_health_client.py` asks it with the gRPC
 //! project's own Python client.
 //!
-//! # Probes without an HTTP server (feature `server`)
+//! # Probes without an HTTP server (feature `probe-server`)
 //!
 //! A queue consumer, a scheduler or a stream processor has no HTTP server for the layer to
 //! wrap, and a service whose main port speaks only TLS or mTLS cannot take the kubelet's
@@ -566,9 +567,10 @@
 //! `ProbeServer` that answers what the layer answers, from the same [`Health`]:
 //!
 //! ```no_run
+//! use std::future::IntoFuture;
 //! use std::time::Duration;
 //!
-//! use tower_health::{Gate, Health, Heartbeat};
+//! use tower_health::{Gate, Health, Heartbeat, Lifecycle};
 //!
 //! async fn next_batch() -> Vec<u64> {
 //!     tokio::time::sleep(Duration::from_millis(300)).await; // waits on the queue
@@ -577,7 +579,7 @@
 //!
 //! async fn handle(_batch: Vec<u64>) {}
 //!
-//! # #[cfg(feature = "server")]
+//! # #[cfg(feature = "probe-server")]
 //! #[tokio::main]
 //! async fn main() -> std::io::Result<()> {
 //!     let queue = Gate::new("queue");
@@ -592,13 +594,13 @@
 //!     // ... connect to the queue ...
 //!     queue.open();
 //!     let guard = health.drain_guard("consumer");
-//!     let drain_started = health.drain_started();
+//!     let draining = health.wait_for(Lifecycle::Draining);
 //!     tokio::spawn(async move {
-//!         tokio::pin!(drain_started);
+//!         tokio::pin!(draining);
 //!         loop {
 //!             tokio::select! {
 //!                 biased;
-//!                 () = &mut drain_started => break,
+//!                 _ = &mut draining => break,
 //!                 // A batch once taken is finished: the drain only stops the next one.
 //!                 batch = next_batch() => {
 //!                     handle(batch).await;
@@ -612,7 +614,7 @@
 //!     // The drain delay, then the listener closes; then the guard, within the deadline.
 //!     probes.await?
 //! }
-//! # #[cfg(not(feature = "server"))]
+//! # #[cfg(not(feature = "probe-server"))]
 //! # fn main() {}
 //! ```
 //!
@@ -620,7 +622,7 @@
 //!   prior knowledge, as the kubelet's gRPC probes speak it; HTTP/1.1 and HTTP/2 are told
 //!   apart on each connection. Any other path gets `404` with no body.
 //! - Port 0 works: the listener is bound before `serve_probes` returns, and `local_addr()`
-//!   says which port was picked (or bind one yourself and use `Health::serve_probes_on`).
+//!   says which port was picked.
 //! - A client has 2 s to send a request's header; a connection with no request in flight
 //!   for that long is closed. At most 256 connections; at the cap the oldest idle one is
 //!   closed to make room, so a new probe is always answered. The `ProbeServer` docs give
@@ -736,12 +738,12 @@
 //!     let log = tokio::spawn(async move {
 //!         while let Some(change) = changes.next().await {
 //!             println!("{change:?}"); // or log it, or post it to a webhook
-//!             if let Change::State { .. } = change {
+//!             if let Change::Lifecycle { .. } = change {
 //!                 break;
 //!             }
 //!         }
 //!     });
-//!     health.ready(); // a change: State { from: Starting, to: Ready, .. }
+//!     health.ready(); // a change: Lifecycle { from: Starting, to: Ready, .. }
 //!     log.await.unwrap();
 //! }
 //! ```
@@ -751,8 +753,8 @@
 //! - Each subscriber has a backlog of 256 changes; one that falls further behind gets
 //!   `Change::Missed { count }`, then the newest changes. A subscriber never holds up the
 //!   layer or the other subscribers.
-//! - To wait for the lifecycle alone, [`Health::state_changed`] resolves at its next
-//!   change, and [`Health::wait_for`] once a state is reached.
+//! - To wait for the lifecycle alone, [`Health::wait_for`] resolves once a state is
+//!   reached.
 //!
 //! ## Tracing
 //!
@@ -795,7 +797,7 @@ mod health;
 mod lifecycle;
 mod middleware;
 mod observe;
-#[cfg(feature = "server")]
+#[cfg(feature = "probe-server")]
 mod server;
 mod shutdown;
 mod time;
@@ -812,16 +814,18 @@ pub use crate::check::{
 pub use crate::error::{BuildError, BuildProblem};
 pub use crate::health::Builder;
 pub use crate::health::Health;
-pub use crate::middleware::{HealthBody, HealthLayer, HealthService, RequestBody, ResponseFuture};
+pub use crate::middleware::{
+    HealthLayer, HealthService, RequestBody, ResponseBody, ResponseFuture,
+};
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub use crate::observe::metrics;
 pub use crate::observe::{Change, Changes, CheckChange};
-#[cfg(feature = "server")]
-#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
+#[cfg(feature = "probe-server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "probe-server")))]
 pub use crate::server::{ProbeServer, ProbeServerFuture};
 pub use crate::shutdown::DrainGuard;
-pub use crate::vocabulary::{Kind, Observed, ObservedValue, Probe, State, Status};
+pub use crate::vocabulary::{CheckKind, Lifecycle, Observed, ObservedValue, Probe, Status};
 
 /// The README's Rust blocks, each compiled (and run, unless marked `no_run`) as a doc
 /// test, so that what a reader copies from it compiles.

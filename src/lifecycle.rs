@@ -1,4 +1,4 @@
-//! The application's lifecycle: the [`State`] and the liveness flag, packed into one
+//! The application's lifecycle: the [`Lifecycle`] and the liveness flag, packed into one
 //! atomic word ([`Phase`]) so that a probe reads a consistent picture with a single load;
 //! its transitions, and waiting for them.
 
@@ -7,22 +7,22 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use tokio::sync::watch;
 
 use crate::observe::Observer;
-use crate::vocabulary::{Phase, State};
+use crate::vocabulary::{Lifecycle, Phase};
 
 /// The atomic cell, a watch channel that wakes whoever waits for a change, and the
 /// observer that reports each transition.
 #[derive(Debug)]
-pub(crate) struct Lifecycle {
+pub(crate) struct LifecycleWatch {
     word: AtomicU8,
     changes: watch::Sender<Phase>,
     observer: Observer,
 }
 
-impl Lifecycle {
+impl LifecycleWatch {
     pub(crate) fn new(observer: Observer) -> Self {
         let start = Phase::default();
         let (changes, _) = watch::channel(start);
-        Lifecycle {
+        LifecycleWatch {
             word: AtomicU8::new(start.bits()),
             changes,
             observer,
@@ -37,7 +37,7 @@ impl Lifecycle {
 
     #[inline]
     pub(crate) fn is_draining(&self) -> bool {
-        self.phase().state() == State::Draining
+        self.phase().state() == Lifecycle::Draining
     }
 
     /// `Starting → Ready`. Returns whether this call made the change.
@@ -89,50 +89,50 @@ mod tests {
 
     #[test]
     fn starts_in_starting_and_live() {
-        let l = Lifecycle::new(Observer::new());
-        assert_eq!(l.phase().state(), State::Starting);
+        let l = LifecycleWatch::new(Observer::new());
+        assert_eq!(l.phase().state(), Lifecycle::Starting);
         assert!(l.phase().is_live());
     }
 
     #[test]
     fn draining_is_one_way() {
-        let l = Lifecycle::new(Observer::new());
+        let l = LifecycleWatch::new(Observer::new());
         assert!(l.ready());
         assert!(l.drain());
         assert!(!l.ready());
-        assert_eq!(l.phase().state(), State::Draining);
+        assert_eq!(l.phase().state(), Lifecycle::Draining);
         assert!(!l.drain(), "a second drain is not a change");
     }
 
     #[test]
     fn starting_can_drain_without_being_ready() {
-        let l = Lifecycle::new(Observer::new());
+        let l = LifecycleWatch::new(Observer::new());
         assert!(l.drain());
         assert!(!l.ready());
-        assert_eq!(l.phase().state(), State::Draining);
+        assert_eq!(l.phase().state(), Lifecycle::Draining);
     }
 
     #[test]
     fn liveness_is_independent_of_state() {
-        let l = Lifecycle::new(Observer::new());
+        let l = LifecycleWatch::new(Observer::new());
         assert!(l.set_live(false));
         assert!(!l.set_live(false));
         assert!(l.ready());
-        assert_eq!(l.phase(), Phase::new(State::Ready, false));
+        assert_eq!(l.phase(), Phase::new(Lifecycle::Ready, false));
         assert!(l.set_live(true));
-        assert_eq!(l.phase(), Phase::new(State::Ready, true));
+        assert_eq!(l.phase(), Phase::new(Lifecycle::Ready, true));
         assert!(l.drain());
         assert!(l.set_live(false));
-        assert_eq!(l.phase(), Phase::new(State::Draining, false));
+        assert_eq!(l.phase(), Phase::new(Lifecycle::Draining, false));
     }
 
     #[test]
     fn watchers_see_the_latest_phase() {
-        let l = Lifecycle::new(Observer::new());
+        let l = LifecycleWatch::new(Observer::new());
         let mut rx = l.subscribe();
         assert!(!rx.has_changed().unwrap());
         l.ready();
         assert!(rx.has_changed().unwrap());
-        assert_eq!(rx.borrow_and_update().state(), State::Ready);
+        assert_eq!(rx.borrow_and_update().state(), Lifecycle::Ready);
     }
 }

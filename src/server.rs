@@ -1,5 +1,5 @@
-//! A probe listener of its own (feature `server`): the probes, the page and gRPC health on
-//! an address apart from the application's, for a process that has no HTTP server (a
+//! A probe listener of its own (feature `probe-server`): the probes, the page and gRPC
+//! health on an address apart from the application's, for a process that has no HTTP server (a
 //! queue consumer, a scheduler) or whose main port the kubelet cannot reach (it speaks
 //! TLS or mTLS only, and the kubelet's probes are plaintext).
 //!
@@ -30,7 +30,7 @@ use tokio::task::{AbortHandle, JoinSet};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::middleware::{HealthBody, HealthLayer, HealthService};
+use crate::middleware::{HealthLayer, HealthService, ResponseBody};
 use crate::time::timers;
 
 /// How long a client has, by default, to send a request's header (and, on a new
@@ -63,7 +63,7 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// A probe listener, bound and not yet serving; made by
 /// [`Health::serve_probes`](crate::Health::serve_probes).
 ///
-/// Await it (or spawn [`ProbeServer::into_future`]) to serve until the shutdown.
+/// Await it (or spawn its [`IntoFuture::into_future`]) to serve until the shutdown.
 ///
 /// It answers what the [layer](crate::HealthLayer) answers (the probes, `/readyz/NAME`,
 /// the page, `405` for other methods on a probe path, and gRPC health over HTTP/2) and
@@ -109,7 +109,8 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// A worker with no HTTP server of its own, probed on port 8081:
 ///
 /// ```no_run
-/// use tower_health::{Health, State};
+/// use std::future::IntoFuture;
+/// use tower_health::{Health, Lifecycle};
 ///
 /// # async fn consume_batch() {}
 /// #[tokio::main]
@@ -122,7 +123,7 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 ///
 ///     health.ready();
 ///     // A batch under way when SIGTERM comes is finished; no other starts.
-///     while health.state() != State::Draining {
+///     while health.state() != Lifecycle::Draining {
 ///         consume_batch().await;
 ///     }
 ///     probes.await??; // the drain delay, then the listener closes
@@ -133,6 +134,7 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// Asked over a real connection, here on a port the system picks:
 ///
 /// ```
+/// use std::future::IntoFuture;
 /// use std::time::Duration;
 /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// use tower_health::Health;
@@ -278,15 +280,13 @@ impl ProbeServer {
     }
 }
 
-impl ProbeServer {
-    /// The future that serves, for `tokio::spawn`: what `.await` on the server polls
-    /// ([`IntoFuture`]), here without importing the trait.
-    ///
-    /// # Cancel safety
-    ///
-    /// Dropping the future stops the listener at once: see
-    /// [`ProbeServerFuture`](ProbeServerFuture#cancel-safety).
-    pub fn into_future(self) -> ProbeServerFuture {
+impl IntoFuture for ProbeServer {
+    type Output = io::Result<()>;
+    type IntoFuture = ProbeServerFuture;
+
+    /// The future that serves: what `.await` on the server polls, and what
+    /// `tokio::spawn(server.into_future())` runs.
+    fn into_future(self) -> ProbeServerFuture {
         let ProbeServer {
             listener,
             local_addr,
@@ -308,15 +308,6 @@ impl ProbeServer {
     }
 }
 
-impl IntoFuture for ProbeServer {
-    type Output = io::Result<()>;
-    type IntoFuture = ProbeServerFuture;
-
-    fn into_future(self) -> ProbeServerFuture {
-        ProbeServer::into_future(self)
-    }
-}
-
 impl std::fmt::Debug for ProbeServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ProbeServer")
@@ -331,7 +322,9 @@ impl std::fmt::Debug for ProbeServer {
 
 /// A [`ProbeServer`] serving, which resolves once the shutdown has run its course.
 ///
-/// That is: the listener closed, every connection ended and every drain guard dropped, or
+/// It is the output of `ProbeServer`'s [`IntoFuture`], what `.await` on the server polls
+/// and what `tokio::spawn(server.into_future())` runs; it is made no other way. It resolves
+/// once the listener closed, every connection ended and every drain guard dropped, or
 /// the deadline cut them.
 ///
 /// # Cancel safety
@@ -591,7 +584,7 @@ struct Active {
 impl<B> Service<Request<B>> for Active
 where
     HealthService<NotFound>:
-        Service<Request<B>, Response = Response<HealthBody<Empty<Bytes>>>, Error = Infallible>,
+        Service<Request<B>, Response = Response<ResponseBody<Empty<Bytes>>>, Error = Infallible>,
 {
     type Response = Response<ActiveBody>;
     type Error = Infallible;
@@ -621,7 +614,7 @@ pin_project! {
 
 impl<F> Future for ActiveFuture<F>
 where
-    F: Future<Output = Result<Response<HealthBody<Empty<Bytes>>>, Infallible>>,
+    F: Future<Output = Result<Response<ResponseBody<Empty<Bytes>>>, Infallible>>,
 {
     type Output = Result<Response<ActiveBody>, Infallible>;
 
@@ -640,14 +633,14 @@ pin_project! {
     /// A response body that keeps its request in flight until it is dropped.
     struct ActiveBody {
         #[pin]
-        body: HealthBody<Empty<Bytes>>,
+        body: ResponseBody<Empty<Bytes>>,
         _in_request: InRequest,
     }
 }
 
 impl http_body::Body for ActiveBody {
     type Data = Bytes;
-    type Error = <HealthBody<Empty<Bytes>> as http_body::Body>::Error;
+    type Error = <ResponseBody<Empty<Bytes>> as http_body::Body>::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,

@@ -101,22 +101,22 @@ impl fmt::Display for Probe {
 /// # Example
 ///
 /// ```
-/// use tower_health::{Health, State};
+/// use tower_health::{Health, Lifecycle};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let health = Health::builder().build();
-/// assert_eq!(health.state(), State::Starting);
+/// assert_eq!(health.state(), Lifecycle::Starting);
 /// assert!(health.ready());
-/// assert_eq!(health.state(), State::Ready);
-/// assert!(health.drain());
+/// assert_eq!(health.state(), Lifecycle::Ready);
+/// assert!(health.start_draining());
 /// assert!(!health.ready()); // draining is one-way
-/// assert_eq!(health.state(), State::Draining);
-/// assert!(State::Ready < State::Draining);
+/// assert_eq!(health.state(), Lifecycle::Draining);
+/// assert!(Lifecycle::Ready < Lifecycle::Draining);
 /// # }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum State {
+pub enum Lifecycle {
     /// Start-up work is still running: readiness and startup probes fail, liveness passes.
     Starting,
     /// The application has finished starting and serves traffic.
@@ -126,44 +126,45 @@ pub enum State {
     Draining,
 }
 
-impl State {
+impl Lifecycle {
     /// The state's lower-case name, as it appears in probe answers and logs.
     pub const fn as_str(self) -> &'static str {
         match self {
-            State::Starting => "starting",
-            State::Ready => "ready",
-            State::Draining => "draining",
+            Lifecycle::Starting => "starting",
+            Lifecycle::Ready => "ready",
+            Lifecycle::Draining => "draining",
         }
     }
 
     /// All three states, in the order they happen.
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
-    pub(crate) const ALL: [State; 3] = [State::Starting, State::Ready, State::Draining];
+    pub(crate) const ALL: [Lifecycle; 3] =
+        [Lifecycle::Starting, Lifecycle::Ready, Lifecycle::Draining];
 
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     pub(crate) const fn index(self) -> usize {
         self as usize
     }
 
-    fn from_bits(bits: u8) -> State {
+    fn from_bits(bits: u8) -> Lifecycle {
         match bits & STATE_MASK {
-            STARTING => State::Starting,
-            READY => State::Ready,
-            _ => State::Draining,
+            STARTING => Lifecycle::Starting,
+            READY => Lifecycle::Ready,
+            _ => Lifecycle::Draining,
         }
     }
 
     #[cfg(test)]
     fn bits(self) -> u8 {
         match self {
-            State::Starting => STARTING,
-            State::Ready => READY,
-            State::Draining => DRAINING,
+            Lifecycle::Starting => STARTING,
+            Lifecycle::Ready => READY,
+            Lifecycle::Draining => DRAINING,
         }
     }
 }
 
-impl fmt::Display for State {
+impl fmt::Display for Lifecycle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
@@ -186,8 +187,8 @@ impl Phase {
         self.0
     }
 
-    pub(crate) fn state(self) -> State {
-        State::from_bits(self.0)
+    pub(crate) fn state(self) -> Lifecycle {
+        Lifecycle::from_bits(self.0)
     }
 
     pub(crate) fn is_live(self) -> bool {
@@ -195,7 +196,7 @@ impl Phase {
     }
 
     #[cfg(test)]
-    pub(crate) fn new(state: State, live: bool) -> Phase {
+    pub(crate) fn new(state: Lifecycle, live: bool) -> Phase {
         Phase(state.bits() | if live { 0 } else { NOT_LIVE })
     }
 
@@ -481,7 +482,7 @@ impl From<String> for ObservedValue {
 /// # Example
 ///
 /// ```
-/// use tower_health::{Check, Gate, Health, Kind};
+/// use tower_health::{Check, Gate, Health, CheckKind};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
@@ -491,14 +492,14 @@ impl From<String> for ObservedValue {
 ///     .gate(&migrations)
 ///     .build();
 /// let report = health.report();
-/// assert_eq!(report.check("database").unwrap().kind(), Kind::Check);
-/// assert_eq!(report.check("migrations").unwrap().kind(), Kind::Gate);
-/// assert_eq!(Kind::Gate.as_str(), "gate");
+/// assert_eq!(report.check("database").unwrap().kind(), CheckKind::Check);
+/// assert_eq!(report.check("migrations").unwrap().kind(), CheckKind::Gate);
+/// assert_eq!(CheckKind::Gate.as_str(), "gate");
 /// # }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum Kind {
+pub enum CheckKind {
     /// A [`Check`](crate::Check): a question the layer asks a dependency, cached.
     Check,
     /// A [`Gate`](crate::Gate): a start-up step, closed until the application opens it.
@@ -512,20 +513,20 @@ pub enum Kind {
     Heartbeat,
 }
 
-impl Kind {
+impl CheckKind {
     /// The kind's lower-case name: `check`, `gate`, `switch` or `heartbeat` (the
     /// `componentType` of a JSON answer's entry).
     pub const fn as_str(self) -> &'static str {
         match self {
-            Kind::Check => "check",
-            Kind::Gate => "gate",
-            Kind::Switch => "switch",
-            Kind::Heartbeat => "heartbeat",
+            CheckKind::Check => "check",
+            CheckKind::Gate => "gate",
+            CheckKind::Switch => "switch",
+            CheckKind::Heartbeat => "heartbeat",
         }
     }
 }
 
-impl fmt::Display for Kind {
+impl fmt::Display for CheckKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }

@@ -98,7 +98,7 @@ fn runtime() -> tokio::runtime::Runtime {
 fn passing_health(track_in_flight: bool) -> Health {
     let health = Health::builder()
         .check(Check::new("db", || async { Ok::<(), Infallible>(()) }))
-        .cache_for(Duration::from_secs(3600))
+        .every(Duration::from_secs(3600))
         .track_in_flight(track_in_flight)
         .build();
     health.ready();
@@ -220,7 +220,7 @@ proptest::proptest! {
                 Check::new("worker", || async { Ok::<(), Infallible>(()) })
                     .probes([tower_health::Probe::Liveness]),
             )
-            .cache_for(Duration::from_secs(3600))
+            .every(Duration::from_secs(3600))
             .build();
         rt.block_on(health.refresh());
         health.ready();

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tower_health::{Change, Changes, Check, CheckChange, Health, Reasons, State, Status};
+use tower_health::{Change, Changes, Check, CheckChange, Health, Lifecycle, Reasons, Status};
 
 fn flaky(ok: &Arc<AtomicBool>) -> Check {
     let ok = ok.clone();
@@ -37,7 +37,7 @@ async fn every_change_arrives_once_in_order_with_the_reason() {
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     health.fail_liveness();
     health.recover_liveness();
-    health.drain();
+    health.start_draining();
     health.ready(); // no change: draining is one-way
 
     let mut seen = Vec::new();
@@ -47,7 +47,7 @@ async fn every_change_arrives_once_in_order_with_the_reason() {
     let summary: Vec<String> = seen
         .iter()
         .map(|c| match c {
-            Change::State { from, to, .. } => format!("state {from} -> {to}"),
+            Change::Lifecycle { from, to, .. } => format!("state {from} -> {to}"),
             Change::Liveness { live, .. } => format!("live {live}"),
             Change::Check(c) => format!(
                 "{} {} -> {} {:?}",
@@ -94,7 +94,7 @@ async fn a_subscriber_that_falls_behind_is_told_how_many_it_missed() {
         rest += 1;
     }
     assert_eq!(rest, 256, "then the newest, up to the backlog");
-    assert_eq!(health.state(), State::Starting);
+    assert_eq!(health.state(), Lifecycle::Starting);
 }
 
 #[tokio::test(start_paused = true)]
@@ -103,7 +103,10 @@ async fn the_stream_ends_when_the_health_is_gone() {
     let mut changes = health.changes();
     health.ready();
     drop(health);
-    assert!(matches!(changes.next().await, Some(Change::State { .. })));
+    assert!(matches!(
+        changes.next().await,
+        Some(Change::Lifecycle { .. })
+    ));
     assert!(changes.next().await.is_none());
 }
 
@@ -144,7 +147,7 @@ async fn lifecycle_changes_carry_when_they_happened_and_no_ops_publish_nothing()
     assert!(health.fail_liveness());
     assert!(!health.fail_liveness(), "no change");
     assert!(health.recover_liveness());
-    assert!(health.drain());
+    assert!(health.start_draining());
     assert!(!health.ready(), "draining is one-way");
     let after = SystemTime::now();
 
@@ -152,9 +155,9 @@ async fn lifecycle_changes_carry_when_they_happened_and_no_ops_publish_nothing()
     assert_eq!(got.len(), 4, "{got:?}");
     assert!(matches!(
         got[0],
-        Change::State {
-            from: State::Starting,
-            to: State::Ready,
+        Change::Lifecycle {
+            from: Lifecycle::Starting,
+            to: Lifecycle::Ready,
             ..
         }
     ));
@@ -162,14 +165,14 @@ async fn lifecycle_changes_carry_when_they_happened_and_no_ops_publish_nothing()
     assert!(matches!(got[2], Change::Liveness { live: true, .. }));
     assert!(matches!(
         got[3],
-        Change::State {
-            from: State::Ready,
-            to: State::Draining,
+        Change::Lifecycle {
+            from: Lifecycle::Ready,
+            to: Lifecycle::Draining,
             ..
         }
     ));
     for change in &got {
-        let (Change::State { at, .. } | Change::Liveness { at, .. }) = change else {
+        let (Change::Lifecycle { at, .. } | Change::Liveness { at, .. }) = change else {
             unreachable!()
         };
         assert!(before <= *at && *at <= after, "{change:?}");
@@ -258,7 +261,7 @@ async fn a_subscriber_sees_changes_from_when_it_subscribed() {
     health.ready();
     let mut late = health.changes();
     assert!(waiting(&mut late).is_empty());
-    health.drain();
+    health.start_draining();
     assert_eq!(waiting(&mut late).len(), 1);
 }
 
@@ -287,8 +290,8 @@ async fn the_stream_ends_when_the_health_and_its_layers_are_gone() {
     assert!(
         matches!(
             seen[..],
-            [Change::State {
-                to: State::Ready,
+            [Change::Lifecycle {
+                to: Lifecycle::Ready,
                 ..
             }]
         ),

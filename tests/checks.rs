@@ -166,7 +166,7 @@ async fn a_stale_result_is_answered_at_once_and_one_refresh_starts() {
     let (runs, ok) = flags(true);
     let health = Health::builder()
         .check(counted("db", &runs, &ok, Duration::from_millis(100)))
-        .cache_for(Duration::from_secs(1))
+        .every(Duration::from_secs(1))
         .build();
     health.ready();
     let svc = service(&health);
@@ -401,7 +401,7 @@ async fn per_check_paths_and_exclusions() {
     let response = svc.clone().oneshot(post).await.unwrap();
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
     // The lifecycle still governs the whole probe, but not one check's answer.
-    health.drain();
+    health.start_draining();
     assert_eq!(
         get(&svc, "/readyz?exclude=db").await.0,
         StatusCode::SERVICE_UNAVAILABLE
@@ -481,7 +481,7 @@ async fn background_refresh_keeps_results_warm_and_stops_when_dropped() {
     let (runs, ok) = flags(true);
     let health = Health::builder()
         .check(counted("db", &runs, &ok, Duration::ZERO))
-        .cache_for(Duration::from_secs(60))
+        .every(Duration::from_secs(60))
         .refresh_every(Duration::from_secs(1))
         .build();
     health.ready();
@@ -761,7 +761,7 @@ async fn a_report_serializes_every_field_an_application_reads() {
         .budget(Duration::from_millis(10))
         .build();
     let _guard = health.drain_guard("batch");
-    health.drain();
+    health.start_draining();
     let report = health.refresh().await;
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["state"], "draining");

@@ -239,7 +239,7 @@ fn a_valid_configuration_builds_both_ways() {
             .check(check("cache.v2_a-b"))
     };
     let health = builder().try_build().expect("a valid configuration");
-    assert_eq!(health.paths().readiness_path(), "/health/ready");
+    assert_eq!(health.paths().path(Probe::Readiness), "/health/ready");
     drop(builder().build());
 }
 

@@ -18,7 +18,7 @@ use http_body_util::BodyExt as _;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tower::ServiceExt as _;
-use tower_health::{Health, State};
+use tower_health::{Health, Lifecycle};
 
 const DELAY: Duration = Duration::from_secs(1);
 const DEADLINE: Duration = Duration::from_secs(4);
@@ -237,7 +237,7 @@ async fn a_drain_guard_delays_the_end_until_it_is_dropped() {
     let health = health();
     let worker = {
         let guard = health.drain_guard("queue-consumer");
-        let drain_started = health.drain_started();
+        let drain_started = health.wait_for(Lifecycle::Draining);
         tokio::spawn(async move {
             drain_started.await;
             // The batch under way takes two more seconds.
@@ -292,7 +292,7 @@ fn a_guard_never_dropped_is_cut_at_the_deadline_and_named_in_the_log() {
 async fn a_task_waiting_for_the_drain_is_woken_when_it_starts() {
     let health = health();
     health.ready();
-    let waiting = tokio::spawn(health.drain_started());
+    let waiting = tokio::spawn(health.wait_for(Lifecycle::Draining));
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert!(!waiting.is_finished(), "no drain yet");
     let (trigger, shutdown) = shutdown(&health);
@@ -302,7 +302,7 @@ async fn a_task_waiting_for_the_drain_is_woken_when_it_starts() {
         .await
         .expect("woken at once")
         .unwrap();
-    assert_eq!(health.state(), State::Draining);
+    assert_eq!(health.state(), Lifecycle::Draining);
     shutdown.await.unwrap();
 }
 
@@ -312,7 +312,7 @@ async fn drain_delay_over_follows_a_drain_started_without_the_shutdown_future() 
     let over = tokio::spawn(health.drain_delay_over());
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert!(!over.is_finished(), "never before the drain");
-    health.drain();
+    health.start_draining();
     let start = Instant::now();
     over.await.unwrap();
     assert_eq!(start.elapsed(), DELAY);
@@ -409,7 +409,7 @@ async fn while_draining_verbose_answers_and_the_page_name_who_holds_the_shutdown
         "nothing said before the drain: {json}"
     );
 
-    health.drain();
+    health.start_draining();
     let json = ask("application/json").await;
     assert!(
         json.contains(

@@ -10,7 +10,7 @@ use http_body::Frame;
 use http_body_util::{BodyExt, Full, StreamBody};
 use tokio::sync::{mpsc, oneshot};
 use tower::{Layer, ServiceExt};
-use tower_health::{Health, State};
+use tower_health::{Health, Lifecycle};
 
 type Chunk = Result<Frame<Bytes>, Infallible>;
 
@@ -22,7 +22,7 @@ fn streaming(
 ) -> (
     impl tower::Service<
             Request<Full<Bytes>>,
-            Response = Response<tower_health::HealthBody<StreamBody<ChunkStream>>>,
+            Response = Response<tower_health::ResponseBody<StreamBody<ChunkStream>>>,
             Error = Infallible,
             Future = impl Send,
         > + Clone,
@@ -67,14 +67,14 @@ async fn the_signal_drains_at_once_and_the_delay_is_honoured() {
     tokio::time::sleep(Duration::from_secs(30)).await;
     assert_eq!(
         health.state(),
-        State::Ready,
+        Lifecycle::Ready,
         "nothing happens before the signal"
     );
     assert!((&mut task).now_or_never().is_none());
 
     trigger.send(()).unwrap();
     tokio::task::yield_now().await;
-    assert_eq!(health.state(), State::Draining, "draining at once");
+    assert_eq!(health.state(), Lifecycle::Draining, "draining at once");
     tokio::time::sleep(Duration::from_millis(4_990)).await;
     assert!(
         (&mut task).now_or_never().is_none(),
@@ -138,7 +138,7 @@ async fn drained_waits_for_the_last_body_to_end() {
         drained.as_mut().now_or_never().is_none(),
         "not draining yet"
     );
-    health.drain();
+    health.start_draining();
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert!(
         drained.as_mut().now_or_never().is_none(),
@@ -166,7 +166,7 @@ async fn a_dropped_body_counts_as_ended() {
     let response = svc.oneshot(req).await.unwrap();
     let _chunks = bodies.recv().await.unwrap();
     assert_eq!(health.in_flight(), Some(1));
-    health.drain();
+    health.start_draining();
     let drained = tokio::spawn(health.drained());
     tokio::task::yield_now().await;
     assert!(!drained.is_finished());
@@ -198,7 +198,7 @@ async fn drained_without_tracking_resolves_on_drain() {
     let drained = tokio::spawn(health.drained());
     tokio::task::yield_now().await;
     assert!(!drained.is_finished());
-    health.drain();
+    health.start_draining();
     drained.await.unwrap();
 }
 
@@ -221,7 +221,7 @@ async fn drained_resolves_after_answered_requests_with_the_wedge_detector_and_co
         response.into_body().collect().await.unwrap();
     }
     assert_eq!(health.in_flight(), None, "not counted");
-    health.drain();
+    health.start_draining();
     tokio::time::timeout(Duration::from_secs(60), health.drained())
         .await
         .expect("drained() resolves once draining when requests are not counted");
@@ -247,7 +247,7 @@ async fn http1_responses_close_the_connection_while_draining() {
     let health = Health::new();
     health.ready();
     assert_eq!(connection_header(&health, Version::HTTP_11).await, None);
-    health.drain();
+    health.start_draining();
     assert_eq!(
         connection_header(&health, Version::HTTP_11)
             .await
@@ -266,6 +266,6 @@ async fn http1_responses_close_the_connection_while_draining() {
     let keep = Health::builder()
         .close_connections_when_draining(false)
         .build();
-    keep.drain();
+    keep.start_draining();
     assert_eq!(connection_header(&keep, Version::HTTP_11).await, None);
 }

@@ -15,7 +15,7 @@ use common::{
 use http::header::{ACCEPT, AUTHORIZATION, CONNECTION};
 use http::{Method, StatusCode};
 use http_body_util::Full;
-use tower_health::{Health, State};
+use tower_health::{Health, Lifecycle};
 
 fn layered(health: &Health) -> Router {
     axum_app().layer(health.layer())
@@ -94,11 +94,11 @@ async fn head_and_content_types_over_http1() {
     let (stop, stopped) = stop_switch();
     let server = spawn_axum(layered(&health), stopped).await;
     let client = http1_client();
-    for state in [State::Starting, State::Ready, State::Draining] {
+    for state in [Lifecycle::Starting, Lifecycle::Ready, Lifecycle::Draining] {
         match state {
-            State::Starting => {}
-            State::Ready => assert!(health.ready()),
-            State::Draining => assert!(health.drain()),
+            Lifecycle::Starting => {}
+            Lifecycle::Ready => assert!(health.ready()),
+            Lifecycle::Draining => assert!(health.start_draining()),
         }
         for path in [LIVEZ, READYZ, STARTUPZ, "/readyz?verbose"] {
             for accept in ["application/health+json", "text/plain"] {
@@ -190,7 +190,7 @@ async fn draining_fails_readiness_keeps_serving_then_shutdown_stops_the_server()
     let client = http1_client();
     let addr = server.addr;
 
-    health.drain();
+    health.start_draining();
     let reply = get(&client, addr, READYZ).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(reply.json()["output"], "draining");
@@ -214,7 +214,7 @@ async fn draining_fails_readiness_keeps_serving_then_shutdown_stops_the_server()
 
     let _ = trigger.send(());
     server.stopped().await;
-    assert_eq!(health.state(), State::Draining);
+    assert_eq!(health.state(), Lifecycle::Draining);
 }
 
 #[tokio::test]

@@ -19,7 +19,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use tokio::sync::{mpsc, Notify};
 use tower::ServiceBuilder;
-use tower_health::{Health, State};
+use tower_health::{Health, Lifecycle};
 
 fn clients() -> [(Version, HttpClient); 2] {
     [
@@ -53,14 +53,14 @@ async fn head_405_and_content_types_over_http1_and_http2() {
     let server = spawn_hyper(service, stopped).await;
     let addr = server.addr;
     for (version, client) in clients() {
-        for state in [State::Starting, State::Ready, State::Draining] {
+        for state in [Lifecycle::Starting, Lifecycle::Ready, Lifecycle::Draining] {
             match state {
-                State::Starting => {}
-                State::Ready => {
+                Lifecycle::Starting => {}
+                Lifecycle::Ready => {
                     health.ready();
                 }
-                State::Draining => {
-                    health.drain();
+                Lifecycle::Draining => {
+                    health.start_draining();
                 }
             }
             for path in [LIVEZ, READYZ, STARTUPZ, "/startupz?verbose"] {
@@ -189,7 +189,7 @@ async fn shutdown_stops_accepting_and_waits_for_the_request_in_flight() {
 
     // The application starts draining and then the server is told to stop: it may not
     // finish while a request is in flight.
-    health.drain();
+    health.start_draining();
     let drained = health.drained();
     tokio::pin!(drained);
     assert!((&mut drained).now_or_never().is_none());

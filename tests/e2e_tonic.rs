@@ -20,7 +20,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
-use tower_health::{Health, State};
+use tower_health::{Health, Lifecycle};
 
 async fn grpc_client(addr: SocketAddr) -> HealthClient<Channel> {
     let endpoint = Endpoint::from_shared(format!("http://{addr}")).expect("endpoint");
@@ -81,7 +81,7 @@ async fn grpc_check_through_the_layer_follows_readiness() {
         .expect_err("unknown service");
     assert_eq!(unknown.code(), tonic::Code::NotFound);
 
-    health.drain();
+    health.start_draining();
     watch_until(&mut client, ServingStatus::NotServing).await;
     assert_eq!(check(&mut client).await, ServingStatus::NotServing);
 
@@ -141,14 +141,14 @@ async fn head_405_and_text_on_the_grpc_port() {
         (Version::HTTP_11, http1_client()),
         (Version::HTTP_2, http2_client()),
     ] {
-        for state in [State::Starting, State::Ready, State::Draining] {
+        for state in [Lifecycle::Starting, Lifecycle::Ready, Lifecycle::Draining] {
             match state {
-                State::Starting => {}
-                State::Ready => {
+                Lifecycle::Starting => {}
+                Lifecycle::Ready => {
                     health.ready();
                 }
-                State::Draining => {
-                    health.drain();
+                Lifecycle::Draining => {
+                    health.start_draining();
                 }
             }
             for path in [LIVEZ, READYZ, STARTUPZ] {
@@ -286,7 +286,7 @@ async fn shutdown_drains_then_stops_the_tonic_server() {
     let mut grpc = grpc_client(server.addr).await;
     watch_until(&mut grpc, ServingStatus::Serving).await;
 
-    health.drain();
+    health.start_draining();
     watch_until(&mut grpc, ServingStatus::NotServing).await;
     let reply = get(&http1_client(), server.addr, READYZ).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);

@@ -107,7 +107,7 @@ fn replicas(net: &Net, n: u16, sample: usize) -> Vec<(Health, Switch)> {
                 .background_refresh(false)
                 // The fleet's verdict is reused for a cache time: long here, so that the
                 // tests say when it is asked again (by sleeping past it).
-                .cache_for(CACHE)
+                .every(CACHE)
                 .build();
             health.ready();
             net.serve(port, &health);
@@ -505,7 +505,7 @@ async fn a_shared_switch_shows_its_pass_with_no_refresh() {
     assert_eq!(report.check("db").unwrap().status(), Status::Pass);
     assert_eq!(
         report.check("db").unwrap().kind(),
-        tower_health::Kind::Switch
+        tower_health::CheckKind::Switch
     );
 }
 

@@ -16,7 +16,7 @@ use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
 use prost::Message;
 use tower::{Service, ServiceExt};
-use tower_health::{Check, Health, HealthBody, Probe};
+use tower_health::{Check, Health, Probe, ResponseBody};
 
 // === the messages, as a client of the protocol writes them ===
 
@@ -164,7 +164,7 @@ async fn send(service: &Layered, request: Request<Full<Bytes>>) -> Answer {
     collect(response).await
 }
 
-async fn collect(response: Response<HealthBody<Full<Bytes>>>) -> Answer {
+async fn collect(response: Response<ResponseBody<Full<Bytes>>>) -> Answer {
     let (parts, mut body) = response.into_parts();
     let mut messages = Vec::new();
     let mut trailers = None;
@@ -237,7 +237,7 @@ async fn check_answers_each_name_from_the_same_state_as_the_http_probes_and_a_ch
         (
             "draining",
             &|| {
-                health.drain();
+                health.start_draining();
             },
             [n, n, n, n, n, n, n, n],
         ),
@@ -442,7 +442,7 @@ async fn list_refuses_more_than_100_names_as_a90_says() {
 
 /// The next Watch message's status; `None` when the stream ended (with `grpc-status: 0`),
 /// and a panic when nothing comes before the runtime has nothing left to do.
-async fn next_status(body: &mut HealthBody<Full<Bytes>>) -> Option<i32> {
+async fn next_status(body: &mut ResponseBody<Full<Bytes>>) -> Option<i32> {
     // Time is paused: the timeout fires only once every task is idle, so it means
     // "nothing more is coming", not "the machine was slow".
     let frame = tokio::time::timeout(Duration::from_secs(3600), body.frame())
@@ -460,13 +460,13 @@ async fn next_status(body: &mut HealthBody<Full<Bytes>>) -> Option<i32> {
 }
 
 /// Whether the stream stays silent until the runtime has nothing left to do.
-async fn stays_silent(body: &mut HealthBody<Full<Bytes>>) -> bool {
+async fn stays_silent(body: &mut ResponseBody<Full<Bytes>>) -> bool {
     tokio::time::timeout(Duration::from_secs(3600), body.frame())
         .await
         .is_err()
 }
 
-async fn watch(app: &Layered, name: &str) -> HealthBody<Full<Bytes>> {
+async fn watch(app: &Layered, name: &str) -> ResponseBody<Full<Bytes>> {
     let response = app
         .clone()
         .oneshot(call_request(WATCH, ask(name)))
@@ -558,7 +558,7 @@ async fn huge_durations_build_and_answer_over_http_and_grpc_watch_without_a_pani
     });
     let health = Health::builder()
         .budget(Duration::MAX)
-        .cache_for(Duration::MAX)
+        .every(Duration::MAX)
         .refresh_every(Duration::MAX)
         .drain_delay(Duration::MAX)
         .check(db.timeout(Duration::MAX))
@@ -594,7 +594,7 @@ async fn huge_durations_build_and_answer_over_http_and_grpc_watch_without_a_pani
     let mut ready = watch(&app, "readiness").await;
     assert_eq!(next_status(&mut ready).await, Some(SERVING));
     // The drain delay never ends: Watch says NOT_SERVING and stays open.
-    health.drain();
+    health.start_draining();
     assert_eq!(next_status(&mut ready).await, Some(NOT_SERVING));
     assert!(stays_silent(&mut ready).await, "open, and silent");
     assert_eq!(
@@ -655,7 +655,7 @@ async fn after_a_drain_without_the_shutdown_signal_watch_ends_one_drain_delay_la
     let mut body = watch(&app, "").await;
     assert_eq!(next_status(&mut body).await, Some(SERVING));
     let start = tokio::time::Instant::now();
-    health.drain();
+    health.start_draining();
     assert_eq!(next_status(&mut body).await, Some(NOT_SERVING));
     assert_eq!(next_status(&mut body).await, None);
     assert_eq!(start.elapsed(), delay);
@@ -669,7 +669,7 @@ async fn the_drain_delay_ends_at_one_instant_for_the_timeline_drain_delay_over_a
     let app = app(&health);
     let start = tokio::time::Instant::now();
     // The application drains by itself; the signal comes 2 s later, a watcher 3 s later.
-    health.drain();
+    health.start_draining();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let timeline = tokio::spawn({
         let shutdown = health.shutdown_on(async {});

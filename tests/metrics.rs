@@ -230,7 +230,7 @@ fn the_lifecycle_gauges_follow_every_transition() {
         health.fail_liveness();
         assert_eq!(lifecycle(), ([0.0, 1.0, 0.0], 0.0));
         health.recover_liveness();
-        health.drain();
+        health.start_draining();
         assert_eq!(lifecycle(), ([0.0, 0.0, 1.0], 1.0));
     });
 }

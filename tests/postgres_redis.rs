@@ -24,7 +24,7 @@ use axum::Router;
 use http::{header, Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
-use tower_health::{Health, Reasons, State, Status};
+use tower_health::{Health, Lifecycle, Reasons, Status};
 
 fn main() -> ExitCode {
     let args = libtest_mimic::Arguments::from_args();
@@ -97,7 +97,7 @@ async fn start_up_without_postgres_gives_up() {
     let error = example::start_up(&health, &postgres, Duration::from_millis(1_500))
         .await
         .unwrap_err();
-    assert_eq!(health.state(), State::Starting);
+    assert_eq!(health.state(), Lifecycle::Starting);
     let said = format!("PostgreSQL at 127.0.0.1:{port} as user someone did not answer within 1 s");
     for words in [
         said.as_str(),
@@ -120,11 +120,11 @@ async fn postgres_down_fails_readiness(bin: servers::PostgresBinaries) {
     let app = app(&health);
 
     // Start-up waits for the database, refreshes, and only then turns ready.
-    assert_eq!(health.state(), State::Starting);
+    assert_eq!(health.state(), Lifecycle::Starting);
     example::start_up(&health, &postgres, Duration::from_secs(30))
         .await
         .unwrap();
-    assert_eq!(health.state(), State::Ready);
+    assert_eq!(health.state(), Lifecycle::Ready);
     assert_eq!(
         probe(&app, "/readyz", false).await,
         (StatusCode::OK, r#"{"status":"pass"}"#.to_owned())

@@ -1,4 +1,4 @@
-//! The standalone probe listener (`Health::serve_probes`, feature `server`) over real
+//! The standalone probe listener (`Health::serve_probes`, feature `probe-server`) over real
 //! sockets on loopback: the probe table over HTTP/1.1 and HTTP/2, gRPC health with
 //! tonic-health's client, `404` for anything else, slow clients cut off, and the drain,
 //! in process and through a real SIGTERM to a process of its own.
@@ -11,6 +11,7 @@ mod common;
 #[path = "support/health_client.rs"]
 mod health_client;
 
+use std::future::IntoFuture;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -32,7 +33,7 @@ use tokio::task::JoinHandle;
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-use tower_health::{Check, Health, State};
+use tower_health::{Check, Health, Lifecycle};
 
 use ServingStatus::{NotServing, ServiceUnknown, Serving};
 
@@ -562,7 +563,7 @@ async fn probes_are_answered_through_the_drain_delay_then_the_listener_closes() 
     listener.stopped().await;
     assert!(draining.elapsed() >= DELAY, "closed before the drain delay");
     assert!(refused(addr).await, "the listener is closed");
-    assert_eq!(health.state(), State::Draining);
+    assert_eq!(health.state(), Lifecycle::Draining);
 }
 
 #[tokio::test]
@@ -671,7 +672,7 @@ fn process_serving_probes() {
         println!("listening on http://{}", probes.local_addr());
         health.ready();
         probes.await.unwrap();
-        assert_eq!(health.state(), State::Draining);
+        assert_eq!(health.state(), Lifecycle::Draining);
     });
 }
 

@@ -19,7 +19,7 @@ use http_body::{Body as _, Frame};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use tower::{Layer, Service, ServiceExt};
-use tower_health::{Health, Paths, State};
+use tower_health::{Health, Lifecycle, Paths};
 
 // === an inner service that shows what it was given ===
 
@@ -84,7 +84,7 @@ fn inner_response(seen: Seen) -> Response<InnerBody> {
 async fn call(
     health: &Health,
     request: Request<Full<Bytes>>,
-) -> Response<tower_health::HealthBody<InnerBody>> {
+) -> Response<tower_health::ResponseBody<InnerBody>> {
     let service = health.layer().layer(inner_service());
     bounded("the layered service", service.oneshot(request))
         .await
@@ -174,11 +174,11 @@ async fn other_methods_on_a_probe_path_get_405_with_allow() {
         Method::CONNECT,
         Method::from_bytes(b"PURGE").unwrap(),
     ];
-    for state in [State::Starting, State::Ready, State::Draining] {
+    for state in [Lifecycle::Starting, Lifecycle::Ready, Lifecycle::Draining] {
         match state {
-            State::Starting => {}
-            State::Ready => assert!(health.ready()),
-            State::Draining => assert!(health.drain()),
+            Lifecycle::Starting => {}
+            Lifecycle::Ready => assert!(health.ready()),
+            Lifecycle::Draining => assert!(health.start_draining()),
         }
         for method in &methods {
             for path in [LIVEZ, READYZ, STARTUPZ, "/readyz?verbose"] {
@@ -320,7 +320,7 @@ async fn verbose_lists_what_the_answer_is_made_of() {
             }
         })
     );
-    health.drain();
+    health.start_draining();
     let reply = get(&health, "/readyz?a=b&verbose&c").await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
@@ -447,7 +447,10 @@ async fn custom_paths_replace_the_defaults() {
         .readiness("/ops/ready")
         .startup("/ops/started");
     let health = Health::builder().paths(paths).build();
-    assert_eq!(health.paths().readiness_path(), "/ops/ready");
+    assert_eq!(
+        health.paths().path(tower_health::Probe::Readiness),
+        "/ops/ready"
+    );
     assert_eq!(get(&health, "/ops/alive").await.status, StatusCode::OK);
     assert_eq!(
         get(&health, "/ops/ready").await.json()["output"],
@@ -797,7 +800,7 @@ async fn while_draining_http1_responses_that_pass_through_ask_to_close() {
     let reply = get(&health, "/things").await;
     assert_eq!(reply.header(CONNECTION), None, "not while ready");
 
-    health.drain();
+    health.start_draining();
     for version in [Version::HTTP_10, Version::HTTP_11] {
         let reply = send(
             &health,
@@ -823,7 +826,7 @@ async fn while_draining_http1_responses_that_pass_through_ask_to_close() {
     let health = Health::builder()
         .close_connections_when_draining(false)
         .build();
-    health.drain();
+    health.start_draining();
     assert_eq!(get(&health, "/things").await.header(CONNECTION), None);
 }
 
@@ -841,7 +844,7 @@ async fn in_flight_requests_are_counted_until_their_body_ends() {
     drop(probe);
 
     // Draining is not drained while a response body is still on its way.
-    health.drain();
+    health.start_draining();
     let drained = health.drained();
     tokio::pin!(drained);
     assert!((&mut drained).now_or_never().is_none());
@@ -860,7 +863,7 @@ async fn without_tracking_drained_resolves_once_draining() {
     let drained = health.drained();
     tokio::pin!(drained);
     assert!((&mut drained).now_or_never().is_none());
-    health.drain();
+    health.start_draining();
     bounded("drained", drained).await;
 }
 
@@ -880,9 +883,11 @@ async fn concurrent_ready_and_drain_end_in_draining() {
                     tokio::task::yield_now().await;
                     if i % 2 == 0 {
                         ready_wins.fetch_add(usize::from(health.ready()), Ordering::SeqCst);
-                        drain_wins.fetch_add(usize::from(health.drain()), Ordering::SeqCst);
+                        drain_wins
+                            .fetch_add(usize::from(health.start_draining()), Ordering::SeqCst);
                     } else {
-                        drain_wins.fetch_add(usize::from(health.drain()), Ordering::SeqCst);
+                        drain_wins
+                            .fetch_add(usize::from(health.start_draining()), Ordering::SeqCst);
                         ready_wins.fetch_add(usize::from(health.ready()), Ordering::SeqCst);
                     }
                 })
@@ -891,7 +896,7 @@ async fn concurrent_ready_and_drain_end_in_draining() {
         for task in tasks {
             bounded("a task", task).await.unwrap();
         }
-        assert_eq!(health.state(), State::Draining);
+        assert_eq!(health.state(), Lifecycle::Draining);
         assert_eq!(
             drain_wins.load(Ordering::SeqCst),
             1,
@@ -906,62 +911,32 @@ async fn concurrent_ready_and_drain_end_in_draining() {
 }
 
 #[tokio::test]
-async fn state_changed_resolves_on_each_transition() {
-    let health = Health::new();
-    let changed = health.state_changed();
-    assert!(health.ready());
-    assert_eq!(bounded("ready", changed).await, State::Ready);
-
-    let changed = health.state_changed();
-    assert!(health.fail_liveness());
-    assert_eq!(bounded("liveness failed", changed).await, State::Ready);
-    assert!(!health.is_live());
-
-    let changed = health.state_changed();
-    assert!(health.recover_liveness());
-    assert_eq!(bounded("liveness recovered", changed).await, State::Ready);
-
-    let waiting = tokio::spawn(health.state_changed());
-    tokio::task::yield_now().await;
-    assert!(health.drain());
-    assert_eq!(bounded("drain", waiting).await.unwrap(), State::Draining);
-
-    // Calls that change nothing wake nobody.
-    let changed = health.state_changed();
-    tokio::pin!(changed);
-    assert!(!health.drain());
-    assert!(!health.ready());
-    assert!(!health.recover_liveness());
-    assert!((&mut changed).now_or_never().is_none());
-}
-
-#[tokio::test]
 async fn wait_for_resolves_on_reaching_or_passing_the_state() {
     let health = Health::new();
     assert_eq!(
-        bounded("starting", health.wait_for(State::Starting)).await,
-        State::Starting
+        bounded("starting", health.wait_for(Lifecycle::Starting)).await,
+        Lifecycle::Starting
     );
 
-    let ready = tokio::spawn(health.wait_for(State::Ready));
-    let draining = tokio::spawn(health.wait_for(State::Draining));
+    let ready = tokio::spawn(health.wait_for(Lifecycle::Ready));
+    let draining = tokio::spawn(health.wait_for(Lifecycle::Draining));
     tokio::task::yield_now().await;
     assert!(!ready.is_finished());
     health.ready();
-    assert_eq!(bounded("ready", ready).await.unwrap(), State::Ready);
+    assert_eq!(bounded("ready", ready).await.unwrap(), Lifecycle::Ready);
     assert!(!draining.is_finished());
-    health.drain();
+    health.start_draining();
     assert_eq!(
         bounded("draining", draining).await.unwrap(),
-        State::Draining
+        Lifecycle::Draining
     );
 
     // An application that drains without ever becoming ready releases those waiting for
     // readiness too.
     let health = Health::new();
-    let ready = health.wait_for(State::Ready);
-    health.drain();
-    assert_eq!(bounded("drained early", ready).await, State::Draining);
+    let ready = health.wait_for(Lifecycle::Ready);
+    health.start_draining();
+    assert_eq!(bounded("drained early", ready).await, Lifecycle::Draining);
 }
 
 #[tokio::test]
@@ -989,7 +964,7 @@ async fn liveness_fails_and_recovers_through_the_probes() {
         assert_eq!(get(&health, path).await.status, StatusCode::OK, "{path}");
     }
     let report = health.report();
-    assert_eq!(report.state(), State::Ready);
+    assert_eq!(report.state(), Lifecycle::Ready);
     assert!(report.is_live());
     assert!(report.checks().is_empty());
 }
@@ -1007,14 +982,17 @@ async fn shutdown_drains_at_once_and_resolves_after_the_drain_delay() {
     tokio::task::yield_now().await;
     assert_eq!(
         health.state(),
-        State::Ready,
+        Lifecycle::Ready,
         "nothing happens before the trigger"
     );
     assert!(!shutdown.is_finished());
 
     trigger.send(()).unwrap();
     let started = tokio::time::Instant::now();
-    assert_eq!(health.wait_for(State::Draining).await, State::Draining);
+    assert_eq!(
+        health.wait_for(Lifecycle::Draining).await,
+        Lifecycle::Draining
+    );
     assert_eq!(
         get(&health, READYZ).await.status,
         StatusCode::SERVICE_UNAVAILABLE

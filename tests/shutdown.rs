@@ -316,7 +316,7 @@ fn role_background_worker() {
             .build();
         let shutdown = health.shutdown_signal();
         let guard = health.drain_guard(HOLDER);
-        let drain_started = health.drain_started();
+        let drain_started = health.wait_for(tower_health::Lifecycle::Draining);
         tokio::spawn(async move {
             drain_started.await;
             tracing::info!("worker: woken by the drain");

@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, Full};
 use tokio::time::Instant;
 use tower::ServiceExt;
 use tower_health::{
-    BuildProblem, Change, Check, Gate, Health, HealthService, Heartbeat, Kind, Probe, Reasons,
+    BuildProblem, Change, Check, CheckKind, Gate, Health, HealthService, Heartbeat, Probe, Reasons,
     Status, Switch,
 };
 
@@ -166,7 +166,7 @@ async fn gates_and_ready_compose_by_and_and_gates_are_one_way() {
         );
         health
     };
-    health.drain();
+    health.start_draining();
     let app = plain_app(&health);
     assert_eq!(probes(app).await, [OK, NO, OK], "draining wins");
 }
@@ -221,7 +221,7 @@ async fn a_switch_reason_is_withheld_like_any_reason_and_told_to_the_change_stre
     assert!(changes.try_next().is_none(), "one change, not two");
     let report = health.report();
     let line = report.check("maintenance").unwrap();
-    assert_eq!(line.kind(), Kind::Switch);
+    assert_eq!(line.kind(), CheckKind::Switch);
     assert_eq!(line.output(), Some("until 02:00"));
 }
 
@@ -420,7 +420,7 @@ async fn a_heartbeat_dropped_during_the_drain_is_no_failure() {
     let app = plain_app(&health);
     let mut changes = health.changes();
     // The worker's loop ends at the drain and drops its handle, as a clean exit does.
-    health.drain();
+    health.start_draining();
     drop(consumer);
     let (code, body) = get(&app, "/livez?verbose").await;
     assert_eq!(code, StatusCode::OK, "{body}");

@@ -161,7 +161,7 @@ fn probes_log_nothing_per_request() {
     let kept = kept(|| async {
         let health = Health::builder()
             .check(Check::new("db", || async { Ok::<(), &str>(()) }))
-            .cache_for(Duration::from_secs(3600))
+            .every(Duration::from_secs(3600))
             .build();
         health.refresh().await;
         health.ready();

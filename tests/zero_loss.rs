@@ -16,7 +16,7 @@ use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
-use tower_health::{Health, State};
+use tower_health::{Health, Lifecycle};
 
 const ROLE: &str = "ZERO_LOSS_SERVER";
 const DRAIN_DELAY: Duration = Duration::from_millis(2_500);
@@ -59,7 +59,7 @@ fn serve_http1() {
             .with_graceful_shutdown(health.shutdown_signal())
             .await
             .unwrap();
-        assert_eq!(health.state(), State::Draining);
+        assert_eq!(health.state(), Lifecycle::Draining);
         tokio::time::timeout(Duration::from_secs(10), health.drained())
             .await
             .expect("every response ended");

@@ -19,12 +19,12 @@ use crate::vocabulary::Probe;
 /// # Example
 ///
 /// ```
-/// use tower_health::{Health, Paths};
+/// use tower_health::{Health, Paths, Probe};
 ///
 /// let health = Health::builder()
 ///     .paths(Paths::health().readiness("/health/ready"))
 ///     .build();
-/// assert_eq!(health.paths().readiness_path(), "/health/ready");
+/// assert_eq!(health.paths().path(Probe::Readiness), "/health/ready");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Paths {
@@ -79,21 +79,6 @@ impl Paths {
     /// The path of `probe`.
     pub fn path(&self, probe: Probe) -> &str {
         &self.by_probe[probe.index()]
-    }
-
-    /// The liveness path.
-    pub fn liveness_path(&self) -> &str {
-        self.path(Probe::Liveness)
-    }
-
-    /// The readiness path.
-    pub fn readiness_path(&self) -> &str {
-        self.path(Probe::Readiness)
-    }
-
-    /// The startup path.
-    pub fn startup_path(&self) -> &str {
-        self.path(Probe::Startup)
     }
 
     fn with(mut self, probe: Probe, path: impl Into<Cow<'static, str>>) -> Self {

@@ -11,7 +11,7 @@ use super::render::{self, Detail, Format, Generations, Reply, Scope, Style};
 use super::request::{MethodKind, ProbeRequest, Query};
 use super::shared::{Shared, SharedRef};
 use crate::check::Need;
-use crate::vocabulary::{Probe, State};
+use crate::vocabulary::{Lifecycle, Probe};
 
 /// A wait for a first check result; only a probe on a cold cache takes it.
 pub(crate) type Pending = Pin<Box<dyn Future<Output = Reply> + Send>>;
@@ -58,7 +58,7 @@ impl Shared {
         // Read the generations before the results, so that a run finishing meanwhile
         // makes the next probe render again rather than be missed.
         let phase = self.lifecycle.phase();
-        if phase.state() == State::Starting && ask.probe != Probe::Liveness {
+        if phase.state() == Lifecycle::Starting && ask.probe != Probe::Liveness {
             self.starting();
         }
         if let Some(index) = ask.only {
@@ -79,7 +79,7 @@ impl Shared {
                     statuses: self.engine.status_generation(),
                     results: self.engine.results_generation(),
                     holders: match phase.state() {
-                        State::Draining => self.drain.generation(),
+                        Lifecycle::Draining => self.drain.generation(),
                         _ => 0,
                     },
                 };

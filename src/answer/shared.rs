@@ -19,10 +19,10 @@ use super::render::AnswerCache;
 use super::request::Reasons;
 use crate::check::report::DrainHolder;
 use crate::check::Report;
-use crate::lifecycle::Lifecycle;
+use crate::lifecycle::LifecycleWatch;
 use crate::observe::Observer;
 use crate::shutdown::{Drain, DrainOver, InFlight, DEFAULT_SHUTDOWN_TIMEOUT};
-use crate::vocabulary::{Phase, State};
+use crate::vocabulary::{Lifecycle, Phase};
 
 /// The settings of a [`Builder`](crate::Builder) that the shared state keeps as they are:
 /// the builder holds one and sets it, the shared state takes it whole. A setting of this
@@ -86,7 +86,7 @@ impl Default for Options {
 /// The state every clone of a [`Health`](crate::Health) and every layer and service made
 /// from it share.
 pub(crate) struct Shared {
-    pub(super) lifecycle: Lifecycle,
+    pub(super) lifecycle: LifecycleWatch,
     matcher: Matcher,
     /// Counted requests, when in-flight tracking is on.
     in_flight: Option<Arc<InFlight>>,
@@ -120,7 +120,7 @@ impl Shared {
     /// The shared state around `engine`, which must have been made with the receiving end
     /// of `alive` and the same `observer`.
     pub(crate) fn new(
-        lifecycle: Lifecycle,
+        lifecycle: LifecycleWatch,
         engine: Arc<Engine>,
         matcher: Matcher,
         observer: Observer,
@@ -158,7 +158,7 @@ impl Shared {
 
     /// The lifecycle: its state, liveness flag and transitions.
     #[inline]
-    pub(crate) fn lifecycle(&self) -> &Lifecycle {
+    pub(crate) fn lifecycle(&self) -> &LifecycleWatch {
         &self.lifecycle
     }
 
@@ -272,7 +272,7 @@ impl Shared {
 
     pub(crate) fn report(&self, phase: Phase) -> Report {
         let drain_holders = match phase.state() {
-            State::Draining => (self.drain.holders().into_iter())
+            Lifecycle::Draining => (self.drain.holders().into_iter())
                 .map(|(name, count)| DrainHolder::new(name, count))
                 .collect(),
             _ => Vec::new(),
@@ -302,23 +302,16 @@ impl Shared {
 
 // === impl SharedRef ===
 
-/// How layers and services hold the shared state: by a counted reference, or borrowed
-/// for the rest of the program ([`Health::static_layer`](crate::Health::static_layer)), which
-/// makes cloning a service a plain copy.
+/// How layers and services hold the shared state: a counted reference, which the
+/// answering code (`respond`) extends with its own methods.
 #[derive(Clone)]
-pub(crate) enum SharedRef {
-    Counted(Arc<Shared>),
-    Static(&'static Shared),
-}
+pub(crate) struct SharedRef(pub(crate) Arc<Shared>);
 
 impl std::ops::Deref for SharedRef {
     type Target = Shared;
 
     #[inline]
     fn deref(&self) -> &Shared {
-        match self {
-            SharedRef::Counted(shared) => shared,
-            SharedRef::Static(shared) => shared,
-        }
+        &self.0
     }
 }

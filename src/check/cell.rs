@@ -16,7 +16,7 @@ use crate::cache::lock;
 use crate::observe::CheckChange;
 use crate::observe::Observer;
 use crate::shutdown::Progress;
-use crate::vocabulary::{Kind, Status};
+use crate::vocabulary::{CheckKind, Status};
 
 /// What every answer is keyed by, and the observer: shared by the engine and every cell.
 #[derive(Debug)]
@@ -199,11 +199,11 @@ impl Cell {
         Cell::new(name, Source::Wedge(wedge), Status::Pass, None)
     }
 
-    pub(crate) fn kind(&self) -> Kind {
+    pub(crate) fn kind(&self) -> CheckKind {
         match self.source {
-            Source::Gate { .. } => Kind::Gate,
-            Source::Switch => Kind::Switch,
-            Source::Heartbeat(_) | Source::Wedge(_) => Kind::Heartbeat,
+            Source::Gate { .. } => CheckKind::Gate,
+            Source::Switch => CheckKind::Switch,
+            Source::Heartbeat(_) | Source::Wedge(_) => CheckKind::Heartbeat,
         }
     }
 

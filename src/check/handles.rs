@@ -396,7 +396,7 @@ impl fmt::Debug for Switch {
 /// // A loop that ends because the application drains is no failure.
 /// let consumer = Heartbeat::new("consumer", Duration::from_secs(5));
 /// let health = Health::builder().heartbeat(&consumer).build();
-/// health.drain();
+/// health.start_draining();
 /// drop(consumer);
 /// assert_eq!(health.report().status(Probe::Liveness), Status::Pass);
 /// # }

@@ -594,7 +594,7 @@ impl Check {
 
     /// How often this check runs: the background refresh runs it once its result is this
     /// old, and a result stays fresh this long; the builder's
-    /// [`cache_for`](crate::Builder::cache_for) (1 s) unless set.
+    /// [`Builder::every`](crate::Builder::every) (1 s) unless set.
     ///
     /// For a dependency that is costly or paid for per request (a search index, an
     /// external API), so that it is asked once a minute rather than once a second.
@@ -617,12 +617,6 @@ impl Check {
     pub fn every(mut self, interval: Duration) -> Self {
         self.ttl = Some(interval);
         self
-    }
-
-    /// The old name of [`Check::every`].
-    #[deprecated(since = "0.2.0", note = "renamed `every`: how often the check runs")]
-    pub fn cache_for(self, ttl: Duration) -> Self {
-        self.every(ttl)
     }
 
     /// Reports failure only after `n` consecutive failed runs (at least 1, the default).

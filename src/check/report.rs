@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::vocabulary::{Gates, Kind, Observed, ObservedValue, Phase, Probe, State, Status};
+use crate::vocabulary::{
+    CheckKind, Gates, Lifecycle, Observed, ObservedValue, Phase, Probe, Status,
+};
 
 /// An owned snapshot of the application's health: the lifecycle and every check's last
 /// result.
@@ -17,7 +19,7 @@ use crate::vocabulary::{Gates, Kind, Observed, ObservedValue, Phase, Probe, Stat
 /// # Example
 ///
 /// ```
-/// use tower_health::{Check, Health, Probe, State, Status};
+/// use tower_health::{Check, Health, Probe, Lifecycle, Status};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
@@ -26,7 +28,7 @@ use crate::vocabulary::{Gates, Kind, Observed, ObservedValue, Phase, Probe, Stat
 ///     .build();
 ///
 /// let report = health.refresh().await;
-/// assert_eq!(report.state(), State::Starting);
+/// assert_eq!(report.state(), Lifecycle::Starting);
 /// assert_eq!(report.status(Probe::Readiness), Status::Fail); // starting
 /// assert_eq!(report.status(Probe::Liveness), Status::Pass);
 ///
@@ -114,7 +116,7 @@ impl serde::Serialize for Report {
 
 impl Report {
     /// The lifecycle state.
-    pub fn state(&self) -> State {
+    pub fn state(&self) -> Lifecycle {
         self.phase.state()
     }
 
@@ -175,11 +177,11 @@ pub(crate) fn lifecycle_blocker(phase: Phase, probe: Probe) -> Option<Blocker> {
         Probe::Liveness => (!phase.is_live()).then_some(Blocker::NotLive),
         Probe::Readiness if !phase.is_live() => Some(Blocker::NotLive),
         Probe::Readiness => match phase.state() {
-            State::Starting => Some(Blocker::Starting),
-            State::Ready => None,
-            State::Draining => Some(Blocker::Draining),
+            Lifecycle::Starting => Some(Blocker::Starting),
+            Lifecycle::Ready => None,
+            Lifecycle::Draining => Some(Blocker::Draining),
         },
-        Probe::Startup => (phase.state() == State::Starting).then_some(Blocker::Starting),
+        Probe::Startup => (phase.state() == Lifecycle::Starting).then_some(Blocker::Starting),
     }
 }
 
@@ -255,7 +257,7 @@ pub(crate) fn verdict<'a>(
 #[derive(Debug, Clone)]
 pub struct CheckReport {
     pub(crate) name: Arc<str>,
-    pub(crate) kind: Kind,
+    pub(crate) kind: CheckKind,
     pub(crate) status: Status,
     pub(crate) critical: bool,
     pub(crate) gates: Gates,
@@ -317,7 +319,7 @@ impl CheckReport {
 
     /// What it is: a check the layer runs, or a gate, switch or heartbeat the application
     /// sets.
-    pub fn kind(&self) -> Kind {
+    pub fn kind(&self) -> CheckKind {
         self.kind
     }
 
@@ -376,7 +378,7 @@ impl CheckReport {
 #[cfg(test)]
 pub(crate) fn test_check(name: &str, status: Status, critical: bool) -> CheckReport {
     CheckReport {
-        kind: Kind::Check,
+        kind: CheckKind::Check,
         name: name.into(),
         status,
         critical,
@@ -394,14 +396,14 @@ mod tests {
 
     use super::test_check as check;
 
-    fn status(state: State, live: bool, probe: Probe, checks: &[CheckReport]) -> Status {
+    fn status(state: Lifecycle, live: bool, probe: Probe, checks: &[CheckReport]) -> Status {
         verdict(Phase::new(state, live), probe, checks.iter()).status
     }
 
     #[test]
     fn the_lifecycle_table() {
+        use Lifecycle::*;
         use Probe::*;
-        use State::*;
         use Status::*;
         let none: &[CheckReport] = &[];
         let rows = [
@@ -420,7 +422,7 @@ mod tests {
 
     #[test]
     fn critical_failures_fail_and_non_critical_ones_warn() {
-        let ready = State::Ready;
+        let ready = Lifecycle::Ready;
         let r = Probe::Readiness;
         let pass = check("a", Status::Pass, true);
         let crit = check("b", Status::Fail, true);
@@ -452,7 +454,7 @@ mod tests {
     #[test]
     fn a_failing_critical_liveness_entry_fails_readiness_too_and_nothing_else_does() {
         use Probe::*;
-        let ready = State::Ready;
+        let ready = Lifecycle::Ready;
         let failing = liveness_entry("requests", Status::Fail, true);
         assert_eq!(
             status(ready, true, Liveness, std::slice::from_ref(&failing)),

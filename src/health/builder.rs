@@ -12,7 +12,7 @@ use crate::answer::request::Reasons;
 use crate::answer::shared::{Options, Shared};
 use crate::check::{Cell, Check, Engine, Gate, Heartbeat, Switch};
 use crate::error::{BuildError, BuildProblem};
-use crate::lifecycle::Lifecycle;
+use crate::lifecycle::LifecycleWatch;
 use crate::observe::Observer;
 use crate::vocabulary::{Gates, Probe};
 
@@ -49,7 +49,7 @@ const DEFAULT_TTL: Duration = Duration::from_secs(1);
 ///     // How long a probe on a cold cache may wait (default 900 ms), and how long a
 ///     // result stays fresh (default 1 s; the background refresh follows it).
 ///     .budget(Duration::from_millis(900))
-///     .cache_for(Duration::from_secs(2))
+///     .every(Duration::from_secs(2))
 ///     // Why a check failed, shown to every asker (default: to none, only logged).
 ///     .reasons(Reasons::always())
 ///     // After SIGTERM, keep serving this long before the server stops (default 5 s),
@@ -59,7 +59,7 @@ const DEFAULT_TTL: Duration = Duration::from_secs(1);
 ///     .shutdown_timeout(Duration::from_secs(25))
 ///     .track_in_flight(true)
 ///     .build();
-/// assert_eq!(health.paths().readiness_path(), "/health/ready");
+/// assert_eq!(health.paths().path(Probe::Readiness), "/health/ready");
 /// # }
 /// ```
 ///
@@ -70,7 +70,7 @@ const DEFAULT_TTL: Duration = Duration::from_secs(1);
 /// | [`liveness_fails_when_stuck`](Builder::liveness_fails_when_stuck), [`stuck_exempt_paths`](Builder::stuck_exempt_paths) | off, none | liveness (and readiness) fail while requests wait for a response head that never comes; routes left out |
 /// | [`paths`](Builder::paths) | `/livez`, `/readyz`, `/startupz` | where the probes answer |
 /// | [`budget`](Builder::budget) | 900 ms | the longest a probe waits on a cold cache; no check's timeout may exceed it |
-/// | [`cache_for`](Builder::cache_for) | 1 s | how long a result stays fresh |
+/// | [`every`](Builder::every) | 1 s | how often each check runs (how long a result stays fresh) |
 /// | [`refresh_every`](Builder::refresh_every), [`background_refresh`](Builder::background_refresh) | on, at the cache time | checks run in the background, whether probes come or not |
 /// | [`reasons`](Builder::reasons) | withheld | whether answers say why a check failed |
 /// | [`drain_delay`](Builder::drain_delay) | 5 s | how long the server keeps serving after SIGTERM |
@@ -186,8 +186,8 @@ impl Builder {
     /// - While it fails, readiness fails too: a pod about to be restarted leaves the
     ///   Service first.
     ///
-    /// It shows as an entry named `requests` (kind [`Kind::Heartbeat`](crate::Kind),
-    /// gating liveness), so no check may take that name. It is looked at by every probe
+    /// It shows as an entry named `requests` (kind
+    /// [`CheckKind::Heartbeat`](crate::CheckKind), gating liveness), so no check may take that name. It is looked at by every probe
     /// and about ten times per `stuck_after` (at most once a second, at least every
     /// 10 ms), so a wedge fails liveness within `stuck_after` plus that. Off unless
     /// turned on; when on, a request that passes through costs the atomic operations of
@@ -261,12 +261,11 @@ impl Builder {
         self
     }
 
-    /// How long a check's result stays fresh, 1 s unless set.
+    /// How often each check runs (and how long its result stays fresh), 1 s unless set.
     ///
-    /// A check may set its own ([`Check::cache_for`](crate::Check::cache_for)). It is also
-    /// the interval of the background refresh unless [`Builder::refresh_every`] sets
-    /// another.
-    pub fn cache_for(mut self, ttl: Duration) -> Self {
+    /// A check may set its own ([`Check::every`](crate::Check::every)). It is also the
+    /// interval of the background refresh unless [`Builder::refresh_every`] sets another.
+    pub fn every(mut self, ttl: Duration) -> Self {
         self.ttl = ttl;
         self
     }
@@ -274,7 +273,7 @@ impl Builder {
     /// The interval of the background refresh: every check whose result would go stale
     /// before the next tick is run on each tick.
     ///
-    /// Unless set, the cache time ([`Builder::cache_for`], 1 s).
+    /// Unless set, [`Builder::every`] (1 s).
     ///
     /// With the background refresh (on by default), results are warm before the first
     /// probe, no answer is older than the interval however rarely probes come, a probe
@@ -434,8 +433,9 @@ impl Builder {
         }
         self.options.replica = crate::check::fleet::replica_id();
         #[cfg(feature = "fleet")]
-        let fleet = (self.fleet.take())
-            .map(|fleet| fleet.into_consult(self.paths.readiness_path(), self.options.replica));
+        let fleet = (self.fleet.take()).map(|fleet| {
+            fleet.into_consult(self.paths.path(Probe::Readiness), self.options.replica)
+        });
         #[cfg(not(feature = "fleet"))]
         let fleet = None;
         let observer = Observer::new();
@@ -454,7 +454,7 @@ impl Builder {
             observer.clone(),
             fleet,
         );
-        let lifecycle = Lifecycle::new(observer.clone());
+        let lifecycle = LifecycleWatch::new(observer.clone());
         observer.started(lifecycle.phase());
         Ok(Arc::new(Shared::new(
             lifecycle,

@@ -15,11 +15,11 @@ use crate::answer::shared::{Shared, SharedRef};
 use crate::check::Report;
 use crate::middleware::HealthLayer;
 use crate::observe::Changes;
-#[cfg(feature = "server")]
+#[cfg(feature = "probe-server")]
 use crate::server::ProbeServer;
 use crate::shutdown;
 use crate::shutdown::DrainGuard;
-use crate::vocabulary::State;
+use crate::vocabulary::Lifecycle;
 
 /// The handle through which an application reports its health.
 ///
@@ -29,15 +29,15 @@ use crate::vocabulary::State;
 /// [`Health::shutdown_signal`] to the server.
 ///
 /// ```
-/// use tower_health::{Health, State};
+/// use tower_health::{Health, Lifecycle};
 ///
 /// let health = Health::builder().build();
-/// assert_eq!(health.state(), State::Starting);
+/// assert_eq!(health.state(), Lifecycle::Starting);
 /// health.ready();
-/// assert_eq!(health.state(), State::Ready);
-/// health.drain();
+/// assert_eq!(health.state(), Lifecycle::Ready);
+/// health.start_draining();
 /// health.ready(); // too late: draining is one-way
-/// assert_eq!(health.state(), State::Draining);
+/// assert_eq!(health.state(), Lifecycle::Draining);
 /// ```
 #[derive(Clone)]
 pub struct Health {
@@ -64,26 +64,7 @@ impl Health {
 
     /// The layer that makes any HTTP service answer this `Health`'s probes.
     pub fn layer(&self) -> HealthLayer {
-        HealthLayer::new(SharedRef::Counted(self.shared.clone()))
-    }
-
-    /// [`Health::layer`] for a `Health` that lives as long as the program (a `static`, or
-    /// one given up with `Box::leak`).
-    ///
-    /// The services it makes hold a plain reference, so that cloning one, which servers
-    /// do for every request, writes no reference count.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use tower_health::Health;
-    ///
-    /// let health: &'static Health = Box::leak(Box::new(Health::new()));
-    /// let layer = health.static_layer();
-    /// # drop(layer);
-    /// ```
-    pub fn static_layer(&'static self) -> HealthLayer {
-        HealthLayer::new(SharedRef::Static(&self.shared))
+        HealthLayer::new(SharedRef(self.shared.clone()))
     }
 
     /// The probe paths.
@@ -92,7 +73,7 @@ impl Health {
     }
 
     /// The lifecycle state.
-    pub fn state(&self) -> State {
+    pub fn state(&self) -> Lifecycle {
         self.shared.lifecycle().phase().state()
     }
 
@@ -112,7 +93,7 @@ impl Health {
     ///
     /// [`Health::shutdown_signal`] calls this on SIGTERM; call it yourself when shutdown
     /// starts some other way.
-    pub fn drain(&self) -> bool {
+    pub fn start_draining(&self) -> bool {
         start_drain(&self.shared)
     }
 
@@ -167,55 +148,20 @@ impl Health {
             .is_some_and(|i| engine.recheck(i, true))
     }
 
-    /// Resolves at the next change of the lifecycle state or the liveness flag, with the
-    /// state after it.
-    ///
-    /// It is the lifecycle watch, subscribed when it is called: a change between the call
-    /// and the first poll counts. Check results do not wake it; every event, check status
-    /// changes included, comes through [`Health::changes`].
-    ///
-    /// # Cancel safety
-    ///
-    /// Dropping the future has no side effect, but its subscription goes with it: a new
-    /// call waits for the change after it was made, so a change that came between the two
-    /// calls is not reported. To wait for a state without missing it, use
-    /// [`Health::wait_for`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use tower_health::{Health, State};
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let health = Health::new();
-    /// let changed = health.state_changed();
-    /// health.ready();
-    /// assert_eq!(changed.await, State::Ready);
-    /// # }
-    /// ```
-    pub fn state_changed(&self) -> impl Future<Output = State> + Send + 'static {
-        let mut changes = self.shared.lifecycle().subscribe();
-        async move {
-            // The sender lives as long as the Health; if it is gone nothing changes again.
-            match changes.changed().await {
-                Ok(()) => changes.borrow_and_update().state(),
-                Err(_) => std::future::pending().await,
-            }
-        }
-    }
-
     /// Resolves once the lifecycle has reached `state` or gone past it, with the state it
     /// is in then.
     ///
-    /// The order is `Starting`, then `Ready`, then `Draining`: `wait_for(State::Ready)`
+    /// The order is `Starting`, then `Ready`, then `Draining`: `wait_for(Lifecycle::Ready)`
     /// also resolves when the application drains without ever becoming ready.
+    /// `wait_for(Lifecycle::Draining)` is the future a background task `select!`s on to
+    /// stop taking new work (see [`Health::drain_guard`]); every change, liveness and
+    /// check statuses included, comes through [`Health::changes`].
     ///
     /// # Cancel safety
     ///
     /// Cancel safe: it only watches the state, and a new call resolves at once when the
     /// state was reached meanwhile.
-    pub fn wait_for(&self, state: State) -> impl Future<Output = State> + Send + 'static {
+    pub fn wait_for(&self, state: Lifecycle) -> impl Future<Output = Lifecycle> + Send + 'static {
         let mut changes = self.shared.lifecycle().subscribe();
         async move {
             let reached = changes
@@ -281,7 +227,7 @@ impl Health {
     ///                 "{} went from {:?} to {:?}: {}",
     ///                 c.name(), c.from(), c.to(), c.reason().unwrap_or("-")
     ///             ),
-    ///             Change::State { from, to, .. } => format!("lifecycle: {from} -> {to}"),
+    ///             Change::Lifecycle { from, to, .. } => format!("lifecycle: {from} -> {to}"),
     ///             Change::Liveness { live, .. } => format!("live: {live}"),
     ///             Change::Missed { count } => {
     ///                 format!("{count} changes missed; now {:?}", watcher.report())
@@ -307,9 +253,9 @@ impl Health {
     /// (`axum::serve(..).with_graceful_shutdown(..)`, tonic's `serve_with_shutdown`,
     /// hyper-util's `GracefulShutdown`).
     ///
-    /// On SIGTERM or Ctrl-C it [drains](Health::drain) at once, keeps the server serving
-    /// for the [drain delay](Builder::drain_delay) so that the orchestrator can stop
-    /// sending traffic, then resolves: the server stops accepting and finishes the
+    /// On SIGTERM or Ctrl-C it [starts draining](Health::start_draining) at once, keeps the
+    /// server serving for the [drain delay](Builder::drain_delay) so that the orchestrator
+    /// can stop sending traffic, then resolves: the server stops accepting and finishes the
     /// requests in flight. A second signal during the delay makes it resolve at once.
     /// Wrap the server in [`Health::with_deadline`] so that the whole shutdown ends by the
     /// [deadline](Builder::shutdown_timeout) whatever its clients do.
@@ -371,15 +317,7 @@ impl Health {
         let spawned = match joined {
             Some(_) => None,
             None => {
-                let signals = shutdown::Signals::catch();
-                let timeline = self.timeline(
-                    async move {
-                        let mut signals = signals;
-                        signals.next().await;
-                        signals
-                    },
-                    |mut signals| async move { signals.next().await },
-                );
+                let timeline = self.signal_timeline(shutdown::Signals::catch());
                 tokio::runtime::Handle::try_current()
                     .ok()
                     .map(|runtime| runtime.spawn(timeline))
@@ -395,16 +333,8 @@ impl Health {
                 Some(task) => drop(task.await),
                 None => {
                     if let Some(shared) = weak.upgrade() {
-                        Health { shared }
-                            .timeline(
-                                async {
-                                    let mut signals = shutdown::Signals::catch();
-                                    signals.next().await;
-                                    signals
-                                },
-                                |mut signals| async move { signals.next().await },
-                            )
-                            .await;
+                        let health = Health { shared };
+                        health.signal_timeline(shutdown::Signals::catch()).await;
                     }
                 }
             }
@@ -428,6 +358,21 @@ impl Health {
         trigger: impl Future<Output = ()> + Send + 'static,
     ) -> impl Future<Output = ()> + Send + 'static {
         self.timeline(trigger, |()| shutdown::os_signal())
+    }
+
+    /// The drain timeline on the first signal of `signals`, cut short by the second.
+    fn signal_timeline(
+        &self,
+        signals: shutdown::Signals,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        self.timeline(
+            async move {
+                let mut signals = signals;
+                signals.next().await;
+                signals
+            },
+            |mut signals| async move { signals.next().await },
+        )
     }
 
     /// The drain timeline on `first` and `second`, holding this state only weakly until
@@ -465,8 +410,8 @@ impl Health {
         )
     }
 
-    /// Binds a probe listener of its own on `addr` (feature `server`), which answers the
-    /// probes, the page and gRPC health, and `404` to anything else.
+    /// Binds a probe listener of its own on `addr` (feature `probe-server`), which answers
+    /// the probes, the page and gRPC health, and `404` to anything else.
     ///
     /// It answers them as [`Health::layer`] does. Port 0 picks a free port;
     /// [`ProbeServer::local_addr`] says which. Await the [`ProbeServer`] (or spawn it) to
@@ -492,27 +437,13 @@ impl Health {
     /// Cancel safe: until it resolves it is only resolving `addr`, so a future dropped
     /// before then has bound nothing and caught no signal. The [`ProbeServer`] it returns
     /// serves nothing until it is awaited or spawned.
-    #[cfg(feature = "server")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
+    #[cfg(feature = "probe-server")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "probe-server")))]
     pub async fn serve_probes(
         &self,
         addr: impl tokio::net::ToSocketAddrs,
     ) -> std::io::Result<ProbeServer> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
-        self.serve_probes_on(listener)
-    }
-
-    /// [`Health::serve_probes`] on a listener already bound.
-    ///
-    /// # Errors
-    ///
-    /// When the listener's address cannot be read, or the Tokio runtime has no timer.
-    #[cfg(feature = "server")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
-    pub fn serve_probes_on(
-        &self,
-        listener: tokio::net::TcpListener,
-    ) -> std::io::Result<ProbeServer> {
         let health = self.clone();
         ProbeServer::new(
             listener,
@@ -622,56 +553,12 @@ impl Health {
             .await
     }
 
-    /// Resolves once the drain has started (readiness fails from then on), at once if it
-    /// has: the future a background task `select!`s on to stop taking new work.
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel safe: it only watches, and a new call resolves at once when the drain has
-    /// started meanwhile.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use tower_health::Health;
-    ///
-    /// # async fn next_message() -> u32 { 7 }
-    /// # async fn handle(_message: u32) {}
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let health = Health::builder().build();
-    /// let consumer = tokio::spawn({
-    ///     let guard = health.drain_guard("queue-consumer");
-    ///     let drain_started = health.drain_started();
-    ///     async move {
-    ///         tokio::pin!(drain_started);
-    ///         loop {
-    ///             tokio::select! {
-    ///                 () = &mut drain_started => break,
-    ///                 message = next_message() => handle(message).await,
-    ///             }
-    ///         }
-    ///         // Finish the batch, commit the offsets...
-    ///         drop(guard); // now the shutdown may end
-    ///     }
-    /// });
-    /// health.drain();
-    /// consumer.await.unwrap();
-    /// # }
-    /// ```
-    pub fn drain_started(&self) -> impl Future<Output = ()> + Send + 'static {
-        let started = self.wait_for(State::Draining);
-        async move {
-            started.await;
-        }
-    }
-
     /// Resolves once the drain delay is over and the server stops accepting (at once if it
     /// is).
     ///
     /// It is the moment for long-lived responses (server-sent events, streaming bodies,
     /// websockets) to end, as gRPC Watch streams do, so that the server's graceful
-    /// shutdown is not held up by them. Ending them sooner, at [`Health::drain_started`],
+    /// shutdown is not held up by them. Ending them sooner, when the drain starts,
     /// would send their clients back while this replica may still be in the load
     /// balancer's list.
     ///
@@ -716,10 +603,40 @@ impl Health {
     /// [`Health::with_deadline`] waits for every guard once the server has stopped, no
     /// later than the [deadline](Builder::shutdown_timeout), and names those it cut; while
     /// the drain runs, `?verbose` answers and the page list who still holds it. Take it
-    /// when the work starts and wait for [`Health::drain_started`] to stop taking more
-    /// (see there for an example).
+    /// when the work starts, and stop taking more once
+    /// [`wait_for(Lifecycle::Draining)`](Health::wait_for) resolves.
     ///
     /// Any number of guards may share a name; they are counted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tower_health::{Health, Lifecycle};
+    ///
+    /// # async fn next_message() -> u32 { 7 }
+    /// # async fn handle(_message: u32) {}
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let health = Health::builder().build();
+    /// let consumer = tokio::spawn({
+    ///     let guard = health.drain_guard("queue-consumer");
+    ///     let draining = health.wait_for(Lifecycle::Draining);
+    ///     async move {
+    ///         tokio::pin!(draining);
+    ///         loop {
+    ///             tokio::select! {
+    ///                 _ = &mut draining => break,
+    ///                 message = next_message() => handle(message).await,
+    ///             }
+    ///         }
+    ///         // Finish the batch, commit the offsets...
+    ///         drop(guard); // now the shutdown may end
+    ///     }
+    /// });
+    /// health.start_draining();
+    /// consumer.await.unwrap();
+    /// # }
+    /// ```
     pub fn drain_guard(&self, name: impl Into<Cow<'static, str>>) -> DrainGuard {
         self.shared.drain().hold(name.into())
     }
@@ -744,7 +661,7 @@ impl Health {
     pub fn drained(&self) -> impl Future<Output = ()> + Send + 'static {
         let health = self.clone();
         async move {
-            health.wait_for(State::Draining).await;
+            health.wait_for(Lifecycle::Draining).await;
             if let Some(in_flight) = &health.shared.in_flight() {
                 in_flight.idle().await;
             }

@@ -1,4 +1,4 @@
-//! [`HealthBody`]: the response body of a [`HealthService`](crate::HealthService), either
+//! [`ResponseBody`]: the response body of a [`HealthService`](crate::HealthService), either
 //! a probe's answer or the inner service's body, passed through frame by frame.
 
 use std::pin::Pin;
@@ -23,7 +23,7 @@ pin_project! {
     /// For a request that is not a probe it is the inner service's body, unchanged: every
     /// data frame, trailer, size hint and error goes through as the inner body gives it.
     /// For a probe it is the probe's answer.
-    pub struct HealthBody<B> {
+    pub struct ResponseBody<B> {
         #[pin]
         kind: Kind<B>,
     }
@@ -44,9 +44,9 @@ pin_project! {
     }
 }
 
-impl<B> HealthBody<B> {
+impl<B> ResponseBody<B> {
     pub(crate) fn answer(data: Option<Bytes>) -> Self {
-        HealthBody {
+        ResponseBody {
             kind: Kind::Answer {
                 data: data.filter(|d| !d.is_empty()),
             },
@@ -55,7 +55,7 @@ impl<B> HealthBody<B> {
 
     #[cfg(feature = "grpc")]
     pub(crate) fn grpc(body: crate::answer::grpc::body::GrpcBody) -> Self {
-        HealthBody {
+        ResponseBody {
             kind: Kind::Grpc {
                 body: Box::new(body),
             },
@@ -64,13 +64,13 @@ impl<B> HealthBody<B> {
 
     #[inline]
     pub(crate) fn inner(body: B) -> Self {
-        HealthBody {
+        ResponseBody {
             kind: Kind::Inner { body },
         }
     }
 
     pub(crate) fn tracked(body: B, guard: InFlightGuard) -> Self {
-        HealthBody {
+        ResponseBody {
             kind: Kind::Tracked {
                 body,
                 guard: Some(guard),
@@ -79,7 +79,7 @@ impl<B> HealthBody<B> {
     }
 }
 
-impl<B> Body for HealthBody<B>
+impl<B> Body for ResponseBody<B>
 where
     B: Body<Data = Bytes>,
 {
@@ -165,15 +165,15 @@ fn poll_tracked<B: Body>(
     frame
 }
 
-impl<B> std::fmt::Debug for HealthBody<B> {
+impl<B> std::fmt::Debug for ResponseBody<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.kind {
             Kind::Answer { data } => f
-                .debug_struct("HealthBody::Answer")
+                .debug_struct("ResponseBody::Answer")
                 .field("len", &data.as_ref().map_or(0, Bytes::len))
                 .finish(),
-            Kind::Grpc { .. } => f.write_str("HealthBody::Grpc"),
-            Kind::Inner { .. } | Kind::Tracked { .. } => f.write_str("HealthBody::Inner"),
+            Kind::Grpc { .. } => f.write_str("ResponseBody::Grpc"),
+            Kind::Inner { .. } | Kind::Tracked { .. } => f.write_str("ResponseBody::Inner"),
         }
     }
 }

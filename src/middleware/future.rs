@@ -10,14 +10,14 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::body::HealthBody;
+use super::body::ResponseBody;
 use crate::answer::render::Reply;
 use crate::answer::respond::{Answer, Pending};
 use crate::shutdown::{InFlightGuard, RequestGuard};
 
-fn into_response<B>(reply: Reply) -> Response<HealthBody<B>> {
+fn into_response<B>(reply: Reply) -> Response<ResponseBody<B>> {
     let (status, headers, body) = reply.into_parts();
-    let mut response = Response::new(HealthBody::answer(body));
+    let mut response = Response::new(ResponseBody::answer(body));
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     response
@@ -157,7 +157,7 @@ impl<S, ReqBody, B> Future for ResponseFuture<S, ReqBody>
 where
     S: Service<Request<ReqBody>, Response = Response<B>>,
 {
-    type Output = Result<Response<HealthBody<B>>, S::Error>;
+    type Output = Result<Response<ResponseBody<B>>, S::Error>;
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -167,7 +167,7 @@ where
         loop {
             if let KindProj::Inner { future } = kind.as_mut().project() {
                 let response = ready!(future.poll(cx));
-                return Poll::Ready(response.map(|r| r.map(HealthBody::inner)));
+                return Poll::Ready(response.map(|r| r.map(ResponseBody::inner)));
             }
             if let Some(polled) = poll_other(kind.as_mut(), cx) {
                 return polled;
@@ -184,14 +184,14 @@ where
 fn poll_other<S, ReqBody, B>(
     mut kind: Pin<&mut Kind<S, ReqBody>>,
     cx: &mut Context<'_>,
-) -> Option<Poll<Result<Response<HealthBody<B>>, S::Error>>>
+) -> Option<Poll<Result<Response<ResponseBody<B>>, S::Error>>>
 where
     S: Service<Request<ReqBody>, Response = Response<B>>,
 {
     let polled = match kind.as_mut().project() {
         KindProj::Inner { future } => future
             .poll(cx)
-            .map(|response| response.map(|r| r.map(HealthBody::inner))),
+            .map(|response| response.map(|r| r.map(ResponseBody::inner))),
         KindProj::Reply { reply } => {
             let reply = reply
                 .take()
@@ -234,8 +234,8 @@ where
 }
 
 #[cfg(feature = "grpc")]
-fn grpc_response<B>(reply: crate::answer::grpc::body::GrpcReply) -> Response<HealthBody<B>> {
-    let mut response = Response::new(HealthBody::grpc(reply.body));
+fn grpc_response<B>(reply: crate::answer::grpc::body::GrpcReply) -> Response<ResponseBody<B>> {
+    let mut response = Response::new(ResponseBody::grpc(reply.body));
     *response.headers_mut() = reply.headers;
     response
 }
@@ -245,10 +245,10 @@ fn finish_tracked<B>(
     response: Response<B>,
     close: bool,
     guard: Option<InFlightGuard>,
-) -> Response<HealthBody<B>> {
+) -> Response<ResponseBody<B>> {
     let mut response = response.map(|body| match guard {
-        Some(guard) => HealthBody::tracked(body, guard),
-        None => HealthBody::inner(body),
+        Some(guard) => ResponseBody::tracked(body, guard),
+        None => ResponseBody::inner(body),
     });
     if close {
         const CLOSE: HeaderValue = HeaderValue::from_static("close");

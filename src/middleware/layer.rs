@@ -25,7 +25,7 @@ impl HealthLayer {
 
     /// The same layer, whose services' pass-through requests the wedge detector leaves
     /// out: for the probe listener, whose other answers are the library's own.
-    #[cfg(feature = "server")]
+    #[cfg(feature = "probe-server")]
     pub(crate) fn exempt(mut self) -> Self {
         self.exempt = true;
         self

@@ -1,13 +1,13 @@
 //! The middleware, tower-http style: [`HealthLayer`] wraps a service in a [`HealthService`],
 //! which answers probes and passes every other request through; its [`ResponseFuture`] and
-//! [`HealthBody`] carry either the probe's answer or the inner service's.
+//! [`ResponseBody`] carry either the probe's answer or the inner service's.
 
 mod body;
 mod future;
 mod layer;
 mod service;
 
-pub use body::HealthBody;
+pub use body::ResponseBody;
 pub use future::ResponseFuture;
 pub use layer::HealthLayer;
 pub use service::{HealthService, RequestBody};

@@ -101,36 +101,21 @@ impl<S> HealthService<S> {
     }
 }
 
-/// The request bodies a [`HealthService`] takes: any body, unless the `grpc` feature is
-/// on.
+/// The request bodies a [`HealthService`] takes: a `Send + 'static`
+/// [`http_body::Body`] whose data is `Send`, as every server's is.
 ///
-/// The layer then reads the body of a gRPC health call itself, so a request body must
-/// be a `Send + 'static` [`http_body::Body`] whose data is `Send`, as every server's is.
+/// The bounds are the same with and without the `grpc` feature, which reads the body of a
+/// gRPC health call itself: turning a feature on never breaks a build.
 ///
 /// It is implemented for every type that fits, and cannot be implemented otherwise.
-#[cfg(feature = "grpc")]
 pub trait RequestBody: http_body::Body<Data: Send> + Send + 'static + sealed::Sealed {}
 
-#[cfg(feature = "grpc")]
 impl<B> RequestBody for B
 where
     B: http_body::Body + Send + 'static,
     B::Data: Send,
 {
 }
-
-/// The request bodies a [`HealthService`] takes: any body, unless the `grpc` feature is
-/// on.
-///
-/// The layer then reads the body of a gRPC health call itself, so a request body must
-/// be a `Send + 'static` [`http_body::Body`] whose data is `Send`, as every server's is.
-///
-/// It is implemented for every type, and cannot be implemented otherwise.
-#[cfg(not(feature = "grpc"))]
-pub trait RequestBody: sealed::Sealed {}
-
-#[cfg(not(feature = "grpc"))]
-impl<B> RequestBody for B {}
 
 mod sealed {
     #[allow(unreachable_pub)] // Public in a private module: nameable by no one outside.
@@ -145,7 +130,7 @@ where
     ResBody: http_body::Body<Data = Bytes>,
     ReqBody: RequestBody,
 {
-    type Response = Response<crate::HealthBody<ResBody>>;
+    type Response = Response<crate::ResponseBody<ResBody>>;
     type Error = S::Error;
     type Future = ResponseFuture<S, ReqBody>;
 

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use tokio::sync::broadcast;
 
-use crate::vocabulary::{State, Status};
+use crate::vocabulary::{Lifecycle, Status};
 
 /// How many changes a subscriber may fall behind before it is told it missed some.
 pub(crate) const BACKLOG: usize = 256;
@@ -104,11 +104,11 @@ impl Publisher {
 #[non_exhaustive]
 pub enum Change {
     /// The lifecycle moved from one state to another.
-    State {
+    Lifecycle {
         /// The state before.
-        from: State,
+        from: Lifecycle,
         /// The state after.
-        to: State,
+        to: Lifecycle,
         /// When it changed.
         at: SystemTime,
     },

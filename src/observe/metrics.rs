@@ -65,7 +65,7 @@ use std::time::Duration;
 use ::metrics::{Key, Label, Level, Metadata, Unit};
 use http::StatusCode;
 
-use crate::vocabulary::{Phase, Probe, RunOutcome, State, Status};
+use crate::vocabulary::{Lifecycle, Phase, Probe, RunOutcome, Status};
 
 /// `health_check_status`: each check's status after damping (gauge, label `check`).
 pub const CHECK_STATUS: &str = "health_check_status";
@@ -169,9 +169,18 @@ pub(crate) fn check_run(check: &Arc<str>, outcome: RunOutcome, took: Duration) {
 /// The lifecycle state or the liveness flag changed.
 pub(crate) fn lifecycle(phase: Phase) {
     static STATES: [[Label; 1]; 3] = [
-        [Label::from_static_parts("state", State::ALL[0].as_str())],
-        [Label::from_static_parts("state", State::ALL[1].as_str())],
-        [Label::from_static_parts("state", State::ALL[2].as_str())],
+        [Label::from_static_parts(
+            "state",
+            Lifecycle::ALL[0].as_str(),
+        )],
+        [Label::from_static_parts(
+            "state",
+            Lifecycle::ALL[1].as_str(),
+        )],
+        [Label::from_static_parts(
+            "state",
+            Lifecycle::ALL[2].as_str(),
+        )],
     ];
     static KEYS: [Key; 3] = [
         Key::from_static_parts(LIFECYCLE_STATE, &STATES[0]),

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::changes::{Change, Changes, CheckChange, Publisher};
-use crate::vocabulary::{Phase, Probe, RunOutcome, State, Status};
+use crate::vocabulary::{Lifecycle, Phase, Probe, RunOutcome, Status};
 
 /// The target of its log lines, kept from before it moved into this folder.
 const TARGET: &str = "tower_health::observer";
@@ -67,7 +67,7 @@ impl Observer {
     /// liveness flag, or both).
     pub(crate) fn transition(&self, before: Phase, after: Phase) {
         let at = SystemTime::now();
-        if after.state() == State::Draining {
+        if after.state() == Lifecycle::Draining {
             self.draining.store(true, Ordering::Release);
         }
         if before.state() != after.state() {
@@ -76,7 +76,7 @@ impl Observer {
                 to = after.state().as_str(),
                 "health: lifecycle state changed"
             );
-            self.changes.publish(Change::State {
+            self.changes.publish(Change::Lifecycle {
                 from: before.state(),
                 to: after.state(),
                 at,

@@ -124,7 +124,7 @@ mod tests {
         let setting = drain_over.clone();
         let mut sequence = Box::pin(sequence(
             move || {
-                draining.drain();
+                draining.start_draining();
             },
             move || setting.set(),
             Duration::from_secs(30),
@@ -138,7 +138,7 @@ mod tests {
         ));
         first_tx.send(()).unwrap();
         assert!(sequence.as_mut().now_or_never().is_none());
-        assert_eq!(health.state(), crate::State::Draining);
+        assert_eq!(health.state(), crate::Lifecycle::Draining);
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert!(sequence.as_mut().now_or_never().is_none());
         assert!(
@@ -185,7 +185,7 @@ mod tests {
         without_a_timer().block_on(async {
             // The old timeline panicked here, in the drain delay's `sleep`.
             health.shutdown_on(async {}).await;
-            assert_eq!(health.state(), crate::State::Draining);
+            assert_eq!(health.state(), crate::Lifecycle::Draining);
             health.drain_delay_over().await;
             let served = health.with_deadline(async { 7 }).await;
             assert_eq!(served, Some(7), "the server's end is returned");
@@ -227,7 +227,7 @@ mod tests {
             }
             assert!(ended, "the delay is skipped: no timer can wait for it");
         });
-        assert_eq!(health.state(), crate::State::Draining);
+        assert_eq!(health.state(), crate::Lifecycle::Draining);
     }
 
     /// A writer for a test's log, shared with the test.
@@ -280,7 +280,7 @@ mod tests {
                 .await
                 .expect("both futures end when the drain delay is over");
         });
-        assert_eq!(health.state(), crate::State::Draining);
+        assert_eq!(health.state(), crate::Lifecycle::Draining);
         let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
         assert_eq!(log.matches("drain delay over").count(), 1, "{log}");
     }
@@ -297,7 +297,7 @@ mod tests {
         let server = tokio::spawn(async move {
             let timeline = sequence(
                 || {
-                    health_for_server.drain();
+                    health_for_server.start_draining();
                 },
                 || {},
                 Duration::MAX,
@@ -310,7 +310,7 @@ mod tests {
             health_for_server.with_deadline(timeline).await
         });
         tokio::time::sleep(Duration::from_secs(100 * 365 * 24 * 3600)).await;
-        assert_eq!(health.state(), crate::State::Draining);
+        assert_eq!(health.state(), crate::Lifecycle::Draining);
         assert!(
             !server.is_finished(),
             "neither the delay nor a deadline ended it"

@@ -31,7 +31,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
-use tower_health::{Health, State};
+use tower_health::{Health, Lifecycle};
 
 #[path = "../../examples/hyper.rs"]
 #[allow(dead_code)]
@@ -60,7 +60,7 @@ pub const STARTUPZ: &str = "/startupz";
 /// One row of the probe table (without checks): what each probe answers in a state.
 #[derive(Debug, Clone, Copy)]
 pub struct Row {
-    pub state: State,
+    pub state: Lifecycle,
     pub live: bool,
     /// `(status, output)` for liveness, readiness and startup; `None` output is a pass.
     pub answers: [(u16, Option<&'static str>); 3],
@@ -74,32 +74,32 @@ const DRAINING: (u16, Option<&str>) = (503, Some("draining"));
 /// Every row reachable without checks, in the order a single `Health` can walk them.
 pub const TABLE: [Row; 6] = [
     Row {
-        state: State::Starting,
+        state: Lifecycle::Starting,
         live: true,
         answers: [PASS, STARTING, STARTING],
     },
     Row {
-        state: State::Starting,
+        state: Lifecycle::Starting,
         live: false,
         answers: [NOT_LIVE, NOT_LIVE, STARTING],
     },
     Row {
-        state: State::Ready,
+        state: Lifecycle::Ready,
         live: true,
         answers: [PASS, PASS, PASS],
     },
     Row {
-        state: State::Ready,
+        state: Lifecycle::Ready,
         live: false,
         answers: [NOT_LIVE, NOT_LIVE, PASS],
     },
     Row {
-        state: State::Draining,
+        state: Lifecycle::Draining,
         live: true,
         answers: [PASS, DRAINING, PASS],
     },
     Row {
-        state: State::Draining,
+        state: Lifecycle::Draining,
         live: false,
         answers: [NOT_LIVE, NOT_LIVE, PASS],
     },
@@ -109,12 +109,12 @@ impl Row {
     /// Puts `health` in this row's state; rows must be visited in [`TABLE`] order.
     pub fn enter(&self, health: &Health) {
         match self.state {
-            State::Starting => {}
-            State::Ready => {
+            Lifecycle::Starting => {}
+            Lifecycle::Ready => {
                 health.ready();
             }
-            State::Draining => {
-                health.drain();
+            Lifecycle::Draining => {
+                health.start_draining();
             }
         }
         if self.live {
@@ -472,7 +472,7 @@ pub async fn spawn_tonic(
 
 /// The gRPC status of the whole server (service name `""`) while readiness is as it is now.
 fn grpc_status(health: &Health) -> ServingStatus {
-    if health.state() == State::Ready && health.is_live() {
+    if health.state() == Lifecycle::Ready && health.is_live() {
         ServingStatus::Serving
     } else {
         ServingStatus::NotServing
@@ -486,14 +486,14 @@ async fn mirror_readiness(
     reporter: HealthReporter,
     mut last: Option<ServingStatus>,
 ) {
+    let mut changes = health.changes();
     loop {
-        let changed = health.state_changed();
         let status = grpc_status(&health);
         if last != Some(status) {
             reporter.set_service_status("", status).await;
             last = Some(status);
         }
-        changed.await;
+        changes.next().await;
     }
 }
 

@@ -120,7 +120,7 @@ pub(crate) struct Statuses {
 impl Statuses {
     pub(crate) fn new(report: &Report) -> Statuses {
         Statuses {
-            draining: report.state() == crate::State::Draining,
+            draining: report.state() == crate::Lifecycle::Draining,
             probes: Probe::ALL.map(|probe| report.status(probe).is_passing()),
             checks: report
                 .checks()
@@ -171,7 +171,7 @@ mod tests {
     use super::*;
     use crate::check::report::test_check as check;
     use crate::vocabulary::{Phase, Status};
-    use crate::State;
+    use crate::Lifecycle;
 
     use ServingStatus::{NotServing, ServiceUnknown, Serving};
 
@@ -260,7 +260,7 @@ mod tests {
     }
 
     /// Liveness, readiness, startup, db (critical), cache (non-critical), an unknown name.
-    fn row(state: State, live: bool, db: Status, cache: Status) -> [ServingStatus; 6] {
+    fn row(state: Lifecycle, live: bool, db: Status, cache: Status) -> [ServingStatus; 6] {
         let report = Report {
             phase: Phase::new(state, live),
             checks: vec![check("db", db, true), check("cache", cache, false)],
@@ -280,7 +280,7 @@ mod tests {
 
     #[test]
     fn statuses_follow_the_probes_and_draining_fails_every_name() {
-        use State::{Draining, Ready, Starting};
+        use Lifecycle::{Draining, Ready, Starting};
         use Status::{Fail, Pass, Unknown, Warn};
         let rows = [
             // state, live, db, cache: liveness, readiness, startup, db, cache, unknown

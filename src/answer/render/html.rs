@@ -217,14 +217,14 @@ mod tests {
     use crate::answer::render::{render, Scope};
     use crate::check::{CheckReport, Report};
     use crate::vocabulary::{Gates, Phase};
-    use crate::State;
+    use crate::Lifecycle;
     use base64::Engine as _;
     use sha2::Digest as _;
     use std::sync::Arc;
 
     fn check(name: &str, status: Status, critical: bool, output: Option<&str>) -> CheckReport {
         CheckReport {
-            kind: crate::vocabulary::Kind::Check,
+            kind: crate::vocabulary::CheckKind::Check,
             name: Arc::from(name),
             status,
             critical,
@@ -238,7 +238,7 @@ mod tests {
 
     fn render_page(checks: Vec<CheckReport>, verbose: bool, detail: Detail) -> (u16, String) {
         let report = Report {
-            phase: Phase::new(State::Ready, true),
+            phase: Phase::new(Lifecycle::Ready, true),
             checks,
             drain_holders: Vec::new(),
         };

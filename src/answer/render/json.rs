@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use super::{rfc3339, summary, Detail, Entry, Style};
 use crate::check::report::Verdict;
 use crate::check::CheckReport;
-use crate::vocabulary::{Kind, ObservedValue};
+use crate::vocabulary::{CheckKind, ObservedValue};
 
 pub(super) fn body(verdict: &Verdict, entries: &[Entry<'_>], style: Style) -> String {
     let mut out = String::with_capacity(64);
@@ -48,7 +48,7 @@ pub(super) fn body(verdict: &Verdict, entries: &[Entry<'_>], style: Style) -> St
 
 fn push_check_fields(out: &mut String, entry: &Entry<'_>, check: &CheckReport, detail: Detail) {
     // A check is what an entry is unless said; what the application sets says so.
-    if check.kind() != Kind::Check {
+    if check.kind() != CheckKind::Check {
         out.push_str(",\"componentType\":");
         push_json_str(out, check.kind().as_str());
     }

@@ -361,7 +361,7 @@ pub(crate) fn summary(verdict: &Verdict, entries: &[Entry<'_>]) -> Option<String
     for e in entries.iter().filter(|e| !e.excluded) {
         match e.check {
             Some(c) if c.gating_status() == wanted => {
-                if c.kind() == crate::vocabulary::Kind::Gate {
+                if c.kind() == crate::vocabulary::CheckKind::Gate {
                     waiting.push(c.name());
                 } else {
                     culprits.push(c.name());
@@ -494,7 +494,7 @@ impl Reply {
 mod tests {
     use super::*;
     use crate::vocabulary::Gates;
-    use crate::State;
+    use crate::Lifecycle;
     use std::sync::Arc;
     use std::time::{Duration, SystemTime};
 
@@ -511,7 +511,7 @@ mod tests {
         (code.as_u16(), String::from_utf8(bytes.to_vec()).unwrap())
     }
 
-    fn report(state: State, live: bool, checks: Vec<CheckReport>) -> Report {
+    fn report(state: Lifecycle, live: bool, checks: Vec<CheckReport>) -> Report {
         Report {
             phase: Phase::new(state, live),
             checks,
@@ -521,7 +521,7 @@ mod tests {
 
     fn failing(name: &str, critical: bool) -> CheckReport {
         CheckReport {
-            kind: crate::vocabulary::Kind::Check,
+            kind: crate::vocabulary::CheckKind::Check,
             name: Arc::from(name),
             status: Status::Fail,
             critical,
@@ -558,17 +558,17 @@ mod tests {
     #[test]
     fn plain_json_answers() {
         let j = style(Format::Json, false, Detail::Withheld);
-        let r = report(State::Ready, true, vec![]);
+        let r = report(Lifecycle::Ready, true, vec![]);
         assert_eq!(
             body(&r, Probe::Readiness, j),
             (200, r#"{"status":"pass"}"#.into())
         );
-        let r = report(State::Starting, true, vec![]);
+        let r = report(Lifecycle::Starting, true, vec![]);
         assert_eq!(
             body(&r, Probe::Readiness, j),
             (503, r#"{"status":"fail","output":"starting"}"#.into())
         );
-        let r = report(State::Draining, true, vec![]);
+        let r = report(Lifecycle::Draining, true, vec![]);
         assert_eq!(
             body(&r, Probe::Readiness, j),
             (503, r#"{"status":"fail","output":"draining"}"#.into())
@@ -579,7 +579,7 @@ mod tests {
     #[test]
     fn failures_name_the_check_and_withhold_the_reason() {
         let r = report(
-            State::Ready,
+            Lifecycle::Ready,
             true,
             vec![failing("db", true), failing("cache", false)],
         );
@@ -634,7 +634,7 @@ mod tests {
 
     #[test]
     fn non_critical_failures_warn() {
-        let r = report(State::Ready, true, vec![failing("cache", false)]);
+        let r = report(Lifecycle::Ready, true, vec![failing("cache", false)]);
         let (code, b) = body(
             &r,
             Probe::Readiness,
@@ -654,7 +654,7 @@ mod tests {
 
     #[test]
     fn text_answers_follow_the_api_server() {
-        let r = report(State::Ready, true, vec![]);
+        let r = report(Lifecycle::Ready, true, vec![]);
         let t = style(Format::Text, false, Detail::Withheld);
         let v = style(Format::Text, true, Detail::Withheld);
         assert_eq!(body(&r, Probe::Liveness, t), (200, "ok".into()));
@@ -665,7 +665,7 @@ mod tests {
                 "[+]liveness ok\n[+]lifecycle ok\nreadyz check passed\n".into()
             )
         );
-        let r = report(State::Starting, true, vec![]);
+        let r = report(Lifecycle::Starting, true, vec![]);
         assert_eq!(
             body(&r, Probe::Startup, t),
             (
@@ -673,7 +673,7 @@ mod tests {
                 "[-]lifecycle failed: starting\nstartupz check failed\n".into()
             )
         );
-        let r = report(State::Ready, false, vec![]);
+        let r = report(Lifecycle::Ready, false, vec![]);
         assert_eq!(
             body(&r, Probe::Liveness, t),
             (
@@ -685,7 +685,7 @@ mod tests {
 
     #[test]
     fn excluded_checks_are_listed_but_do_not_count() {
-        let r = report(State::Ready, true, vec![failing("db", true)]);
+        let r = report(Lifecycle::Ready, true, vec![failing("db", true)]);
         let (code, b) = render(
             &r,
             Probe::Readiness,

@@ -20,7 +20,7 @@ use super::{Bell, Cell, Check, ClaimFlag, Hold, Outcome};
 use crate::cache::lock;
 use crate::observe::Observer;
 use crate::time::{deadline, timers};
-use crate::vocabulary::{Kind, Probe, Status};
+use crate::vocabulary::{CheckKind, Probe, Status};
 
 mod background;
 mod run;
@@ -166,7 +166,7 @@ impl Engine {
                     local_at: AtomicU64::new(0),
                     state: Mutex::new(EntryState {
                         report: CheckReport {
-                            kind: check.switch.as_ref().map_or(Kind::Check, |s| s.kind()),
+                            kind: check.switch.as_ref().map_or(CheckKind::Check, |s| s.kind()),
                             name: check.name.clone(),
                             status: Status::Unknown,
                             critical: check.critical,
