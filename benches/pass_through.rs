@@ -3,7 +3,8 @@
 //!
 //! One trivial inner service, answering fixed bytes, called bare, behind the floor (a
 //! minimal answering layer written below: one path compare, a two-variant future enum, a
-//! two-variant body enum, nothing else), behind the layer (from `Health::layer`), behind the layer with in-flight tracking, with the wedge
+//! two-variant body enum, nothing else), behind the layer (from `Health::layer` and from
+//! `Health::static_layer`), behind the layer with in-flight tracking, with the wedge
 //! detector on (`liveness_fails_when_stuck`), and as an axum
 //! `Router` route (with and without the layer over it) for scale. Each iteration clones the service (as servers do per
 //! request), calls it with `oneshot`, awaits the response and reads the body to its end,
@@ -23,10 +24,11 @@ use tower_health::{Check, Health};
 mod support;
 
 const GROUP: &str = "pass_through";
-const BENCHES: [&str; 7] = [
+const BENCHES: [&str; 8] = [
     "bare",
     "floor",
     "layer",
+    "layer_static",
     "layer_in_flight",
     "layer_stuck_detector",
     "axum_router",
@@ -69,6 +71,8 @@ fn bench(c: &mut Criterion) {
     let floor = floor::Floor::new(tower::service_fn(inner));
     let plain = health(false);
     let layered = plain.layer().layer(tower::service_fn(inner));
+    let leaked: &'static Health = Box::leak(Box::new(health(false)));
+    let layered_static = leaked.static_layer().layer(tower::service_fn(inner));
     let tracking = health(true);
     let tracked = tracking.layer().layer(tower::service_fn(inner));
     // The wedge detector on: what it costs a request that passes through.
@@ -85,10 +89,11 @@ fn bench(c: &mut Criterion) {
     support::count(&rt, BENCHES[0], &bare, request);
     support::count(&rt, BENCHES[1], &floor, request);
     support::count(&rt, BENCHES[2], &layered, request);
-    support::count(&rt, BENCHES[3], &tracked, request);
-    support::count(&rt, BENCHES[4], &detected, request);
-    support::count(&rt, BENCHES[5], &router, request);
-    support::count(&rt, BENCHES[6], &router_layered, request);
+    support::count(&rt, BENCHES[3], &layered_static, request);
+    support::count(&rt, BENCHES[4], &tracked, request);
+    support::count(&rt, BENCHES[5], &detected, request);
+    support::count(&rt, BENCHES[6], &router, request);
+    support::count(&rt, BENCHES[7], &router_layered, request);
 
     let mut group = c.benchmark_group(GROUP);
     group.bench_function(BENCHES[0], |b| {
@@ -101,15 +106,19 @@ fn bench(c: &mut Criterion) {
         b.to_async(&rt).iter(|| support::once(&layered, request()))
     });
     group.bench_function(BENCHES[3], |b| {
-        b.to_async(&rt).iter(|| support::once(&tracked, request()))
+        b.to_async(&rt)
+            .iter(|| support::once(&layered_static, request()))
     });
     group.bench_function(BENCHES[4], |b| {
-        b.to_async(&rt).iter(|| support::once(&detected, request()))
+        b.to_async(&rt).iter(|| support::once(&tracked, request()))
     });
     group.bench_function(BENCHES[5], |b| {
-        b.to_async(&rt).iter(|| support::once(&router, request()))
+        b.to_async(&rt).iter(|| support::once(&detected, request()))
     });
     group.bench_function(BENCHES[6], |b| {
+        b.to_async(&rt).iter(|| support::once(&router, request()))
+    });
+    group.bench_function(BENCHES[7], |b| {
         b.to_async(&rt)
             .iter(|| support::once(&router_layered, request()))
     });
@@ -128,8 +137,13 @@ fn main() {
         support::report(GROUP, "bare", &BENCHES)
     };
     // The budget is on what each adds to the bare service: the layer's against the floor's.
-    if let [Some(bare), Some(floor), layer, ..] = medians[..] {
-        support::print_added("floor", floor - bare, &[("layer", layer)], bare);
+    if let [Some(bare), Some(floor), layer, layer_static, ..] = medians[..] {
+        support::print_added(
+            "floor",
+            floor - bare,
+            &[("layer", layer), ("layer_static", layer_static)],
+            bare,
+        );
     }
 }
 

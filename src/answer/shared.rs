@@ -302,16 +302,23 @@ impl Shared {
 
 // === impl SharedRef ===
 
-/// How layers and services hold the shared state: a counted reference, which the
-/// answering code (`respond`) extends with its own methods.
+/// How layers and services hold the shared state: by a counted reference, or borrowed
+/// for the rest of the program ([`Health::static_layer`](crate::Health::static_layer)), which
+/// makes cloning a service a plain copy.
 #[derive(Clone)]
-pub(crate) struct SharedRef(pub(crate) Arc<Shared>);
+pub(crate) enum SharedRef {
+    Counted(Arc<Shared>),
+    Static(&'static Shared),
+}
 
 impl std::ops::Deref for SharedRef {
     type Target = Shared;
 
     #[inline]
     fn deref(&self) -> &Shared {
-        &self.0
+        match self {
+            SharedRef::Counted(shared) => shared,
+            SharedRef::Static(shared) => shared,
+        }
     }
 }

@@ -64,7 +64,26 @@ impl Health {
 
     /// The layer that makes any HTTP service answer this `Health`'s probes.
     pub fn layer(&self) -> HealthLayer {
-        HealthLayer::new(SharedRef(self.shared.clone()))
+        HealthLayer::new(SharedRef::Counted(self.shared.clone()))
+    }
+
+    /// [`Health::layer`] for a `Health` that lives as long as the program (a `static`, or
+    /// one given up with `Box::leak`).
+    ///
+    /// The services it makes hold a plain reference, so that cloning one, which servers
+    /// do for every request, writes no reference count.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tower_health::Health;
+    ///
+    /// let health: &'static Health = Box::leak(Box::new(Health::new()));
+    /// let layer = health.static_layer();
+    /// # drop(layer);
+    /// ```
+    pub fn static_layer(&'static self) -> HealthLayer {
+        HealthLayer::new(SharedRef::Static(&self.shared))
     }
 
     /// The probe paths.
