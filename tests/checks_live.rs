@@ -9,10 +9,8 @@
 //! Without a server's binaries a test is reported as ignored with the reason, or fails
 //! when `CI` is set. (A `harness = false` target: see `support/needs.rs`.)
 
-#[path = "support/needs.rs"]
-mod needs;
-#[path = "support/servers.rs"]
-mod servers;
+use kit::needs;
+use kit::servers;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;

@@ -2,13 +2,13 @@
 //! token check and a fallback inside, `Router::layer(health.layer())` outermost. Requests
 //! go through a real HTTP/1.1 client.
 
-mod common;
+use kit::common;
 
 use std::time::Duration;
 
 use axum::Router;
 use common::{
-    assert_head_matches_get, assert_method_not_allowed, assert_probe_headers, axum_app, empty, get,
+    assert_method_not_allowed, assert_probe_headers, axum_app, empty, get, head_matches_get,
     http1_client, request, send, spawn_axum, stop_switch, walk_probe_table, Running, LIVEZ, READYZ,
     STARTUPZ, TOKEN,
 };
@@ -102,18 +102,8 @@ async fn head_and_content_types_over_http1() {
         }
         for path in [LIVEZ, READYZ, STARTUPZ, "/readyz?verbose"] {
             for accept in ["application/health+json", "text/plain"] {
-                let get = send(
-                    &client,
-                    empty(request(Method::GET, server.addr, path).header(ACCEPT, accept)),
-                )
-                .await;
-                let head = send(
-                    &client,
-                    empty(request(Method::HEAD, server.addr, path).header(ACCEPT, accept)),
-                )
-                .await;
                 let context = format!("{path} ({accept}) while {state}");
-                assert_head_matches_get(&get, &head, accept, &context);
+                head_matches_get(&client, server.addr, path, accept, &context).await;
             }
         }
     }

@@ -1,19 +1,18 @@
 //! The layer on a plain hyper 1 service served by hyper-util (HTTP/1.1 and HTTP/2 on one
 //! port, graceful shutdown), shaped like `examples/hyper.rs`, with real clients.
 
-mod common;
+use kit::common;
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use common::{
-    assert_head_matches_get, assert_method_not_allowed, bounded, empty, get, http1_client,
-    http2_client, hyper_handle, request, send, spawn_hyper, stop_switch, walk_probe_table_over,
-    HttpClient, LIVEZ, READYZ, STARTUPZ,
+    assert_method_not_allowed, bounded, empty, get, head_matches_get, http1_client, http2_client,
+    hyper_handle, request, send, spawn_hyper, stop_switch, walk_probe_table_over, HttpClient,
+    LIVEZ, READYZ, STARTUPZ,
 };
 use futures_util::FutureExt;
-use http::header::ACCEPT;
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -66,17 +65,7 @@ async fn head_405_and_content_types_over_http1_and_http2() {
             for path in [LIVEZ, READYZ, STARTUPZ, "/startupz?verbose"] {
                 for accept in ["application/health+json", "text/plain"] {
                     let context = format!("{version:?} {path} ({accept}) while {state}");
-                    let get = send(
-                        &client,
-                        empty(request(Method::GET, addr, path).header(ACCEPT, accept)),
-                    )
-                    .await;
-                    let head = send(
-                        &client,
-                        empty(request(Method::HEAD, addr, path).header(ACCEPT, accept)),
-                    )
-                    .await;
-                    assert_head_matches_get(&get, &head, accept, &context);
+                    head_matches_get(&client, addr, path, accept, &context).await;
                 }
             }
             for method in [

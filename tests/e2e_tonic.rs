@@ -2,7 +2,7 @@
 //! gRPC over HTTP/2 through the layer with tonic-health's generated client, and the
 //! kubelet's HTTP/1.1 probes answered by the layer on the same port.
 
-mod common;
+use kit::common;
 
 use std::net::SocketAddr;
 use std::time::Duration;

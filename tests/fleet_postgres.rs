@@ -13,10 +13,9 @@
 //! Waits are bounded (each condition within 30 s, polled every 100 ms); no step assumes a
 //! fast machine. A `harness = false` target: see `support/needs.rs`.
 
-#[path = "support/needs.rs"]
-mod needs;
-#[path = "support/servers.rs"]
-mod servers;
+use kit::manifests;
+use kit::needs;
+use kit::servers;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -51,19 +50,8 @@ fn main() -> ExitCode {
 /// `examples/kubernetes/fleet-deployment.yaml`: `PEERS` names the headless Service, which
 /// lists every replica, ready or not, on the port the probes are served on.
 fn the_fleet_manifest_finds_every_replica() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples/kubernetes/fleet-deployment.yaml");
-    let yaml = std::fs::read_to_string(path).unwrap();
-    let value = |from: &str, key: &str| -> String {
-        let mut lines = yaml
-            .lines()
-            .filter(|line| !line.trim_start().starts_with('#'))
-            .skip_while(|line| !line.contains(from));
-        lines
-            .find_map(|line| line.trim().strip_prefix(key)?.strip_prefix(':'))
-            .map(|value| value.trim().trim_matches('"').to_owned())
-            .unwrap_or_else(|| panic!("no {key} after {from}"))
-    };
+    let yaml = manifests::read("fleet-deployment.yaml");
+    let value = |from: &str, key: &str| manifests::value(&yaml, from, key);
     let service = value("kind: Service", "name");
     assert_eq!(value("kind: Service", "clusterIP"), "None", "headless");
     assert_eq!(value("kind: Service", "publishNotReadyAddresses"), "true");

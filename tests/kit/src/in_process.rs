@@ -2,7 +2,6 @@
 //! a GET through `oneshot`, and a check that counts its runs.
 //!
 //! Each test file compiles this module on its own and uses only part of it.
-#![allow(dead_code)]
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -6,12 +6,10 @@
 //! requests.
 #![cfg(feature = "grpc")]
 
-mod common;
-#[path = "support/health_client.rs"]
-mod health_client;
+use kit::common;
+use kit::health_client;
 
-#[path = "../examples/support/greeter.rs"]
-mod greeter;
+use kit::greeter;
 
 use std::collections::BTreeMap;
 use std::future::Future;

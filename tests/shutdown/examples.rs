@@ -6,12 +6,12 @@
 //! streams open too; and background work holds the
 //! shutdown open with a guard, bounded by the deadline.
 //!
-//! The examples are built by `support/example.rs`; the background worker is this test
+//! The examples are built by `kit::example`; the background worker is this test
 //! binary run again with `SHUTDOWN_ROLE` set (the `role_*` test below does nothing
 //! without it).
 
-#[path = "support/example.rs"]
-mod example;
+use kit::example;
+use kit::manifests;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -349,7 +349,7 @@ fn worker(role: &str) -> Example {
         &exe,
         &[
             "--exact",
-            "role_background_worker",
+            "examples::role_background_worker",
             "--nocapture",
             "--test-threads=1",
         ],
@@ -417,40 +417,19 @@ fn a_guard_never_dropped_is_cut_at_the_deadline_and_named_in_the_log() {
 
 // === the Kubernetes manifests ===
 
-/// The number after `key:` on the first line that has it, from the first line that holds
-/// `from` on; comments left out.
-fn yaml_number(yaml: &str, from: &str, key: &str) -> u64 {
-    let lines: Vec<&str> = yaml
-        .lines()
-        .filter(|line| !line.trim_start().starts_with('#'))
-        .collect();
-    let start = lines
-        .iter()
-        .position(|line| line.contains(from))
-        .unwrap_or_else(|| panic!("no {from}"));
-    lines[start..]
-        .iter()
-        .find_map(|line| line.trim().strip_prefix(key)?.strip_prefix(':'))
-        .and_then(|value| value.trim().trim_matches('"').parse().ok())
-        .unwrap_or_else(|| panic!("no number for {key} after {from}"))
-}
-
 #[test]
 fn the_kubernetes_manifests_end_the_shutdown_inside_the_grace_period() {
     for file in ["deployment.yaml", "grpc-deployment.yaml"] {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../examples/kubernetes")
-            .join(file);
-        let yaml = std::fs::read_to_string(&path).unwrap();
-        let grace = yaml_number(
+        let yaml = manifests::read(file);
+        let grace = manifests::number(
             &yaml,
             "terminationGracePeriodSeconds",
             "terminationGracePeriodSeconds",
         );
-        let pre_stop = yaml_number(&yaml, "preStop:", "seconds");
-        let delay_ms = yaml_number(&yaml, "DRAIN_DELAY_MS", "value");
-        let deadline_ms = yaml_number(&yaml, "SHUTDOWN_TIMEOUT_MS", "value");
-        let readiness_period = yaml_number(&yaml, "readinessProbe:", "periodSeconds");
+        let pre_stop = manifests::number(&yaml, "preStop:", "seconds");
+        let delay_ms = manifests::number(&yaml, "DRAIN_DELAY_MS", "value");
+        let deadline_ms = manifests::number(&yaml, "SHUTDOWN_TIMEOUT_MS", "value");
+        let readiness_period = manifests::number(&yaml, "readinessProbe:", "periodSeconds");
         assert!(
             pre_stop * 1000 + deadline_ms < grace * 1000,
             "{file}: preStop {pre_stop} s + deadline {deadline_ms} ms >= grace {grace} s"

@@ -2,7 +2,6 @@
 //! service, so that the tonic example (and the tests that serve it) need neither `protoc`
 //! nor a build script. The example is about the health layer; this is only a service for
 //! it to stand in front of.
-#![allow(dead_code)] // each user takes what it needs
 
 use std::convert::Infallible;
 use std::future::{ready, Ready};

@@ -4,11 +4,10 @@
 //! `examples/ai_service.rs`, whose model loads behind a start-up gate.
 //!
 //! The processes are the example binaries themselves, built and run by
-//! `tests/support/example.rs`.
+//! `kit::example`.
 
-mod common;
-#[path = "support/example.rs"]
-mod example;
+use kit::common;
+use kit::example;
 
 use std::time::{Duration, Instant};
 

@@ -4,8 +4,6 @@
 //! says why (`test NAME ... ignored (needs Redis: ...)`), instead of counting it as
 //! passed. When the `CI` environment variable is set, a missing thing fails the test.
 
-#![allow(dead_code)] // each test file uses what it needs
-
 use libtest_mimic::{Completion, Failed, Trial};
 
 /// A trial called `name` that looks for `what` with `find` when it runs, and runs `test`

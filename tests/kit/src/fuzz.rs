@@ -12,7 +12,6 @@
 //! Everything is drawn from one seeded generator, so a run is repeatable from its seed
 //! and count (the order in which connections are served may vary, the requests do not).
 //! Used by `tests/fuzz.rs` (a fixed seed and count) and `examples/fuzz.rs` (any).
-#![allow(dead_code)]
 
 use std::convert::Infallible;
 use std::fmt::Write as _;

@@ -4,9 +4,7 @@
 //! The server is this test binary run again with `ZERO_LOSS_SERVER` set: the `server_*`
 //! tests below do nothing unless they find it, and serve until SIGTERM when they do.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,6 +13,7 @@ use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
+use kit::example::Example;
 use tokio::net::TcpStream;
 use tower_health::{Health, State};
 
@@ -102,71 +101,15 @@ fn server_grpc() {
     }
 }
 
-/// Starts this binary as a server and reads the address it prints.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Server {
-    fn start(role: &str, test: &str) -> Server {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", test, "--nocapture", "--test-threads=1"])
-            .env(ROLE, role)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                // The test harness may print its own words before ours on the line.
-                if let Some((_, addr)) = line.split_once("listening on http://") {
-                    let _ = tx.send(addr.trim().parse::<SocketAddr>().unwrap());
-                }
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(addr) => addr,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("the server never said where it listens");
-            }
-        };
-        Server { child, addr }
-    }
-
-    fn sigterm(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits for the process to exit, at most `limit`.
-    fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                start.elapsed() < limit,
-                "the server did not exit within {limit:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// This binary run again as the server of `role`, through its `server_*` test `test`.
+fn start_server(role: &str, test: &str) -> Example {
+    let exe = std::env::current_exe().unwrap();
+    let test = format!("zero_loss::{test}");
+    Example::start_binary(
+        &exe,
+        &["--exact", &test, "--nocapture", "--test-threads=1"],
+        &[(ROLE, role)],
+    )
 }
 
 // === the clients ===
@@ -271,8 +214,8 @@ async fn wait_for_readiness(addr: SocketAddr, want: StatusCode) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_http1_keep_alive_load_without_losing_a_request() {
-    let mut server = Server::start("http1", "server_http1");
-    let addr = server.addr;
+    let mut server = start_server("http1", "server_http1");
+    let addr = server.addr();
     wait_for_readiness(addr, StatusCode::OK).await;
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -315,7 +258,9 @@ async fn sigterm_drains_http1_keep_alive_load_without_losing_a_request() {
     }
     let slow = slow.await.unwrap();
     let status = tokio::task::spawn_blocking(move || {
-        let status = server.wait(Duration::from_secs(20));
+        let status = server
+            .wait(Duration::from_secs(20))
+            .expect("the server exits");
         (status, signalled.elapsed())
     })
     .await
@@ -349,8 +294,8 @@ async fn sigterm_drains_grpc_over_http2_without_losing_a_call() {
     use tonic_health::pb::health_client::HealthClient;
     use tonic_health::pb::HealthCheckRequest;
 
-    let mut server = Server::start("grpc", "server_grpc");
-    let addr = server.addr;
+    let mut server = start_server("grpc", "server_grpc");
+    let addr = server.addr();
     wait_for_readiness(addr, StatusCode::OK).await;
 
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
@@ -406,7 +351,9 @@ async fn sigterm_drains_grpc_over_http2_without_losing_a_call() {
         caller.await.unwrap();
     }
     let (exit, elapsed) = tokio::task::spawn_blocking(move || {
-        let exit = server.wait(Duration::from_secs(20));
+        let exit = server
+            .wait(Duration::from_secs(20))
+            .expect("the server exits");
         (exit, signalled.elapsed())
     })
     .await
@@ -439,8 +386,8 @@ async fn sigterm_with_watch_streams_open_ends_them_at_the_drain_delay_and_exits(
     /// flight: generous, since it only has to tell "exits" from "is held up".
     const EXIT_SLACK: Duration = Duration::from_secs(5);
 
-    let mut server = Server::start("grpc", "server_grpc");
-    let addr = server.addr;
+    let mut server = start_server("grpc", "server_grpc");
+    let addr = server.addr();
     wait_for_readiness(addr, StatusCode::OK).await;
 
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
@@ -482,7 +429,9 @@ async fn sigterm_with_watch_streams_open_ends_them_at_the_drain_delay_and_exits(
     }
     let ended = signalled.elapsed();
     let (exit, exited) = tokio::task::spawn_blocking(move || {
-        let exit = server.wait(DRAIN_DELAY + EXIT_SLACK);
+        let exit = server
+            .wait(DRAIN_DELAY + EXIT_SLACK)
+            .expect("the server exits");
         (exit, signalled.elapsed())
     })
     .await

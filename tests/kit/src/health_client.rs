@@ -1,10 +1,6 @@
 //! A gRPC health client for the tests: Check and Watch through tonic-health's generated
 //! client, List (gRPC proposal A90, which tonic-health lacks) on tonic's own client
 //! machinery, as its code generator would write it. Every call is bounded in time.
-//!
-//! A test file that uses it has `mod common;` (for `bounded`) and
-//! `#[path = "support/health_client.rs"] mod health_client;`.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

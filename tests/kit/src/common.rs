@@ -1,9 +1,7 @@
 //! Helpers shared by the integration tests: the probe table, bounded waits, real servers
 //! on loopback built like the examples, and an HTTP client.
-//!
-//! Each test file compiles this module on its own and uses only part of it.
-#![allow(dead_code)]
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -14,7 +12,9 @@ use axum::response::IntoResponse;
 use axum::routing;
 use axum::{Json, Router};
 use bytes::Bytes;
-use http::header::{ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
+use http::header::{
+    ACCEPT, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS,
+};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -32,10 +32,6 @@ use tonic::transport::Server;
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 use tower_health::{Health, State};
-
-#[path = "../../examples/hyper.rs"]
-#[allow(dead_code)]
-mod hyper_example;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -184,6 +180,21 @@ pub fn assert_head_matches_get(get: &Reply, head: &Reply, accept: &str, context:
     assert_eq!(head.stable_headers(), get.stable_headers(), "{context}");
     assert_eq!(head.content_length(), Some(get.body.len()), "{context}");
     assert!(head.body.is_empty(), "{context}");
+}
+
+/// Sends `GET` and `HEAD` of `path` with `accept` and asserts [`assert_head_matches_get`]
+/// on the two answers.
+pub async fn head_matches_get(
+    client: &HttpClient,
+    addr: SocketAddr,
+    path: &str,
+    accept: &str,
+    context: &str,
+) {
+    let ask = |method| empty(request(method, addr, path).header(ACCEPT, accept));
+    let get = send(client, ask(Method::GET)).await;
+    let head = send(client, ask(Method::HEAD)).await;
+    assert_head_matches_get(&get, &head, accept, context);
 }
 
 /// The layer's `405`: `Allow: GET, HEAD`, the probe headers' cache policy, no body.
@@ -527,9 +538,28 @@ pub fn axum_app() -> Router {
         ))
 }
 
-/// The handler of `examples/hyper.rs`, taken from the example itself.
-#[allow(unused_imports)] // the hyper tests use it
-pub(crate) use hyper_example::handle as hyper_handle;
+/// A plain hyper application for the layer to stand in front of: `GET /` (and its
+/// `HEAD`) answers a line of text, `POST /echo` answers the request's body, anything else
+/// is `404`. A `HEAD` answer carries the `GET` answer's length and no body, which HTTP/2
+/// requires.
+pub async fn hyper_handle(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let head = request.method() == Method::HEAD;
+    let (code, body) = match (request.method(), request.uri().path()) {
+        (&Method::GET | &Method::HEAD, "/") => (StatusCode::OK, Bytes::from_static(b"app\n")),
+        (&Method::POST, "/echo") => match request.into_body().collect().await {
+            Ok(body) => (StatusCode::OK, body.to_bytes()),
+            Err(_) => (StatusCode::BAD_REQUEST, Bytes::new()),
+        },
+        _ => (StatusCode::NOT_FOUND, Bytes::new()),
+    };
+    let length = body.len();
+    let mut response = Response::new(Full::new(if head { Bytes::new() } else { body }));
+    *response.status_mut() = code;
+    response
+        .headers_mut()
+        .insert(CONTENT_LENGTH, HeaderValue::from(length));
+    Ok(response)
+}
 
 /// A check whose outcome the test sets: it passes while the flag is `true` and fails
 /// with "down" while it is `false`.

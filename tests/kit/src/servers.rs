@@ -7,8 +7,6 @@
 //! `/usr/lib/rabbitmq/bin`; a test that needs them asks through `needs.rs`, so that
 //! without them it is reported as ignored, or fails under CI.
 
-#![allow(dead_code)] // each test file uses the servers it needs
-
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};

@@ -1,10 +1,10 @@
 //! The examples that serve their probes on a listener of their own, each built and run
-//! as a real process (`support/example.rs`) and sent real signals: `examples/worker.rs`
+//! as a real process (`kit::example`) and sent real signals: `examples/worker.rs`
 //! (a queue consumer with no HTTP server) and `examples/axum.rs` with `ADMIN_ADDR`.
 
-mod common;
-#[path = "support/example.rs"]
-mod example;
+use kit::common;
+use kit::example;
+use kit::manifests;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -279,26 +279,10 @@ async fn axum_without_admin_addr_answers_the_probes_on_addr_as_before() {
 
 // === the worker's manifest ===
 
-/// The value after `key:` on the first line, after the first that holds `from`, that has
-/// it; comments left out, quotes taken off.
-fn yaml_value<'a>(yaml: &'a str, from: &str, key: &str) -> &'a str {
-    let mut lines = yaml
-        .lines()
-        .filter(|line| !line.trim_start().starts_with('#'))
-        .skip_while(|line| !line.contains(from));
-    lines
-        .find_map(|line| line.trim().strip_prefix(key)?.strip_prefix(':'))
-        .map(|value| value.trim().trim_matches('"'))
-        .unwrap_or_else(|| panic!("no {key} after {from}"))
-}
-
 #[test]
 fn the_worker_manifest_probes_its_own_port_has_no_service_and_ends_inside_the_grace_period() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples/kubernetes/worker-deployment.yaml");
-    let yaml = std::fs::read_to_string(path).unwrap();
-    let number =
-        |from: &str, key: &str| -> u64 { yaml_value(&yaml, from, key).parse().expect("a number") };
+    let yaml = manifests::read("worker-deployment.yaml");
+    let number = |from: &str, key: &str| manifests::number(&yaml, from, key);
     let grace = number(
         "terminationGracePeriodSeconds",
         "terminationGracePeriodSeconds",
@@ -312,18 +296,18 @@ fn the_worker_manifest_probes_its_own_port_has_no_service_and_ends_inside_the_gr
     );
 
     let port = number("containerPort", "containerPort");
-    let addr = yaml_value(&yaml, "name: ADDR", "value");
+    let addr = manifests::value(&yaml, "name: ADDR", "value");
     assert_eq!(
         addr,
         format!("0.0.0.0:{port}"),
         "the listener is on the probes' port"
     );
     for probe in ["startupProbe:", "livenessProbe:", "readinessProbe:"] {
-        assert_eq!(yaml_value(&yaml, probe, "port"), "probes", "{probe}");
+        assert_eq!(manifests::value(&yaml, probe, "port"), "probes", "{probe}");
     }
     let paths: Vec<&str> = ["startupProbe:", "livenessProbe:", "readinessProbe:"]
         .into_iter()
-        .map(|probe| yaml_value(&yaml, probe, "path"))
+        .map(|probe| manifests::value(&yaml, probe, "path"))
         .collect();
     assert_eq!(paths, ["/startupz", "/livez", "/readyz"]);
     assert!(

@@ -7,11 +7,12 @@
 //! Every server example prints `listening on http://ADDR` on stdout once it accepts
 //! connections and logs on stderr; [`Example::log`] returns what it logged so far.
 //!
-//! ```ignore
-//! #[path = "support/example.rs"]
-//! mod example;
+//! ```no_run
+//! use std::time::Duration;
 //!
-//! let mut server = example::Example::start("tonic", &[("DRAIN_DELAY_MS", "200")]);
+//! use kit::example::Example;
+//!
+//! let mut server = Example::start("tonic", &[("DRAIN_DELAY_MS", "200")]);
 //! server.sigterm();
 //! let status = server.wait(Duration::from_secs(10)).expect("it exited");
 //! assert!(status.success(), "{}", server.log());
@@ -21,7 +22,6 @@
 //! (`env!("CARGO")`) and the same target directory (found from this test binary's own
 //! path, `target/debug/deps/NAME-HASH`), so that a CI that has built the examples first
 //! (`.ci/run` does) pays only cargo's freshness check here.
-#![allow(dead_code)] // each test uses what it needs
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -132,11 +132,12 @@ fn profile_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// The workspace's root: the `tests` package is one folder below it.
+/// The workspace's root: the kit is in `tests/kit/`, two folders below it.
 fn workspace_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the tests package is inside the workspace")
+        .ancestors()
+        .nth(2)
+        .expect("the kit is inside the workspace")
 }
 
 // === impl Example ===

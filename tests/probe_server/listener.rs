@@ -7,25 +7,24 @@
 //! `process_serving_probes` does nothing unless it finds it, and serves until SIGTERM
 //! when it does.
 
-mod common;
-#[path = "support/health_client.rs"]
-mod health_client;
+use kit::common;
+use kit::health_client;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{
-    assert_head_matches_get, assert_method_not_allowed, assert_probe_headers, bounded, empty, get,
+    assert_method_not_allowed, assert_probe_headers, bounded, empty, get, head_matches_get,
     http1_client, http2_client, request, send, stop_switch, walk_probe_table_over, HttpClient,
     LIMIT, LIVEZ, READYZ, STARTUPZ,
 };
 use health_client::{channel, check, list, next, watch};
 use http::header::ACCEPT;
 use http::{Method, StatusCode, Version};
+use kit::example::Example;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
@@ -197,17 +196,7 @@ async fn head_405_text_and_one_check_alone_as_the_layer_answers_them() {
         for path in [LIVEZ, READYZ, "/readyz/db", "/startupz?verbose"] {
             for accept in ["application/health+json", "text/plain"] {
                 let context = format!("{version:?} {path} ({accept})");
-                let get = send(
-                    &client,
-                    empty(request(Method::GET, addr, path).header(ACCEPT, accept)),
-                )
-                .await;
-                let head = send(
-                    &client,
-                    empty(request(Method::HEAD, addr, path).header(ACCEPT, accept)),
-                )
-                .await;
-                assert_head_matches_get(&get, &head, accept, &context);
+                head_matches_get(&client, addr, path, accept, &context).await;
             }
         }
         let one = get(&client, addr, "/readyz/db").await;
@@ -676,97 +665,38 @@ fn process_serving_probes() {
 }
 
 /// This binary running [`process_serving_probes`], killed when dropped.
-struct Process {
-    child: Child,
-    addr: SocketAddr,
+fn start_process() -> Example {
+    let exe = std::env::current_exe().unwrap();
+    Example::start_binary(&exe, &PROCESS_ARGS, &[(ROLE, "1")])
 }
 
-impl Process {
-    fn start() -> Process {
-        Process::start_with(Command::new(std::env::current_exe().unwrap()))
-    }
-
-    /// The process under `prlimit`, with at most `files` open files, and its listener's
-    /// connections capped at `cap`.
-    fn start_limited(files: usize, cap: usize) -> Process {
-        let mut command = Command::new("prlimit");
-        command
-            .arg(format!("--nofile={files}:{files}"))
-            .arg("--")
-            .arg(std::env::current_exe().unwrap())
-            .env(CAP, cap.to_string());
-        Process::start_with(command)
-    }
-
-    fn start_with(mut command: Command) -> Process {
-        let mut child = command
-            .args([
-                "--exact",
-                "process_serving_probes",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(ROLE, "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                // The test harness may print its own words before ours on the line.
-                if let Some((_, addr)) = line.split_once("listening on http://") {
-                    let _ = tx.send(addr.trim().parse::<SocketAddr>().unwrap());
-                }
-            }
-        });
-        let addr = match rx.recv_timeout(LIMIT) {
-            Ok(addr) => addr,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("the process never said where it listens");
-            }
-        };
-        Process { child, addr }
-    }
-
-    fn sigterm(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits for the process to exit, at most [`LIMIT`].
-    fn wait(&mut self) -> std::process::ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(start.elapsed() < LIMIT, "the process did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
+/// The process under `prlimit`, with at most `files` open files, and its listener's
+/// connections capped at `cap`.
+fn start_limited_process(files: usize, cap: usize) -> Example {
+    let exe = std::env::current_exe().unwrap();
+    let exe = exe.to_str().unwrap();
+    let nofile = format!("--nofile={files}:{files}");
+    let cap = cap.to_string();
+    let mut args = vec![nofile.as_str(), "--", exe];
+    args.extend(PROCESS_ARGS);
+    Example::start_binary(Path::new("prlimit"), &args, &[(ROLE, "1"), (CAP, &cap)])
 }
 
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// What makes this binary run [`process_serving_probes`] alone.
+const PROCESS_ARGS: [&str; 4] = [
+    "--exact",
+    "listener::process_serving_probes",
+    "--nocapture",
+    "--test-threads=1",
+];
 
 /// The flood that took the probes down: more idle HTTP/2 connections than the process may
 /// open files. With the cap below the limit, the probes still answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_idle_http2_connections_past_the_file_limit_leaves_probes_answering() {
     const FILES: usize = 128;
-    let process = Process::start_limited(FILES, 32);
-    let addr = process.addr;
+    let process = start_limited_process(FILES, 32);
+    let addr = process.addr();
     let mut flood = Vec::new();
     for _ in 0..FILES + 50 {
         let mut stream = bounded("a connection", TcpStream::connect(addr))
@@ -789,8 +719,8 @@ async fn a_flood_of_idle_http2_connections_past_the_file_limit_leaves_probes_ans
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_fails_readiness_at_once_answers_through_the_delay_then_closes_and_exits_0() {
-    let mut process = Process::start();
-    let addr = process.addr;
+    let mut process = start_process();
+    let addr = process.addr();
     let client: HttpClient = http1_client();
     assert_eq!(get(&client, addr, READYZ).await.status, StatusCode::OK);
     let mut grpc = HealthClient::new(channel(addr).await);
@@ -809,7 +739,7 @@ async fn sigterm_fails_readiness_at_once_answers_through_the_delay_then_closes_a
     assert_eq!(next(&mut readiness).await, None, "Watch ends at the delay");
 
     assert!(refused(addr).await, "the listener closes");
-    let exit = tokio::task::spawn_blocking(move || process.wait())
+    let exit = tokio::task::spawn_blocking(move || process.wait(LIMIT).expect("the process exits"))
         .await
         .unwrap();
     assert!(exit.success(), "the process exited with {exit}");

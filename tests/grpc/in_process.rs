@@ -1,7 +1,7 @@
 //! gRPC health (`grpc.health.v1`) answered by the layer, called in process with
 //! `tower::ServiceExt::oneshot`: each name's status next to the HTTP probes', Watch's
 //! messages under paused time, List, and every malformed request's gRPC error. The same
-//! calls over real HTTP/2 connections on tonic, axum and hyper are in `e2e_grpc.rs`.
+//! calls over real HTTP/2 connections on tonic, axum and hyper are in `e2e.rs`.
 #![cfg(feature = "grpc")]
 
 use std::collections::BTreeMap;
@@ -102,18 +102,7 @@ struct Switch(Arc<AtomicBool>);
 
 impl Switch {
     fn check(name: &'static str) -> (Check, Switch) {
-        let up = Arc::new(AtomicBool::new(true));
-        let flag = up.clone();
-        let check = Check::new(name, move || {
-            let up = flag.load(Ordering::SeqCst);
-            async move {
-                if up {
-                    Ok(())
-                } else {
-                    Err("down")
-                }
-            }
-        });
+        let (check, up) = kit::common::flag_check(name);
         (check, Switch(up))
     }
 
