@@ -5,9 +5,40 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use kit::needs;
+use libtest_mimic::Trial;
 use tower_health::checks::disk::{self, Free};
 use tower_health::checks::{self, memory, tls};
 use tower_health::{Check, CheckReport, Health, Status};
+
+use crate::runtime;
+
+/// The trials that need nothing from the machine, each a test of the target.
+pub fn trials() -> Vec<Trial> {
+    macro_rules! trials {
+        ($($test:ident),* $(,)?) => {
+            vec![$(needs::always(stringify!($test), || runtime().block_on($test())),)*]
+        };
+    }
+    trials![
+        dns_resolves_localhost_and_reports_the_latency,
+        dns_fails_a_name_that_cannot_be_asked_with_the_reason,
+        disk_passes_above_both_thresholds_and_observes_the_free_bytes,
+        disk_warns_below_the_warning_threshold_naming_the_path,
+        disk_fails_below_the_failure_threshold,
+        disk_fails_a_missing_path_with_the_system_error,
+        memory_under_the_warning_level_passes_observing_the_percent_of_the_limit,
+        memory_at_the_warning_level_warns_and_at_the_failure_level_fails,
+        memory_with_no_limit_passes_observing_the_bytes_in_use,
+        memory_reads_cgroup_v1_files_and_their_no_limit_value,
+        memory_fails_clearly_on_missing_or_garbled_files,
+        memory_of_the_process_own_cgroup_is_read_on_linux,
+        a_certificate_far_from_expiry_passes_observing_the_days_left,
+        a_certificate_inside_the_warning_margin_warns_with_its_expiry_date,
+        an_expired_certificate_fails_with_the_date_it_expired,
+        a_file_that_holds_no_certificate_fails_saying_so,
+    ]
+}
 
 /// One refresh of `check` alone, and its report.
 async fn run(check: Check) -> CheckReport {
@@ -68,14 +99,12 @@ fn data(file: &str) -> PathBuf {
 
 // === DNS ===
 
-#[tokio::test]
 async fn dns_resolves_localhost_and_reports_the_latency() {
     let report = run(checks::dns::resolve("dns", "localhost")).await;
     assert_eq!(report.status(), Status::Pass, "{}", output(&report));
     assert_eq!(observed(&report).1, "ms");
 }
 
-#[tokio::test]
 async fn dns_fails_a_name_that_cannot_be_asked_with_the_reason() {
     // A NUL byte never leaves the process: no query is sent anywhere.
     let report = run(checks::dns::resolve("dns", "bad\0name")).await;
@@ -89,7 +118,6 @@ async fn dns_fails_a_name_that_cannot_be_asked_with_the_reason() {
 
 // === disk ===
 
-#[tokio::test]
 async fn disk_passes_above_both_thresholds_and_observes_the_free_bytes() {
     let check = disk::free_space(
         "disk",
@@ -104,7 +132,6 @@ async fn disk_passes_above_both_thresholds_and_observes_the_free_bytes() {
     assert!(free >= 1.0);
 }
 
-#[tokio::test]
 async fn disk_warns_below_the_warning_threshold_naming_the_path() {
     let dir = std::env::temp_dir();
     let check = disk::free_space("disk", &dir, Free::Percent(100.1), Free::Bytes(0));
@@ -115,7 +142,6 @@ async fn disk_warns_below_the_warning_threshold_naming_the_path() {
     assert!(text.ends_with("below 100.1%"), "{text}");
 }
 
-#[tokio::test]
 async fn disk_fails_below_the_failure_threshold() {
     let check = disk::free_space(
         "disk",
@@ -132,7 +158,6 @@ async fn disk_fails_below_the_failure_threshold() {
     );
 }
 
-#[tokio::test]
 async fn disk_fails_a_missing_path_with_the_system_error() {
     let check = disk::free_space("disk", "/no/such/dir", Free::Bytes(0), Free::Bytes(0));
     let report = run(check).await;
@@ -144,7 +169,6 @@ async fn disk_fails_a_missing_path_with_the_system_error() {
 
 // === memory ===
 
-#[tokio::test]
 async fn memory_under_the_warning_level_passes_observing_the_percent_of_the_limit() {
     let dir = Dir::new("cgroup-v2-pass");
     dir.write("memory.max", "1000\n")
@@ -154,7 +178,6 @@ async fn memory_under_the_warning_level_passes_observing_the_percent_of_the_limi
     assert_eq!(observed(&report), (50.0, "%"));
 }
 
-#[tokio::test]
 async fn memory_at_the_warning_level_warns_and_at_the_failure_level_fails() {
     let dir = Dir::new("cgroup-v2-levels");
     dir.write("memory.max", "1000\n")
@@ -171,7 +194,6 @@ async fn memory_at_the_warning_level_warns_and_at_the_failure_level_fails() {
     assert_eq!(observed(&report), (99.0, "%"));
 }
 
-#[tokio::test]
 async fn memory_with_no_limit_passes_observing_the_bytes_in_use() {
     let dir = Dir::new("cgroup-v2-max");
     dir.write("memory.max", "max\n")
@@ -181,7 +203,6 @@ async fn memory_with_no_limit_passes_observing_the_bytes_in_use() {
     assert_eq!(observed(&report), (4096.0, "bytes"));
 }
 
-#[tokio::test]
 async fn memory_reads_cgroup_v1_files_and_their_no_limit_value() {
     let dir = Dir::new("cgroup-v1");
     dir.write("memory.limit_in_bytes", "2000\n")
@@ -194,7 +215,6 @@ async fn memory_reads_cgroup_v1_files_and_their_no_limit_value() {
     assert_eq!(observed(&report), (1800.0, "bytes"));
 }
 
-#[tokio::test]
 async fn memory_fails_clearly_on_missing_or_garbled_files() {
     let dir = Dir::new("cgroup-bad");
     let report = run(memory::cgroup_in("memory", &dir.0, 85.0, 95.0)).await;
@@ -215,7 +235,6 @@ async fn memory_fails_clearly_on_missing_or_garbled_files() {
     );
 }
 
-#[tokio::test]
 async fn memory_of_the_process_own_cgroup_is_read_on_linux() {
     let report = run(memory::cgroup("memory", 101.0, 101.0)).await;
     assert_ne!(report.status(), Status::Fail, "{}", output(&report));
@@ -227,7 +246,6 @@ async fn memory_of_the_process_own_cgroup_is_read_on_linux() {
 
 const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 
-#[tokio::test]
 async fn a_certificate_far_from_expiry_passes_observing_the_days_left() {
     let check = tls::certificate_expiry("cert", data("valid-until-2126.pem"), 30 * DAY);
     let report = run(check).await;
@@ -237,7 +255,6 @@ async fn a_certificate_far_from_expiry_passes_observing_the_days_left() {
     assert!(days > 30_000.0, "{days}");
 }
 
-#[tokio::test]
 async fn a_certificate_inside_the_warning_margin_warns_with_its_expiry_date() {
     // The margin is longer than the certificate has left.
     let check = tls::certificate_expiry("cert", data("valid-until-2126.pem"), 200 * 365 * DAY);
@@ -250,7 +267,6 @@ async fn a_certificate_inside_the_warning_margin_warns_with_its_expiry_date() {
     );
 }
 
-#[tokio::test]
 async fn an_expired_certificate_fails_with_the_date_it_expired() {
     let check = tls::certificate_expiry("cert", data("expired-2001.pem"), 30 * DAY);
     let report = run(check).await;
@@ -264,7 +280,6 @@ async fn an_expired_certificate_fails_with_the_date_it_expired() {
     assert!(days < 0.0);
 }
 
-#[tokio::test]
 async fn a_file_that_holds_no_certificate_fails_saying_so() {
     let dir = Dir::new("not-a-cert");
     dir.write(

@@ -1,5 +1,5 @@
 //! Every ready-made check against a real server of its kind: PostgreSQL, Redis, MariaDB
-//! and RabbitMQ started by the test (`support/servers.rs`), an HTTP server and a tonic
+//! and RabbitMQ started by the test (`kit::servers`), an HTTP server and a tonic
 //! gRPC health server in process. For each: up, the check passes and observes its
 //! latency; stopped, it fails naming the cause; back, it passes again with nothing
 //! restarted but the server. Against a black hole (a listener that accepts and never
@@ -7,13 +7,13 @@
 //! connections behind; a pool whose every connection is taken warns at once.
 //!
 //! Without a server's binaries a test is reported as ignored with the reason, or fails
-//! when `CI` is set. (A `harness = false` target: see `support/needs.rs`.)
+//! when `CI` is set (see `kit::needs`).
 
 use kit::needs;
 use kit::servers;
+use libtest_mimic::Trial;
 
 use std::net::SocketAddr;
-use std::process::ExitCode;
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,9 +30,11 @@ use tokio::time::Instant;
 use tonic_health::ServingStatus;
 use tower_health::{checks, Check, CheckReport, Health, Status};
 
-fn main() -> ExitCode {
-    let args = libtest_mimic::Arguments::from_args();
-    let trials = vec![
+use crate::runtime;
+
+/// The trials against servers, each a test of the target.
+pub fn trials() -> Vec<Trial> {
+    vec![
         needs::always(
             "tcp_connect_passes_while_something_listens_fails_refused_and_passes_again",
             || runtime().block_on(tcp_connect()),
@@ -95,8 +97,7 @@ fn main() -> ExitCode {
             servers::RabbitMqBinary::find,
             |bin| runtime().block_on(lapin(bin)),
         ),
-    ];
-    libtest_mimic::run(&args, trials).exit_code()
+    ]
 }
 
 // === running a check ===
@@ -200,16 +201,6 @@ fn assert_saturated(what: &str, report: &CheckReport) {
         "{what}: {}",
         output(report)
     );
-}
-
-/// A current-thread runtime for one test. A run of a check then ends (its claim given
-/// back) before the refresh that awaited it goes on, so that every refresh of a test runs
-/// its check.
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a Tokio runtime")
 }
 
 /// Runs blocking server control on a thread of its own, so that the clients' tasks go on
