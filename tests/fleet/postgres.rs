@@ -11,14 +11,14 @@
 //!   readiness.
 //!
 //! Waits are bounded (each condition within 30 s, polled every 100 ms); no step assumes a
-//! fast machine. A `harness = false` target: see `support/needs.rs`.
+//! fast machine. See `kit::needs`.
 
 use kit::manifests;
 use kit::needs;
 use kit::servers;
+use libtest_mimic::Trial;
 
 use std::net::SocketAddr;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use axum::routing::get;
@@ -30,9 +30,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tower_health::{Check, Fleet, Health, Reasons};
 
-fn main() -> ExitCode {
-    let args = libtest_mimic::Arguments::from_args();
-    let trials = vec![
+/// The trials against PostgreSQL and the manifest, each a test of the target.
+pub fn trials() -> Vec<Trial> {
+    vec![
         needs::always(
             "the_fleet_manifest_finds_every_replica_ready_or_not_on_the_probe_port",
             the_fleet_manifest_finds_every_replica,
@@ -43,8 +43,7 @@ fn main() -> ExitCode {
             servers::PostgresBinaries::find,
             |bin| needs::runtime().block_on(fleet_against_postgres(bin)),
         ),
-    ];
-    libtest_mimic::run(&args, trials).exit_code()
+    ]
 }
 
 /// `examples/kubernetes/fleet-deployment.yaml`: `PEERS` names the headless Service, which

@@ -12,10 +12,52 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty};
+use kit::needs;
+use libtest_mimic::Trial;
 use tower::{Layer, ServiceExt};
 use tower_health::{
     BuildProblem, Check, Fleet, Health, HealthService, Probe, Reasons, Status, Switch,
 };
+
+/// The trials on a paused clock, each a test of the target.
+pub fn trials() -> Vec<Trial> {
+    macro_rules! trials {
+        ($($test:ident),* $(,)?) => {
+            vec![$(needs::always(stringify!($test), || paused_runtime().block_on($test())),)*]
+        };
+    }
+    trials![
+        a_failure_every_replica_shares_holds_readiness_with_a_reason_that_says_so,
+        a_failure_only_this_replica_has_fails_readiness,
+        peers_that_answer_after_the_timeout_do_not_confirm,
+        a_late_answer_inside_the_timeout_still_confirms,
+        a_replica_cut_off_from_its_peers_fails_readiness,
+        peers_that_disagree_decide_by_strict_majority,
+        a_fleet_of_one_holds_and_a_fleet_of_two_needs_both,
+        a_fleet_of_a_hundred_asks_a_sample_of_ten,
+        peers_are_asked_only_while_a_shared_check_fails_and_at_most_once_per_cache_time,
+        a_check_not_marked_shared_never_asks_and_fails_as_today,
+        without_a_fleet_a_shared_check_fails_readiness_as_today,
+        a_peer_is_told_the_check_own_result_never_the_held_verdict_nor_the_reason,
+        a_peer_whose_pass_predates_the_failure_runs_its_check_before_answering,
+        recovery_ends_the_hold_and_a_local_failure_after_it_fails_again,
+        damping_asks_the_fleet_only_once_the_failure_would_show,
+        a_shared_check_that_does_not_gate_readiness_is_refused,
+        recheck_runs_a_check_at_once_and_a_storm_of_them_runs_it_rarely,
+        a_shared_switch_shows_its_pass_with_no_refresh,
+        an_outage_that_ended_is_not_judged_by_the_last_one_verdict,
+    ]
+}
+
+/// A current-thread runtime whose clock starts paused, as `#[tokio::test(start_paused =
+/// true)]` builds it.
+fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .expect("a Tokio runtime")
+}
 
 type Inner =
     tower::util::BoxCloneService<Request<Empty<Bytes>>, Response<Empty<Bytes>>, Infallible>;
@@ -138,7 +180,6 @@ async fn seen(health: &Health) -> (Status, Status, String) {
     )
 }
 
-#[tokio::test(start_paused = true)]
 async fn a_failure_every_replica_shares_holds_readiness_with_a_reason_that_says_so() {
     let net = Net::default();
     let fleet = replicas(&net, 3, 10);
@@ -156,7 +197,6 @@ async fn a_failure_every_replica_shares_holds_readiness_with_a_reason_that_says_
     }
 }
 
-#[tokio::test(start_paused = true)]
 async fn a_failure_only_this_replica_has_fails_readiness() {
     let net = Net::default();
     let fleet = replicas(&net, 3, 10);
@@ -172,7 +212,6 @@ async fn a_failure_only_this_replica_has_fails_readiness() {
     }
 }
 
-#[tokio::test(start_paused = true)]
 async fn peers_that_answer_after_the_timeout_do_not_confirm() {
     let net = Net::default();
     let fleet = replicas(&net, 3, 10);
@@ -187,7 +226,6 @@ async fn peers_that_answer_after_the_timeout_do_not_confirm() {
     assert_eq!((db, readiness), (Status::Fail, Status::Fail));
 }
 
-#[tokio::test(start_paused = true)]
 async fn a_late_answer_inside_the_timeout_still_confirms() {
     let net = Net::default();
     let fleet = replicas(&net, 3, 10);
@@ -200,7 +238,6 @@ async fn a_late_answer_inside_the_timeout_still_confirms() {
     assert_eq!((db, readiness), (Status::Warn, Status::Warn));
 }
 
-#[tokio::test(start_paused = true)]
 async fn a_replica_cut_off_from_its_peers_fails_readiness() {
     let net = Net::default();
     let fleet = replicas(&net, 3, 10);
@@ -214,7 +251,6 @@ async fn a_replica_cut_off_from_its_peers_fails_readiness() {
     assert!(reason.starts_with("failing on 1 of 3 replicas"), "{reason}");
 }
 
-#[tokio::test(start_paused = true)]
 async fn peers_that_disagree_decide_by_strict_majority() {
     let net = Net::default();
     let fleet = replicas(&net, 4, 10);
@@ -228,7 +264,6 @@ async fn peers_that_disagree_decide_by_strict_majority() {
     assert_eq!(seen(&fleet[0].0).await.1, Status::Warn);
 }
 
-#[tokio::test(start_paused = true)]
 async fn a_fleet_of_one_holds_and_a_fleet_of_two_needs_both() {
     let net = Net::default();
     let one = replicas(&net, 1, 10);
@@ -245,7 +280,6 @@ async fn a_fleet_of_one_holds_and_a_fleet_of_two_needs_both() {
     assert_eq!(seen(&two[1].0).await.0, Status::Warn);
 }
 
-#[tokio::test(start_paused = true)]
 async fn a_fleet_of_a_hundred_asks_a_sample_of_ten() {
     let net = Net::default();
     let fleet = replicas(&net, 100, 10);
@@ -264,7 +298,6 @@ async fn a_fleet_of_a_hundred_asks_a_sample_of_ten() {
     assert_eq!(seen(&fleet[0].0).await.0, Status::Warn);
 }
 
-#[tokio::test(start_paused = true)]
 async fn peers_are_asked_only_while_a_shared_check_fails_and_at_most_once_per_cache_time() {
     let net = Net::default();
     let fleet = replicas(&net, 3, 10);
@@ -287,7 +320,6 @@ async fn peers_are_asked_only_while_a_shared_check_fails_and_at_most_once_per_ca
     assert_eq!(net.asked(), once + 3);
 }
 
-#[tokio::test(start_paused = true)]
 async fn a_check_not_marked_shared_never_asks_and_fails_as_today() {
     let net = Net::default();
     let db = Switch::new("db");
@@ -301,7 +333,6 @@ async fn a_check_not_marked_shared_never_asks_and_fails_as_today() {
     assert_eq!(net.asked(), 0);
 }
 
-#[tokio::test(start_paused = true)]
 async fn without_a_fleet_a_shared_check_fails_readiness_as_today() {
     let check = Check::new("db", || async { Err::<(), _>("down") }).shared();
     let health = Health::builder().check(check).build();
@@ -312,7 +343,6 @@ async fn without_a_fleet_a_shared_check_fails_readiness_as_today() {
     assert_eq!(report.status(Probe::Readiness), Status::Fail);
 }
 
-#[tokio::test(start_paused = true)]
 async fn a_peer_is_told_the_check_own_result_never_the_held_verdict_nor_the_reason() {
     let net = Net::default();
     let fleet = replicas(&net, 3, 10);
@@ -334,7 +364,6 @@ async fn a_peer_is_told_the_check_own_result_never_the_held_verdict_nor_the_reas
     assert_eq!(body.as_object().unwrap().len(), 2, "{body}");
 }
 
-#[tokio::test(start_paused = true)]
 async fn a_peer_whose_pass_predates_the_failure_runs_its_check_before_answering() {
     // The onset: a peer's cached pass is older than this replica's failing run. The peer
     // runs its check first, so the replica that sees the outage first does not leave.
@@ -375,7 +404,6 @@ async fn a_peer_whose_pass_predates_the_failure_runs_its_check_before_answering(
     assert_eq!((db, readiness), (Status::Warn, Status::Warn));
 }
 
-#[tokio::test(start_paused = true)]
 async fn recovery_ends_the_hold_and_a_local_failure_after_it_fails_again() {
     let net = Net::default();
     let fleet = replicas(&net, 3, 10);
@@ -409,7 +437,6 @@ async fn recovery_ends_the_hold_and_a_local_failure_after_it_fails_again() {
     assert_eq!(seen(&fleet[0].0).await.0, Status::Fail);
 }
 
-#[tokio::test(start_paused = true)]
 async fn damping_asks_the_fleet_only_once_the_failure_would_show() {
     let net = Net::default();
     let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -443,7 +470,6 @@ async fn damping_asks_the_fleet_only_once_the_failure_would_show() {
     assert_eq!(net.asked(), 2);
 }
 
-#[tokio::test(start_paused = true)]
 async fn a_shared_check_that_does_not_gate_readiness_is_refused() {
     let check = Check::new("db", || async { Ok::<(), std::io::Error>(()) })
         .shared()
@@ -455,7 +481,6 @@ async fn a_shared_check_that_does_not_gate_readiness_is_refused() {
     ));
 }
 
-#[tokio::test(start_paused = true)]
 async fn recheck_runs_a_check_at_once_and_a_storm_of_them_runs_it_rarely() {
     let runs = Arc::new(AtomicUsize::new(0));
     let counted = runs.clone();
@@ -492,7 +517,6 @@ async fn recheck_runs_a_check_at_once_and_a_storm_of_them_runs_it_rarely() {
     assert!(!health.recheck("nothing"));
 }
 
-#[tokio::test(start_paused = true)]
 async fn a_shared_switch_shows_its_pass_with_no_refresh() {
     let net = Net::default();
     let fleet = replicas(&net, 3, 10);
@@ -509,7 +533,6 @@ async fn a_shared_switch_shows_its_pass_with_no_refresh() {
     );
 }
 
-#[tokio::test(start_paused = true)]
 async fn an_outage_that_ended_is_not_judged_by_the_last_one_verdict() {
     let net = Net::default();
     let fleet = replicas(&net, 3, 10);
