@@ -33,9 +33,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How long building one example may take, generous for a cold build on two cores.
-const BUILD_TIMEOUT: Duration = Duration::from_secs(900);
+pub const BUILD_TIMEOUT: Duration = Duration::from_secs(900);
 /// How long an example may take from its start to its `listening on` line.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(10);
 
 /// The path of the example binary `name` (`quickstart`, or any example of the `examples`

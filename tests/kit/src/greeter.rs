@@ -1,7 +1,7 @@
 //! `helloworld.Greeter/SayHello`, written out the way tonic's code generator writes a
-//! service, so that the tonic example (and the tests that serve it) need neither `protoc`
-//! nor a build script. The example is about the health layer; this is only a service for
-//! it to stand in front of.
+//! service, so that the tonic example, the gRPC tests and the gRPC bench need neither
+//! `protoc` nor a build script. They are about the health layer; this is only a service
+//! for it to stand in front of.
 
 use std::convert::Infallible;
 use std::future::{ready, Ready};

@@ -1,7 +1,5 @@
 //! What the in-process engine tests share: a layered service over a fixed inner service,
 //! a GET through `oneshot`, and a check that counts its runs.
-//!
-//! Each test file compiles this module on its own and uses only part of it.
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
