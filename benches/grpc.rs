@@ -26,8 +26,7 @@ use tower_health::Health;
 
 mod support;
 
-#[path = "../examples/support/greeter.rs"]
-mod greeter;
+use kit::greeter;
 
 const GROUP: &str = "grpc_check";
 const BENCHES: [&str; 4] = [

@@ -22,8 +22,7 @@ use http_body_util::{BodyExt, Full};
 use tower::{Layer, Service, ServiceExt};
 use tower_health::{Check, Health};
 
-#[path = "support/readyz_floor.rs"]
-mod readyz_floor;
+use kit::readyz_floor;
 mod support;
 
 use readyz_floor::PASS;

@@ -15,8 +15,7 @@ use std::error::Error;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-#[path = "../tests/support/fuzz.rs"]
-mod fuzz;
+use kit::fuzz;
 
 fn from_env(name: &str, default: u64) -> Result<u64, Box<dyn Error>> {
     match std::env::var(name) {

@@ -59,8 +59,7 @@ use tower_health::{Check, Health};
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
-#[path = "../benches/support/readyz_floor.rs"]
-mod readyz_floor;
+use kit::readyz_floor;
 
 use readyz_floor::{readyz_answer, PASS};
 /// The floor for the layer's probe, and the layer's probe measured against it.

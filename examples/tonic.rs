@@ -34,8 +34,9 @@ use tower_health::{Check, Health, Probe};
 #[path = "support/mod.rs"]
 mod support;
 
-#[path = "support/greeter.rs"]
-mod greeter;
+// The service the layer stands in front of: `helloworld.Greeter`, written out by hand in
+// the workspace's test kit (`tests/kit/`), which the tests and benches serve too.
+use kit::greeter;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {

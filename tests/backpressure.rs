@@ -2,7 +2,7 @@
 //! still respect it: a concurrency limit, a buffer and a load shedder inside the layer,
 //! through `oneshot` on a paused clock, and a concurrency limit behind a real server.
 
-mod common;
+use kit::common;
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

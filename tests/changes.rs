@@ -2,24 +2,17 @@
 //! status change, in order, with the reason; bounded for a slow subscriber; none for a run
 //! that changes no status; ended with the `Health`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use kit::in_process::counted;
 use tower_health::{Change, Changes, Check, CheckChange, Health, Lifecycle, Reasons, Status};
 
-fn flaky(ok: &Arc<AtomicBool>) -> Check {
-    let ok = ok.clone();
-    Check::new("db", move || {
-        let ok = ok.load(Ordering::SeqCst);
-        async move {
-            if ok {
-                Ok(())
-            } else {
-                Err("connection refused")
-            }
-        }
-    })
+/// A check named `db` that passes while `ok` is set and fails with "connection refused"
+/// while it is not.
+fn db(ok: &Arc<AtomicBool>) -> Check {
+    counted("db", &Arc::new(AtomicUsize::new(0)), ok, Duration::ZERO)
 }
 
 #[tokio::test(start_paused = true)]
@@ -27,7 +20,7 @@ async fn every_change_arrives_once_in_order_with_the_reason() {
     let ok = Arc::new(AtomicBool::new(true));
     // Reasons withheld from probes: the application still reads them.
     let health = Health::builder()
-        .check(flaky(&ok))
+        .check(db(&ok))
         .reasons(Reasons::withheld())
         .build();
     let mut changes = health.changes();
@@ -117,19 +110,6 @@ fn waiting(changes: &mut Changes) -> Vec<Change> {
     std::iter::from_fn(|| changes.try_next()).collect()
 }
 
-/// A check that fails with "connection refused" while `down` is set.
-fn flag_check(name: &'static str, down: &Arc<AtomicBool>) -> Check {
-    let down = down.clone();
-    Check::new(name, move || {
-        let result = if down.load(Ordering::SeqCst) {
-            Err("connection refused")
-        } else {
-            Ok(())
-        };
-        std::future::ready(result)
-    })
-}
-
 fn check_change(change: &Change) -> &CheckChange {
     match change {
         Change::Check(c) => c,
@@ -181,9 +161,9 @@ async fn lifecycle_changes_carry_when_they_happened_and_no_ops_publish_nothing()
 
 #[tokio::test]
 async fn check_changes_carry_the_reason_that_probes_withhold() {
-    let down = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicBool::new(true));
     let health = Health::builder()
-        .check(flag_check("db", &down))
+        .check(db(&ok))
         .background_refresh(false)
         .build();
     let mut changes = health.changes();
@@ -197,7 +177,7 @@ async fn check_changes_carry_the_reason_that_probes_withhold() {
         ("db", Status::Unknown, Status::Pass, None)
     );
 
-    down.store(true, Ordering::SeqCst);
+    ok.store(false, Ordering::SeqCst);
     let before = SystemTime::now();
     let report = health.refresh().await;
     let got = waiting(&mut changes);
@@ -233,9 +213,9 @@ async fn check_changes_carry_the_reason_that_probes_withhold() {
 
 #[tokio::test]
 async fn runs_that_change_no_status_publish_nothing() {
-    let down = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicBool::new(true));
     let health = Health::builder()
-        .check(flag_check("db", &down).fail_after(2))
+        .check(db(&ok).fail_after(2))
         .background_refresh(false)
         .build();
     let mut changes = health.changes();
@@ -246,7 +226,7 @@ async fn runs_that_change_no_status_publish_nothing() {
     assert!(waiting(&mut changes).is_empty(), "pass again is no change");
 
     // Damping: the first failed run is held back, the second is the change.
-    down.store(true, Ordering::SeqCst);
+    ok.store(false, Ordering::SeqCst);
     health.refresh().await;
     assert!(waiting(&mut changes).is_empty(), "held back by damping");
     health.refresh().await;

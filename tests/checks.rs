@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tower::{Service, ServiceExt};
 use tower_health::{Check, Health, HealthCheck, Outcome, Probe, Reasons, Status};
 
-mod in_process;
+use kit::in_process;
 
 use in_process::{counted, flags, get, get_with, service};
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use http::{Request, StatusCode};
 use tower_health::{Check, Health, Reasons, Status};
 
-mod in_process;
+use kit::in_process;
 
 use in_process::{counted, get_with as get, service};
 

@@ -3,8 +3,7 @@
 //! same requests and stays within a few seconds. `examples/fuzz.rs` runs longer, with any
 //! seed and count.
 
-#[path = "support/fuzz.rs"]
-mod fuzz;
+use kit::fuzz;
 
 use std::sync::atomic::Ordering;
 

@@ -12,8 +12,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
+use kit::prometheus::{self, Scrape, Value};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use prometheus_parse::{Scrape, Value};
 use tower::{Layer, ServiceExt};
 use tower_health::metrics::{
     CHECK_DURATION_SECONDS, CHECK_RUNS_TOTAL, CHECK_STATUS, LIFECYCLE_STATE, LIVE,
@@ -27,19 +27,11 @@ struct Recorded(Scrape);
 impl Recorded {
     fn take(handle: &PrometheusHandle) -> Recorded {
         let text = handle.render();
-        Recorded(Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("exposition"))
+        Recorded(prometheus::parse(&text))
     }
 
     fn find(&self, name: &str, labels: &[(&str, &str)]) -> Option<&Value> {
-        self.0
-            .samples
-            .iter()
-            .find(|s| {
-                s.metric == name
-                    && s.labels.len() == labels.len()
-                    && labels.iter().all(|(k, v)| s.labels.get(k) == Some(v))
-            })
-            .map(|s| &s.value)
+        prometheus::sample(&self.0, name, labels)
     }
 
     fn counter(&self, name: &str, labels: &[(&str, &str)]) -> f64 {

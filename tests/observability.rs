@@ -2,24 +2,22 @@
 //! HTTP and parsed as Prometheus parses it, finding every series the `metrics` module
 //! documents; and its page opened in a real headless browser (Debian's `chromium`).
 //!
-//! The server is this test binary run again with `OBSERVABILITY_SERVER` set, running the
-//! example's own `main` instead of the tests.
+//! The server is the example's own binary, run by the kit's example runner
+//! (`kit::example`).
 //!
 //! Without `chromium` the browser test is reported as ignored with the reason in the
 //! summary, or fails when `CI` is set (a `harness = false` target: see
-//! `support/needs.rs`). With `HEALTH_PAGE_SCREENSHOT=PATH` (an absolute path: the test
+//! `kit::needs`). With `HEALTH_PAGE_SCREENSHOT=PATH` (an absolute path: the test
 //! runs in its package's folder) it also writes its screenshot there, which is how
 //! `docs/health-page.png` is made.
 
-#[path = "support/needs.rs"]
-mod needs;
-#[path = "../examples/observability.rs"]
-mod observability;
+use kit::example::Example;
+use kit::needs;
+use kit::prometheus::{self, Value};
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -28,16 +26,10 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use prometheus_parse::{Scrape, Value};
 
-const ROLE: &str = "OBSERVABILITY_SERVER";
 const LIMIT: Duration = Duration::from_secs(30);
 
 fn main() -> ExitCode {
-    if std::env::var_os(ROLE).is_some() {
-        observability::main().expect("the example ran");
-        return ExitCode::SUCCESS;
-    }
     let args = libtest_mimic::Arguments::from_args();
     let trials = vec![
         needs::always(
@@ -58,65 +50,27 @@ fn main() -> ExitCode {
 }
 
 /// The example running as its own process, stopped when dropped.
-struct Example {
-    child: Child,
-    addr: SocketAddr,
+fn start_example() -> Example {
+    Example::start(
+        "observability",
+        &[("DRAIN_DELAY_MS", "0"), ("RUST_LOG", "error")],
+    )
 }
 
-impl Example {
-    fn start() -> Example {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .env(ROLE, "1")
-            .env("ADDR", "127.0.0.1:0")
-            .env("DRAIN_DELAY_MS", "0")
-            .env("RUST_LOG", "error")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some((_, addr)) = line.split_once("listening on http://") {
-                    let _ = tx.send(addr.trim().parse::<SocketAddr>().unwrap());
-                }
-            }
-        });
-        match rx.recv_timeout(LIMIT) {
-            Ok(addr) => Example { child, addr },
-            Err(_) => {
-                let _ = child.kill();
-                panic!("the example never said where it listens");
-            }
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    /// SIGTERM, and the exit that follows (the drain delay is 0).
-    fn stop(mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let start = Instant::now();
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(start.elapsed() < LIMIT, "the example did not stop");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
+/// `http://ADDR/path` on the example.
+fn url(example: &Example, path: &str) -> String {
+    format!("http://{}{path}", example.addr())
 }
 
-impl Drop for Example {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// SIGTERM, and the exit that follows (the drain delay is 0).
+fn stop(mut example: Example) {
+    example.sigterm();
+    let exit = example.wait(LIMIT);
+    assert!(
+        exit.is_some(),
+        "the example did not stop:\n{}",
+        example.log()
+    );
 }
 
 // === a client ===
@@ -205,22 +159,22 @@ fn documented_names() -> Vec<String> {
 }
 
 async fn the_metrics_endpoint_serves_every_documented_series() {
-    let example = Example::start();
+    let example = start_example();
     let client = http1_client();
     // Give each probe something to count, and the cache a failure to show.
     assert_eq!(
-        get(&client, example.addr, "/livez").await.status,
+        get(&client, example.addr(), "/livez").await.status,
         StatusCode::OK
     );
-    set(&client, example.addr, "cache", "down").await;
-    wait_until(&client, example.addr, "cache down", |json| {
+    set(&client, example.addr(), "cache", "down").await;
+    wait_until(&client, example.addr(), "cache down", |json| {
         json["status"] == "warn"
     })
     .await;
 
-    let reply = get(&client, example.addr, "/metrics").await;
+    let reply = get(&client, example.addr(), "/metrics").await;
     assert_eq!(reply.status, StatusCode::OK);
-    let scrape = Scrape::parse(reply.text().lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let scrape = prometheus::parse(reply.text());
     let series = |name: &str| -> Vec<&prometheus_parse::Sample> {
         scrape.samples.iter().filter(|s| s.metric == name).collect()
     };
@@ -230,16 +184,8 @@ async fn the_metrics_endpoint_serves_every_documented_series() {
     }
 
     let value = |name: &str, labels: &[(&str, &str)]| -> Value {
-        scrape
-            .samples
-            .iter()
-            .find(|s| {
-                s.metric == name
-                    && s.labels.len() == labels.len()
-                    && labels.iter().all(|(k, v)| s.labels.get(k) == Some(v))
-            })
+        prometheus::sample(&scrape, name, labels)
             .unwrap_or_else(|| panic!("no {name} {labels:?} in {}", reply.text()))
-            .value
             .clone()
     };
     for check in ["database", "cache", "search"] {
@@ -289,7 +235,7 @@ async fn the_metrics_endpoint_serves_every_documented_series() {
         !reply.text().contains("/metrics") && !reply.text().contains("/dependencies"),
         "requests that are not probes are not counted"
     );
-    example.stop();
+    stop(example);
 }
 
 // === the browser ===
@@ -362,16 +308,16 @@ fn row<'d>(dom: &'d str, name: &str) -> &'d str {
 }
 
 async fn a_browser_shows_every_check_of_the_running_example(chromium: PathBuf) {
-    let example = Example::start();
+    let example = start_example();
     let client = http1_client();
-    set(&client, example.addr, "database", "down").await;
-    set(&client, example.addr, "cache", "down").await;
-    wait_until(&client, example.addr, "database and cache down", |json| {
+    set(&client, example.addr(), "database", "down").await;
+    set(&client, example.addr(), "cache", "down").await;
+    wait_until(&client, example.addr(), "database and cache down", |json| {
         json["checks"]["database"][0]["status"] == "fail"
             && json["checks"]["cache"][0]["status"] == "fail"
     })
     .await;
-    let url = example.url("/readyz?verbose");
+    let url = url(&example, "/readyz?verbose");
 
     let chromium_path = chromium.clone();
     let url_dom = url.clone();
@@ -431,5 +377,5 @@ async fn a_browser_shows_every_check_of_the_running_example(chromium: PathBuf) {
         std::fs::copy(&shot, keep).unwrap();
     }
     let _ = std::fs::remove_file(&shot);
-    example.stop();
+    stop(example);
 }

@@ -2,7 +2,7 @@
 //! `Accept`), who keeps health+json (the kubelet's `*/*`, JSON clients), its headers, what
 //! it shows and withholds, and its reload interval.
 
-mod common;
+use kit::common;
 
 use std::convert::Infallible;
 

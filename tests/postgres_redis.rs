@@ -1,75 +1,107 @@
-//! The checks of `examples/postgres_redis.rs` against real servers that each test starts,
-//! stops and starts again: PostgreSQL down fails readiness naming the check, Redis down
-//! only degrades it, and both recover on the first refresh after their server is back.
+//! `examples/postgres_redis.rs` run as a real process against real servers that each test
+//! starts, stops and starts again: PostgreSQL down fails readiness naming the check, Redis
+//! down only degrades it, both recover once their server is back, and without PostgreSQL
+//! start-up gives up naming the address and the variables to set.
 //!
 //! The servers' binaries are found in `PATH` and `/usr/lib/postgresql/*/bin`; without
 //! them a test is reported as ignored with the reason in the summary, or fails when `CI`
-//! is set. (A `harness = false` target: see `support/needs.rs`.)
+//! is set. (A `harness = false` target: see `kit::needs`.)
 
-#[path = "../examples/postgres_redis.rs"]
-#[allow(dead_code)]
-mod example;
-#[path = "support/needs.rs"]
-mod needs;
-#[path = "support/servers.rs"]
-mod servers;
-
+use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::routing::get;
-use axum::Router;
-use http::{header, Request, StatusCode};
-use http_body_util::BodyExt;
-use tower::ServiceExt;
-use tower_health::{Health, Lifecycle, Reasons, Status};
+use http::{header, Method, StatusCode};
+use kit::common::{empty, http1_client, request, send, HttpClient, Reply};
+use kit::example::Example;
+use kit::needs;
+use kit::servers::{Postgres, PostgresBinaries, Redis, RedisBinary};
+
+/// How long a probe may take to show what the test did to a server: the example's checks
+/// run again once their cached result is a second old, so this is only a bound.
+const BOUND: Duration = Duration::from_secs(30);
+const POLL: Duration = Duration::from_millis(100);
 
 fn main() -> ExitCode {
     let args = libtest_mimic::Arguments::from_args();
     let trials = vec![
         needs::always(
             "start_up_without_postgres_gives_up_naming_the_address_and_the_variables",
-            || needs::runtime().block_on(start_up_without_postgres_gives_up()),
+            start_up_without_postgres_gives_up,
         ),
         needs::needs(
             "postgres_down_fails_readiness_naming_the_check_and_recovers_when_it_is_back",
-            "PostgreSQL",
-            servers::PostgresBinaries::find,
-            |bin| needs::runtime().block_on(postgres_down_fails_readiness(bin)),
+            "PostgreSQL and Redis",
+            both,
+            |bins| needs::runtime().block_on(postgres_down_fails_readiness(bins)),
         ),
         needs::needs(
             "redis_down_degrades_readiness_to_warn_and_recovers_when_it_is_back",
-            "Redis",
-            servers::RedisBinary::find,
-            |bin| needs::runtime().block_on(redis_down_degrades_readiness(bin)),
+            "PostgreSQL and Redis",
+            both,
+            |bins| needs::runtime().block_on(redis_down_degrades_readiness(bins)),
         ),
     ];
     libtest_mimic::run(&args, trials).exit_code()
 }
 
-/// The layer around a small axum app, as the example serves it.
-fn app(health: &Health) -> Router {
-    Router::new()
-        .route("/", get(|| async { "app" }))
-        .layer(health.layer())
+fn both() -> Result<(PostgresBinaries, RedisBinary), String> {
+    Ok((PostgresBinaries::find()?, RedisBinary::find()?))
 }
 
-/// `GET uri` through the layer, as JSON or (`text`) as the Kubernetes text.
-async fn probe(app: &Router, uri: &str, text: bool) -> (StatusCode, String) {
-    let mut request = Request::get(uri);
+/// A loopback port that nothing listens on.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The example on `database` and `redis`, with no drain delay.
+fn start_example(database: &str, redis: &str) -> Example {
+    Example::start(
+        "postgres_redis",
+        &[
+            ("DATABASE_URL", database),
+            ("REDIS_URL", redis),
+            ("DRAIN_DELAY_MS", "0"),
+        ],
+    )
+}
+
+/// `GET path` on the example, as JSON or (`text`) as the Kubernetes text.
+async fn probe(client: &HttpClient, addr: SocketAddr, path: &str, text: bool) -> Reply {
+    let mut request = request(Method::GET, addr, path);
     if text {
         request = request.header(header::ACCEPT, "text/plain");
     }
-    let response = app
-        .clone()
-        .oneshot(request.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8(body.to_vec()).unwrap())
+    send(client, empty(request)).await
+}
+
+/// Probes `path` until `done` holds for its answer, at most [`BOUND`]; the last answer.
+async fn probe_until(
+    client: &HttpClient,
+    addr: SocketAddr,
+    path: &str,
+    text: bool,
+    what: &str,
+    done: impl Fn(&Reply) -> bool,
+) -> Reply {
+    let start = Instant::now();
+    loop {
+        let reply = probe(client, addr, path, text).await;
+        if done(&reply) {
+            return reply;
+        }
+        assert!(
+            start.elapsed() < BOUND,
+            "{what}: still {} {} after {BOUND:?}",
+            reply.status,
+            reply.text()
+        );
+        tokio::time::sleep(POLL).await;
+    }
 }
 
 /// Runs blocking server control without stalling the runtime's other tasks.
@@ -77,27 +109,32 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
     tokio::task::block_in_place(f)
 }
 
-async fn start_up_without_postgres_gives_up() {
-    // A loopback port that nothing listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("host=127.0.0.1 port={port} user=someone");
-    let postgres = Arc::new(example::Postgres::new(&url).unwrap());
-    assert_eq!(
-        postgres.address(),
-        format!("127.0.0.1:{port} as user someone")
-    );
-    let health = Health::builder()
-        .check(example::postgres_check(&postgres))
-        .build();
+/// The example's exit, waited for at most [`BOUND`] on a blocking thread, and its log.
+async fn bounded_exit(mut example: Example) -> (std::process::ExitStatus, String) {
+    let waited = tokio::task::spawn_blocking(move || {
+        let status = example.wait(BOUND);
+        (status, example.log_after_exit())
+    });
+    let (status, log) = waited.await.unwrap();
+    (status.expect("the example exits"), log)
+}
 
-    let error = example::start_up(&health, &postgres, Duration::from_millis(1_500))
-        .await
-        .unwrap_err();
-    assert_eq!(health.state(), Lifecycle::Starting);
+fn start_up_without_postgres_gives_up() {
+    let port = closed_port();
+    let database = format!("host=127.0.0.1 port={port} user=someone");
+    let redis = format!("redis://127.0.0.1:{}", closed_port());
+    let mut example = Example::start(
+        "postgres_redis",
+        &[
+            ("DATABASE_URL", &database),
+            ("REDIS_URL", &redis),
+            ("STARTUP_TIMEOUT_MS", "1500"),
+            ("DRAIN_DELAY_MS", "0"),
+        ],
+    );
+    let status = example.wait(BOUND).expect("start-up gives up");
+    let log = example.log_after_exit();
+    assert!(!status.success(), "{status}\n{log}");
     let said = format!("PostgreSQL at 127.0.0.1:{port} as user someone did not answer within 1 s");
     for words in [
         said.as_str(),
@@ -106,97 +143,105 @@ async fn start_up_without_postgres_gives_up() {
         "STARTUP_TIMEOUT_MS",
         "now 1500",
     ] {
-        assert!(error.contains(words), "{words:?} not in {error:?}");
+        assert!(log.contains(words), "{words:?} not in {log:?}");
     }
 }
 
-async fn postgres_down_fails_readiness(bin: servers::PostgresBinaries) {
-    let mut server = blocking(|| servers::Postgres::start(&bin));
-    let postgres = Arc::new(example::Postgres::new(&server.url()).unwrap());
-    let health = Health::builder()
-        .check(example::postgres_check(&postgres))
-        .reasons(Reasons::always())
-        .build();
-    let app = app(&health);
-
-    // Start-up waits for the database, refreshes, and only then turns ready.
-    assert_eq!(health.state(), Lifecycle::Starting);
-    example::start_up(&health, &postgres, Duration::from_secs(30))
-        .await
-        .unwrap();
-    assert_eq!(health.state(), Lifecycle::Ready);
-    assert_eq!(
-        probe(&app, "/readyz", false).await,
-        (StatusCode::OK, r#"{"status":"pass"}"#.to_owned())
-    );
-    let (status, body) = probe(&app, "/readyz?verbose", true).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert!(body.contains("[+]postgres ok\n"), "{body}");
-    assert!(body.ends_with("readyz check passed\n"), "{body}");
-
-    blocking(|| server.stop());
-    let report = health.refresh().await;
-    let check = report.check("postgres").unwrap();
-    assert_eq!(check.status(), Status::Fail, "{:?}", check.output());
-    let (status, body) = probe(&app, "/readyz", false).await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-    assert!(body.contains("postgres"), "{body}");
-    let (status, body) = probe(&app, "/readyz?verbose", true).await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-    assert!(body.contains("[-]postgres failed: "), "{body}");
-    assert!(body.ends_with("readyz check failed\n"), "{body}");
-    // Liveness does not depend on the database.
-    assert_eq!(probe(&app, "/livez", false).await.0, StatusCode::OK);
-
-    // Back on the same port and data: the stale connection is replaced at the next run.
-    blocking(|| server.start_again());
-    let report = health.refresh().await;
-    let check = report.check("postgres").unwrap();
-    assert_eq!(check.status(), Status::Pass, "{:?}", check.output());
-    let (status, body) = probe(&app, "/readyz?verbose", true).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert!(body.contains("[+]postgres ok\n"), "{body}");
+/// Asserts that `reply` is `status` and that its body contains each of `words` and ends
+/// with `end`.
+fn assert_reply(reply: &Reply, status: StatusCode, words: &[&str], end: &str) {
+    let body = reply.text();
+    assert_eq!(reply.status, status, "{body}");
+    for words in words {
+        assert!(body.contains(words), "{words:?} not in {body}");
+    }
+    assert!(body.ends_with(end), "{body} does not end with {end:?}");
 }
 
-async fn redis_down_degrades_readiness(bin: servers::RedisBinary) {
-    let mut server = blocking(|| servers::Redis::start(&bin));
-    let redis = example::redis_pool(&server.url()).unwrap();
-    let health = Health::builder()
-        .check(example::redis_check(&redis))
-        .reasons(Reasons::always())
-        .build();
-    let app = app(&health);
-    health.refresh().await;
-    health.ready();
+async fn postgres_down_fails_readiness((postgres, redis): (PostgresBinaries, RedisBinary)) {
+    let mut database = blocking(|| Postgres::start(&postgres));
+    let redis = blocking(|| Redis::start(&redis));
+    let example = start_example(&database.url(), &redis.url());
+    let (client, addr) = (http1_client(), example.addr());
 
-    assert_eq!(
-        probe(&app, "/readyz", false).await,
-        (StatusCode::OK, r#"{"status":"pass"}"#.to_owned())
-    );
+    // Start-up waits for the database, refreshes, and only then turns ready.
+    let ready = probe_until(&client, addr, "/readyz", false, "start-up", |r| {
+        r.status == StatusCode::OK
+    })
+    .await;
+    assert_eq!(ready.text(), r#"{"status":"pass"}"#);
+    let verbose = probe(&client, addr, "/readyz?verbose", true).await;
+    let passed = "readyz check passed\n";
+    assert_reply(&verbose, StatusCode::OK, &["[+]postgres ok\n"], passed);
 
-    blocking(|| server.stop());
-    let report = health.refresh().await;
-    let check = report.check("redis").unwrap();
-    assert_eq!(check.status(), Status::Fail, "{:?}", check.output());
+    blocking(|| database.stop());
+    let failed = probe_until(&client, addr, "/readyz", false, "postgres down", |r| {
+        r.status != StatusCode::OK
+    })
+    .await;
+    assert_reply(&failed, StatusCode::SERVICE_UNAVAILABLE, &["postgres"], "");
+    let verbose = probe(&client, addr, "/readyz?verbose", true).await;
+    let (down, failed) = ("[-]postgres failed: ", "readyz check failed\n");
+    assert_reply(&verbose, StatusCode::SERVICE_UNAVAILABLE, &[down], failed);
+    // Liveness does not depend on the database.
+    let live = probe(&client, addr, "/livez", false).await;
+    assert_eq!(live.status, StatusCode::OK);
+
+    // Back on the same port and data: the stale connection is replaced at a next run.
+    blocking(|| database.start_again());
+    let back = probe_until(
+        &client,
+        addr,
+        "/readyz?verbose",
+        true,
+        "postgres back",
+        |r| r.status == StatusCode::OK,
+    )
+    .await;
+    assert_reply(&back, StatusCode::OK, &["[+]postgres ok\n"], "");
+
+    example.sigterm();
+    let (status, log) = bounded_exit(example).await;
+    assert!(status.success(), "{status}\n{log}");
+}
+
+async fn redis_down_degrades_readiness((postgres, redis): (PostgresBinaries, RedisBinary)) {
+    let database = blocking(|| Postgres::start(&postgres));
+    let mut redis = blocking(|| Redis::start(&redis));
+    let example = start_example(&database.url(), &redis.url());
+    let (client, addr) = (http1_client(), example.addr());
+    let pass = r#"{"status":"pass"}"#;
+
+    let ready = probe_until(&client, addr, "/readyz", false, "start-up", |r| {
+        r.status == StatusCode::OK && r.text() == pass
+    })
+    .await;
+    assert_eq!(ready.text(), pass);
+
+    blocking(|| redis.stop());
     // Non-critical: still 200, with status warn, and the verbose answer shows the failure.
-    let (status, body) = probe(&app, "/readyz", false).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert!(body.starts_with(r#"{"status":"warn""#), "{body}");
-    let (status, body) = probe(&app, "/readyz?verbose", true).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert!(body.contains("[-]redis failed: "), "{body}");
-    assert!(body.contains("(non-critical)"), "{body}");
-    assert!(body.ends_with("readyz check passed\n"), "{body}");
-    let (status, body) = probe(&app, "/readyz?verbose", false).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert!(body.contains(r#""redis":[{"status":"fail""#), "{body}");
+    let degraded = probe_until(&client, addr, "/readyz", false, "redis down", |r| {
+        r.text() != pass
+    })
+    .await;
+    assert_reply(&degraded, StatusCode::OK, &[], "");
+    let warn = r#"{"status":"warn""#;
+    assert!(degraded.text().starts_with(warn), "{}", degraded.text());
+    let verbose = probe(&client, addr, "/readyz?verbose", true).await;
+    let (down, passed) = ("[-]redis failed: ", "readyz check passed\n");
+    assert_reply(&verbose, StatusCode::OK, &[down, "(non-critical)"], passed);
+    let verbose = probe(&client, addr, "/readyz?verbose", false).await;
+    let failed = r#""redis":[{"status":"fail""#;
+    assert_reply(&verbose, StatusCode::OK, &[failed], "");
 
-    blocking(|| server.start_again());
-    let report = health.refresh().await;
-    let check = report.check("redis").unwrap();
-    assert_eq!(check.status(), Status::Pass, "{:?}", check.output());
-    assert_eq!(
-        probe(&app, "/readyz", false).await,
-        (StatusCode::OK, r#"{"status":"pass"}"#.to_owned())
-    );
+    blocking(|| redis.start_again());
+    let back = probe_until(&client, addr, "/readyz", false, "redis back", |r| {
+        r.text() == pass
+    })
+    .await;
+    assert_eq!(back.status, StatusCode::OK);
+
+    example.sigterm();
+    let (status, log) = bounded_exit(example).await;
+    assert!(status.success(), "{status}\n{log}");
 }

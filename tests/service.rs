@@ -2,7 +2,7 @@
 //! what a probe answers, that everything else reaches the inner service and comes back
 //! untouched, and the lifecycle as the probes show it.
 
-mod common;
+use kit::common;
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
